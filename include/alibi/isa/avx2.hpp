@@ -1,0 +1,83 @@
+#pragma once
+// AVX2 + FMA: 8 floats per register, 16 registers.
+#include "alibi/detail/config.hpp"
+#include "alibi/isa/tags.hpp"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+ALIBI_NAMESPACE_BEGIN
+namespace isa {
+template <class Isa>
+struct Ops;
+
+template <>
+struct Ops<avx2> {
+  using vec = __m256;
+  static constexpr int width = 8;
+  // 3 x 4 dot accumulators + 3 query vectors + 1 key vector = 16 registers.
+  static constexpr int qk_rows = 3, qk_keys = 4;
+  // 4 x 3 output accumulators + 3 value vectors + 1 broadcast = 16 registers.
+  static constexpr int pv_rows = 4, pv_vecs = 3;
+
+  // ---- construction, memory
+  static ALIBI_ALWAYS_INLINE vec zero() { return _mm256_setzero_ps(); }
+  static ALIBI_ALWAYS_INLINE vec set1(float x) { return _mm256_set1_ps(x); }
+  static ALIBI_ALWAYS_INLINE vec iota() { return _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7); }
+  static ALIBI_ALWAYS_INLINE vec load(const float* p) { return _mm256_loadu_ps(p); }
+  static ALIBI_ALWAYS_INLINE void store(float* p, vec x) { _mm256_storeu_ps(p, x); }
+  static ALIBI_ALWAYS_INLINE __m256i first_lanes(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  // vmaskmov never touches masked-off lanes, so a tail at the very end of a tensor is safe to read.
+  static ALIBI_ALWAYS_INLINE vec load_partial(const float* p, int n) { return _mm256_maskload_ps(p, first_lanes(n)); }
+  static ALIBI_ALWAYS_INLINE void store_partial(float* p, vec x, int n) { _mm256_maskstore_ps(p, first_lanes(n), x); }
+
+  // ---- arithmetic
+  static ALIBI_ALWAYS_INLINE vec add(vec a, vec b) { return _mm256_add_ps(a, b); }
+  static ALIBI_ALWAYS_INLINE vec sub(vec a, vec b) { return _mm256_sub_ps(a, b); }
+  static ALIBI_ALWAYS_INLINE vec mul(vec a, vec b) { return _mm256_mul_ps(a, b); }
+  static ALIBI_ALWAYS_INLINE vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+  static ALIBI_ALWAYS_INLINE vec abs(vec a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  static ALIBI_ALWAYS_INLINE vec max(vec a, vec b) { return _mm256_max_ps(a, b); }
+  static ALIBI_ALWAYS_INLINE vec min(vec a, vec b) { return _mm256_min_ps(a, b); }
+  static ALIBI_ALWAYS_INLINE vec select_lt(vec a, vec b, vec x, vec y) {
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
+  }
+
+  // ---- exponent manipulation (for exp)
+  static ALIBI_ALWAYS_INLINE vec round_even(vec a) {
+    return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  static ALIBI_ALWAYS_INLINE vec pow2i(vec n) {
+    const __m256i biased = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23));
+  }
+
+  // ---- horizontal
+  static ALIBI_ALWAYS_INLINE float reduce_add(vec a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static ALIBI_ALWAYS_INLINE float reduce_max(vec a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static ALIBI_ALWAYS_INLINE __m128 reduce_add4_m128(vec a, vec b, vec c, vec d) {
+    const __m256 ab = _mm256_hadd_ps(a, b);
+    const __m256 cd = _mm256_hadd_ps(c, d);
+    const __m256 abcd = _mm256_hadd_ps(ab, cd);  // [a b c d] partial sums in each 128-bit half
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+  }
+  static ALIBI_ALWAYS_INLINE void reduce_add4(vec a, vec b, vec c, vec d, float* out) {
+    _mm_storeu_ps(out, reduce_add4_m128(a, b, c, d));
+  }
+};
+
+}  // namespace isa
+ALIBI_NAMESPACE_END
+#endif

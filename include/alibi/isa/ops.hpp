@@ -1,0 +1,30 @@
+#pragma once
+// The ISA layer's single customisation point: `Ops<Isa>` is a traits type with the few vector primitives
+// the kernels need. Each ISA specialises it in its own header (scalar.hpp, avx2.hpp, avx512.hpp); this is the
+// only place in the library with intrinsics or ISA #ifs.
+//
+// Every specialisation provides:
+//   using vec;  static constexpr int width;                  one register of `width` floats
+//   zero, set1, iota (lanes 0, 1, ..., width-1)
+//   load/store (unaligned), load_partial/store_partial       first n lanes, the rest read as 0 / untouched
+//   add, sub, mul, fma(a, b, c) = a * b + c, abs
+//   max(a, b), min(a, b)                                      x86 semantics: b when either is NaN
+//   select_lt(a, b, x, y)                                     per lane: a < b ? x : y
+//   round_even(a), pow2i(n)                                   pow2i: 2^n for integral n in [-126, 127]
+//   reduce_add, reduce_max                                    horizontal, to a float
+//   reduce_add4(v0, v1, v2, v3, out)                          out[i] = reduce_add(vi), fused
+// and the register-blocking shape of its micro-kernels (how many rows and key/dim vectors fit the
+// register file): qk_rows x qk_keys dot-product accumulators, pv_rows x pv_vecs P.V accumulators.
+#include "alibi/detail/config.hpp"
+#include "alibi/isa/tags.hpp"
+
+ALIBI_NAMESPACE_BEGIN
+namespace isa {
+template <class Isa>
+struct Ops;
+}  // namespace isa
+ALIBI_NAMESPACE_END
+
+#include "alibi/isa/scalar.hpp"
+#include "alibi/isa/avx2.hpp"
+#include "alibi/isa/avx512.hpp"

@@ -1,0 +1,67 @@
+#pragma once
+// Scalar "vectors" of one float: the portable path, and the semantic model the SIMD ISAs follow.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "alibi/detail/config.hpp"
+#include "alibi/isa/tags.hpp"
+
+ALIBI_NAMESPACE_BEGIN
+namespace isa {
+template <class Isa>
+struct Ops;
+
+template <>
+struct Ops<scalar> {
+  using vec = float;
+  static constexpr int width = 1;
+  static constexpr int qk_rows = 3, qk_keys = 4;
+  static constexpr int pv_rows = 4, pv_vecs = 4;
+
+  // ---- construction, memory
+  static ALIBI_ALWAYS_INLINE vec zero() { return 0.0f; }
+  static ALIBI_ALWAYS_INLINE vec set1(float x) { return x; }
+  static ALIBI_ALWAYS_INLINE vec iota() { return 0.0f; }
+  static ALIBI_ALWAYS_INLINE vec load(const float* p) { return *p; }
+  static ALIBI_ALWAYS_INLINE void store(float* p, vec x) { *p = x; }
+  static ALIBI_ALWAYS_INLINE vec load_partial(const float* p, int n) { return n > 0 ? *p : 0.0f; }
+  static ALIBI_ALWAYS_INLINE void store_partial(float* p, vec x, int n) {
+    if (n > 0) *p = x;
+  }
+
+  // ---- arithmetic
+  static ALIBI_ALWAYS_INLINE vec add(vec a, vec b) { return a + b; }
+  static ALIBI_ALWAYS_INLINE vec sub(vec a, vec b) { return a - b; }
+  static ALIBI_ALWAYS_INLINE vec mul(vec a, vec b) { return a * b; }
+  // Not std::fma: without hardware FMA it is a slow library call; a * b + c keeps the scalar path fast.
+  static ALIBI_ALWAYS_INLINE vec fma(vec a, vec b, vec c) { return a * b + c; }
+  static ALIBI_ALWAYS_INLINE vec abs(vec a) { return std::fabs(a); }
+  // Operand order mirrors maxps/minps: the second operand wins when either is NaN.
+  static ALIBI_ALWAYS_INLINE vec max(vec a, vec b) { return a > b ? a : b; }
+  static ALIBI_ALWAYS_INLINE vec min(vec a, vec b) { return a < b ? a : b; }
+  static ALIBI_ALWAYS_INLINE vec select_lt(vec a, vec b, vec x, vec y) { return a < b ? x : y; }
+
+  // ---- exponent manipulation (for exp)
+  static ALIBI_ALWAYS_INLINE vec round_even(vec a) { return std::nearbyint(a); }
+  static ALIBI_ALWAYS_INLINE vec pow2i(vec n) {
+    if (!(n == n)) return n;  // NaN stays NaN (the int conversion below would be undefined)
+    const std::uint32_t bits = static_cast<std::uint32_t>(static_cast<std::int32_t>(n) + 127) << 23;
+    float out;
+    std::memcpy(&out, &bits, sizeof out);
+    return out;
+  }
+
+  // ---- horizontal
+  static ALIBI_ALWAYS_INLINE float reduce_add(vec a) { return a; }
+  static ALIBI_ALWAYS_INLINE float reduce_max(vec a) { return a; }
+  static ALIBI_ALWAYS_INLINE void reduce_add4(vec a, vec b, vec c, vec d, float* out) {
+    out[0] = a;
+    out[1] = b;
+    out[2] = c;
+    out[3] = d;
+  }
+};
+
+}  // namespace isa
+ALIBI_NAMESPACE_END

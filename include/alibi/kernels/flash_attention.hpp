@@ -1,0 +1,354 @@
+#pragma once
+// The fused ALiBi attention kernel, written once over the ISA tag.
+//
+// Work is split into units of (batch, kv head, block of query positions). A unit's rows are every
+// (query position, query head of the kv head's group) pair, so the heads sharing a kv head read each K/V
+// block once, each row keeping its own slope and position. For each key block the unit computes
+//   S = Qs K^T            register-blocked dot products (Qs: queries pre-multiplied by the scale)
+//   S += -m |p - j|       the ALiBi bias from the integer distance, then the mask
+//   online softmax        running max and sum per row; the output is rescaled when the max grows
+//   O += P V              register-blocked rank-1 updates over the block's keys
+// and visits only the keys that some row of the unit can see (blocks hidden by the causal mask or the
+// window are never touched). Rows see a contiguous key interval [lo, hi), which makes masking a clamp.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "alibi/detail/config.hpp"
+#include "alibi/isa/exp.hpp"
+#include "alibi/isa/ops.hpp"
+#include "alibi/kernels/problem.hpp"
+
+ALIBI_NAMESPACE_BEGIN
+namespace kernels {
+
+// Calls f(std::integral_constant<int, n>) for a runtime n in [1, N], so tails get their own unrolled code.
+template <int N, class F>
+ALIBI_ALWAYS_INLINE void with_count(int n, F&& f) {
+  if constexpr (N >= 1) {
+    if (n == N) {
+      f(std::integral_constant<int, N>{});
+      return;
+    }
+    with_count<N - 1>(n, f);
+  }
+}
+
+// S[r][c0 + c] = dot(q_r, k_{c0 + c}) for NR rows and all `nk` keys of the block, NK keys at a time.
+// Keys past nk reuse the last key's pointer; their columns are masked out later.
+template <class Isa, int NR>
+ALIBI_ALWAYS_INLINE void qk_tile(const float* qs, std::int64_t q_stride, const float* keys, std::int64_t key_stride,
+                                 int nk, int dim_vecs, float* s, std::int64_t s_stride) {
+  using O = isa::Ops<Isa>;
+  using vec = typename O::vec;
+  constexpr int W = O::width;
+  constexpr int NK = O::qk_keys;
+  static_assert(NK == 4, "reduce_add4 folds exactly four accumulators");
+  for (int c0 = 0; c0 < nk; c0 += NK) {
+    const float* key[NK];
+    for (int c = 0; c < NK; ++c) key[c] = keys + std::min(c0 + c, nk - 1) * key_stride;
+    vec acc[NR][NK];
+#pragma GCC unroll 16
+    for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 4
+      for (int c = 0; c < NK; ++c) acc[r][c] = O::zero();
+    for (int dv = 0; dv < dim_vecs; ++dv) {
+      vec qv[NR];
+#pragma GCC unroll 16
+      for (int r = 0; r < NR; ++r) qv[r] = O::load(qs + r * q_stride + dv * W);
+#pragma GCC unroll 4
+      for (int c = 0; c < NK; ++c) {
+        const vec kv = O::load(key[c] + dv * W);
+#pragma GCC unroll 16
+        for (int r = 0; r < NR; ++r) acc[r][c] = O::fma(qv[r], kv, acc[r][c]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < NR; ++r) O::reduce_add4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], s + r * s_stride + c0);
+  }
+}
+
+// O[r][dv0*W ..] += sum_{j in [ja, jb)} P[r][j] * V[j][dv0*W ..] for NR rows and NV dimension vectors.
+template <class Isa, int NR, int NV>
+ALIBI_ALWAYS_INLINE void pv_tile(const float* p, std::int64_t p_stride, const float* values, std::int64_t value_stride,
+                                 int ja, int jb, float* o, std::int64_t o_stride, int dv0) {
+  using O = isa::Ops<Isa>;
+  using vec = typename O::vec;
+  constexpr int W = O::width;
+  vec acc[NR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < NV; ++c) acc[r][c] = O::load(o + r * o_stride + (dv0 + c) * W);
+  for (int j = ja; j < jb; ++j) {
+    const float* value = values + j * value_stride + dv0 * W;
+    vec vv[NV];
+#pragma GCC unroll 8
+    for (int c = 0; c < NV; ++c) vv[c] = O::load(value + c * W);
+#pragma GCC unroll 16
+    for (int r = 0; r < NR; ++r) {
+      const vec weight = O::set1(p[r * p_stride + j]);
+#pragma GCC unroll 8
+      for (int c = 0; c < NV; ++c) acc[r][c] = O::fma(weight, vv[c], acc[r][c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < NV; ++c) O::store(o + r * o_stride + (dv0 + c) * W, acc[r][c]);
+}
+
+template <class Isa>
+class FlashAttention {
+  using O = isa::Ops<Isa>;
+  using vec = typename O::vec;
+  static constexpr int W = O::width;
+
+ public:
+  // Keys per block: a multiple of the vector width and of qk_keys; S for one unit stays in L1/L2.
+  static constexpr int kKeyBlock = 128;
+  // Rows (query position x head) a unit aims for: enough to amortise each K/V block over many rows.
+  static constexpr int kTargetRows = 48;
+
+  static std::int64_t positions_per_unit(const Problem& pr) {
+    const int group = pr.num_heads / pr.num_kv_heads;
+    return std::max<std::int64_t>(1, std::min<std::int64_t>(pr.q_len, std::max(1, kTargetRows / group)));
+  }
+
+  explicit FlashAttention(const Problem& pr)
+      : pr_(pr),
+        group_(pr.num_heads / pr.num_kv_heads),
+        dim_vecs_((pr.head_dim + W - 1) / W),
+        dim_pad_(static_cast<std::int64_t>(dim_vecs_) * W),
+        positions_(positions_per_unit(pr)),
+        max_rows_(positions_ * group_) {
+    rows_.resize(static_cast<std::size_t>(max_rows_));
+    const auto rows_alloc = static_cast<std::size_t>(max_rows_ + O::pv_rows);
+    qs_.assign(rows_alloc * static_cast<std::size_t>(dim_pad_), 0.0f);
+    o_.assign(rows_alloc * static_cast<std::size_t>(dim_pad_), 0.0f);
+    s_.assign(rows_alloc * kKeyBlock, 0.0f);
+    if (pr.head_dim % W != 0) {
+      k_pack_.assign(static_cast<std::size_t>(kKeyBlock * dim_pad_), 0.0f);
+      v_pack_.assign(static_cast<std::size_t>(kKeyBlock * dim_pad_), 0.0f);
+    }
+  }
+
+  std::int64_t num_units() const {
+    const std::int64_t blocks = (pr_.q_len + positions_ - 1) / positions_;
+    return static_cast<std::int64_t>(pr_.batch) * pr_.num_kv_heads * blocks;
+  }
+
+  void run_unit(std::int64_t unit) {
+    const std::int64_t blocks = (pr_.q_len + positions_ - 1) / positions_;
+    // Last query blocks first: under the causal mask they are the longest, which balances the threads.
+    const std::int64_t block = blocks - 1 - unit % blocks;
+    const std::int64_t bk = unit / blocks;  // batch * num_kv_heads + kv head
+    const int kv_head = static_cast<int>(bk % pr_.num_kv_heads);
+    const std::int64_t b = bk / pr_.num_kv_heads;
+    const std::int64_t i0 = block * positions_;
+    const std::int64_t i1 = std::min(pr_.q_len, i0 + positions_);
+    const int num_rows = static_cast<int>((i1 - i0) * group_);
+    setup_rows(b, kv_head, i0, i1);
+
+    std::int64_t union_lo = pr_.kv_len, union_hi = 0;
+    for (int r = 0; r < num_rows; ++r) {
+      if (rows_[r].lo >= rows_[r].hi) continue;
+      union_lo = std::min(union_lo, rows_[r].lo);
+      union_hi = std::max(union_hi, rows_[r].hi);
+    }
+    const std::int64_t kv_row = static_cast<std::int64_t>(pr_.num_kv_heads) * pr_.head_dim;
+    const float* k_base = pr_.k + (b * pr_.kv_len * pr_.num_kv_heads + kv_head) * pr_.head_dim;
+    const float* v_base = pr_.v + (b * pr_.kv_len * pr_.num_kv_heads + kv_head) * pr_.head_dim;
+    for (std::int64_t j0 = union_lo; j0 < union_hi; j0 += kKeyBlock) {
+      const int nk = static_cast<int>(std::min<std::int64_t>(kKeyBlock, union_hi - j0));
+      process_block(num_rows, j0, nk, k_base + j0 * kv_row, v_base + j0 * kv_row, kv_row);
+    }
+    finish_rows(num_rows);
+  }
+
+ private:
+  struct Row {
+    float* out;
+    std::int64_t pos;   // key position of this query
+    std::int64_t lo;    // visible keys: [lo, hi)
+    std::int64_t hi;
+    float neg_slope;    // -m_h
+    float max;          // running max of the logits seen so far
+    float sum;          // running sum of exp(logit - max)
+    bool active;        // sees at least one key of the current block
+  };
+
+  void setup_rows(std::int64_t b, int kv_head, std::int64_t i0, std::int64_t i1) {
+    const std::int64_t D = pr_.head_dim;
+    int r = 0;
+    for (std::int64_t i = i0; i < i1; ++i) {
+      for (int g = 0; g < group_; ++g, ++r) {
+        const int h = kv_head * group_ + g;
+        const std::int64_t offset = ((b * pr_.q_len + i) * pr_.num_heads + h) * D;
+        Row& row = rows_[r];
+        row.out = pr_.out + offset;
+        row.pos = pr_.q_pos0 + i;
+        visible_keys(row.pos, row.lo, row.hi);
+        row.neg_slope = -pr_.slopes[h];
+        row.max = -std::numeric_limits<float>::infinity();
+        row.sum = 0.0f;
+        const float* q = pr_.q + offset;
+        float* qs = &qs_[static_cast<std::size_t>(r * dim_pad_)];
+        for (std::int64_t d = 0; d < D; ++d) qs[d] = q[d] * pr_.scale;
+        std::fill(qs + D, qs + dim_pad_, 0.0f);
+        std::fill(&o_[static_cast<std::size_t>(r * dim_pad_)], &o_[static_cast<std::size_t>((r + 1) * dim_pad_)], 0.0f);
+      }
+    }
+  }
+
+  // Written to avoid overflow for any position and window (positions may be far outside [0, kv_len)).
+  void visible_keys(std::int64_t pos, std::int64_t& lo, std::int64_t& hi) const {
+    const std::int64_t w = pr_.window;
+    lo = (w > 0 && pos >= w) ? pos - w + 1 : 0;
+    if (pr_.causal) {
+      hi = pos < pr_.kv_len ? pos + 1 : pr_.kv_len;
+    } else {
+      hi = (w > 0 && pos < pr_.kv_len - w) ? pos + w : pr_.kv_len;
+    }
+    lo = std::min(lo, pr_.kv_len);
+    if (hi < lo) hi = lo;  // empty
+  }
+
+  void process_block(int num_rows, std::int64_t j0, int nk, const float* keys, const float* values,
+                     std::int64_t kv_row) {
+    std::int64_t key_stride = kv_row;
+    if (!k_pack_.empty()) {  // head_dim is not a multiple of the width: copy into zero-padded rows
+      for (int j = 0; j < nk; ++j) {
+        std::memcpy(&k_pack_[static_cast<std::size_t>(j * dim_pad_)], keys + j * kv_row, sizeof(float) * pr_.head_dim);
+        std::memcpy(&v_pack_[static_cast<std::size_t>(j * dim_pad_)], values + j * kv_row, sizeof(float) * pr_.head_dim);
+      }
+      keys = k_pack_.data();
+      values = v_pack_.data();
+      key_stride = dim_pad_;
+    }
+
+    for (int r = 0; r < num_rows; ++r) {
+      Row& row = rows_[r];
+      row.active = row.lo < j0 + nk && row.hi > j0;
+    }
+
+    constexpr int QR = O::qk_rows;
+    for (int r0 = 0; r0 < num_rows; r0 += QR) {
+      const int nr = std::min(QR, num_rows - r0);
+      bool any = false;
+      for (int r = r0; r < r0 + nr; ++r) any |= rows_[r].active;
+      if (!any) continue;
+      const float* qs = &qs_[static_cast<std::size_t>(r0 * dim_pad_)];
+      float* s = &s_[static_cast<std::size_t>(r0) * kKeyBlock];
+      with_count<QR>(nr, [&](auto n) {
+        qk_tile<Isa, decltype(n)::value>(qs, dim_pad_, keys, key_stride, nk, dim_vecs_, s, kKeyBlock);
+      });
+    }
+
+    for (int r = 0; r < num_rows; ++r)
+      if (rows_[r].active) softmax_row(r, j0, nk);
+
+    constexpr int PR = O::pv_rows;
+    constexpr int PV = O::pv_vecs;
+    for (int r0 = 0; r0 < num_rows; r0 += PR) {
+      const int nr = std::min(PR, num_rows - r0);
+      int ja = nk, jb = 0;
+      for (int r = r0; r < r0 + nr; ++r) {
+        const Row& row = rows_[r];
+        if (!row.active) continue;
+        ja = std::min<int>(ja, static_cast<int>(std::max<std::int64_t>(row.lo - j0, 0)));
+        jb = std::max<int>(jb, static_cast<int>(std::min<std::int64_t>(row.hi - j0, nk)));
+      }
+      if (ja >= jb) continue;
+      for (int r = r0; r < r0 + nr; ++r)  // rows that see nothing here still ride along in the tile
+        if (!rows_[r].active) std::fill_n(&s_[static_cast<std::size_t>(r) * kKeyBlock], nk, 0.0f);
+      const float* p = &s_[static_cast<std::size_t>(r0) * kKeyBlock];
+      float* o = &o_[static_cast<std::size_t>(r0 * dim_pad_)];
+      with_count<PR>(nr, [&](auto n) {
+        constexpr int NR = decltype(n)::value;
+        int dv0 = 0;
+        for (; dv0 + PV <= dim_vecs_; dv0 += PV)
+          pv_tile<Isa, NR, PV>(p, kKeyBlock, values, key_stride, ja, jb, o, dim_pad_, dv0);
+        if (dv0 < dim_vecs_)
+          with_count<PV - 1>(dim_vecs_ - dv0, [&](auto m) {
+            pv_tile<Isa, NR, decltype(m)::value>(p, kKeyBlock, values, key_stride, ja, jb, o, dim_pad_, dv0);
+          });
+      });
+    }
+  }
+
+  // Adds the bias, masks, and folds the block into row r's online softmax; leaves P in S.
+  void softmax_row(int r, std::int64_t j0, int nk) {
+    Row& row = rows_[r];
+    float* s = &s_[static_cast<std::size_t>(r) * kKeyBlock];
+    const int a = static_cast<int>(std::max<std::int64_t>(row.lo - j0, 0));
+    const int b = static_cast<int>(std::min<std::int64_t>(row.hi - j0, nk));
+    const int nvec = (nk + W - 1) / W;
+    const vec minus_inf = O::set1(-std::numeric_limits<float>::infinity());
+    // Distance of lane 0 from the query, from the integer difference (exact below 2^24).
+    const vec dist0 = O::set1(static_cast<float>(row.pos - j0));
+    const vec neg_slope = O::set1(row.neg_slope);
+    const vec lane = O::iota();
+    const bool needs_mask = a > 0 || b < nvec * W;
+    const vec first = O::set1(static_cast<float>(a)), end = O::set1(static_cast<float>(b));
+    vec vmax = minus_inf;
+    for (int c = 0; c < nvec; ++c) {
+      const vec index = O::add(lane, O::set1(static_cast<float>(c * W)));
+      // causal: visible keys have p - j >= 0, so |p - j| is the paper's distance; bidirectional: symmetric.
+      vec x = O::fma(neg_slope, O::abs(O::sub(dist0, index)), O::load(s + c * W));
+      if (needs_mask) {
+        x = O::select_lt(index, first, minus_inf, x);
+        x = O::select_lt(index, end, x, minus_inf);
+      }
+      O::store(s + c * W, x);
+      vmax = O::max(vmax, x);
+    }
+    const float block_max = O::reduce_max(vmax);
+    const float new_max = std::max(row.max, block_max);
+    if (new_max == -std::numeric_limits<float>::infinity()) {
+      // Every visible logit is -inf: nothing to add (and exp(-inf - -inf) would be NaN).
+      std::fill_n(s, nk, 0.0f);
+      return;
+    }
+    const vec shift = O::set1(new_max);
+    vec vsum = O::zero();
+    for (int c = 0; c < nvec; ++c) {
+      const vec p = isa::exp<Isa>(O::sub(O::load(s + c * W), shift));
+      O::store(s + c * W, p);
+      vsum = O::add(vsum, p);
+    }
+    const float alpha = isa::exp<isa::scalar>(row.max - new_max);
+    row.sum = row.sum * alpha + O::reduce_add(vsum);
+    row.max = new_max;
+    if (alpha != 1.0f) {
+      float* o = &o_[static_cast<std::size_t>(r * dim_pad_)];
+      const vec va = O::set1(alpha);
+      for (int c = 0; c < dim_vecs_; ++c) O::store(o + c * W, O::mul(va, O::load(o + c * W)));
+    }
+  }
+
+  void finish_rows(int num_rows) {
+    for (int r = 0; r < num_rows; ++r) {
+      const Row& row = rows_[r];
+      const float inv = row.sum == 0.0f ? 0.0f : 1.0f / row.sum;  // a row that saw no key: zeros
+      const float* o = &o_[static_cast<std::size_t>(r * dim_pad_)];
+      for (std::int64_t d = 0; d < pr_.head_dim; ++d) row.out[d] = o[d] * inv;
+    }
+  }
+
+  const Problem& pr_;
+  int group_;
+  int dim_vecs_;
+  std::int64_t dim_pad_;
+  std::int64_t positions_;
+  std::int64_t max_rows_;
+  std::vector<Row> rows_;
+  std::vector<float> qs_, o_, s_, k_pack_, v_pack_;
+};
+
+}  // namespace kernels
+ALIBI_NAMESPACE_END

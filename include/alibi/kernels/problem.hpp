@@ -1,0 +1,31 @@
+#pragma once
+// A validated attention call with every default resolved: what the kernels consume.
+#include <cstdint>
+
+#include "alibi/detail/config.hpp"
+
+ALIBI_NAMESPACE_BEGIN
+namespace kernels {
+
+struct Problem {
+  const float* q = nullptr;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  float* out = nullptr;
+  std::int64_t batch = 0;
+  std::int64_t q_len = 0;
+  std::int64_t kv_len = 0;
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  bool causal = true;
+  std::int64_t window = 0;   // 0: unlimited
+  std::int64_t q_pos0 = 0;   // resolved (never -1 here)
+  float scale = 0.0f;        // resolved (never 0 from the default here)
+  const float* slopes = nullptr;  // num_heads finite values
+  float skip_tolerance = 0.0f;
+  int num_threads = 1;       // resolved, >= 1
+};
+
+}  // namespace kernels
+ALIBI_NAMESPACE_END
