@@ -16,6 +16,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "alibi/detail/config.hpp"
@@ -38,38 +39,34 @@ ALIBI_ALWAYS_INLINE void with_count(int n, F&& f) {
   }
 }
 
-// S[r][c0 + c] = dot(q_r, k_{c0 + c}) for NR rows and all `nk` keys of the block, NK keys at a time.
-// Keys past nk reuse the last key's pointer; their columns are masked out later.
+// S[r][c] = dot(q_r, k_c) for NR rows and one panel of NK keys (the key pointers may repeat: a panel
+// past the block's last key reuses it, and those columns are masked out later).
 template <class Isa, int NR>
-ALIBI_ALWAYS_INLINE void qk_tile(const float* qs, std::int64_t q_stride, const float* keys, std::int64_t key_stride,
-                                 int nk, int dim_vecs, float* s, std::int64_t s_stride) {
+ALIBI_ALWAYS_INLINE void qk_panel(const float* qs, std::int64_t q_stride, const float* const* key, int dim_vecs,
+                                  float* s, std::int64_t s_stride) {
   using O = isa::Ops<Isa>;
   using vec = typename O::vec;
   constexpr int W = O::width;
   constexpr int NK = O::qk_keys;
   static_assert(NK == 4, "reduce_add4 folds exactly four accumulators");
-  for (int c0 = 0; c0 < nk; c0 += NK) {
-    const float* key[NK];
-    for (int c = 0; c < NK; ++c) key[c] = keys + std::min(c0 + c, nk - 1) * key_stride;
-    vec acc[NR][NK];
+  vec acc[NR][NK];
 #pragma GCC unroll 16
-    for (int r = 0; r < NR; ++r)
+  for (int r = 0; r < NR; ++r)
 #pragma GCC unroll 4
-      for (int c = 0; c < NK; ++c) acc[r][c] = O::zero();
-    for (int dv = 0; dv < dim_vecs; ++dv) {
-      vec qv[NR];
+    for (int c = 0; c < NK; ++c) acc[r][c] = O::zero();
+  for (int dv = 0; dv < dim_vecs; ++dv) {
+    vec qv[NR];
 #pragma GCC unroll 16
-      for (int r = 0; r < NR; ++r) qv[r] = O::load(qs + r * q_stride + dv * W);
+    for (int r = 0; r < NR; ++r) qv[r] = O::load(qs + r * q_stride + dv * W);
 #pragma GCC unroll 4
-      for (int c = 0; c < NK; ++c) {
-        const vec kv = O::load(key[c] + dv * W);
+    for (int c = 0; c < NK; ++c) {
+      const vec kv = O::load(key[c] + dv * W);
 #pragma GCC unroll 16
-        for (int r = 0; r < NR; ++r) acc[r][c] = O::fma(qv[r], kv, acc[r][c]);
-      }
+      for (int r = 0; r < NR; ++r) acc[r][c] = O::fma(qv[r], kv, acc[r][c]);
     }
-#pragma GCC unroll 16
-    for (int r = 0; r < NR; ++r) O::reduce_add4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], s + r * s_stride + c0);
   }
+#pragma GCC unroll 16
+  for (int r = 0; r < NR; ++r) O::reduce_add4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], s + r * s_stride);
 }
 
 // O[r][dv0*W ..] += sum_{j in [ja, jb)} P[r][j] * V[j][dv0*W ..] for NR rows and NV dimension vectors.
@@ -110,7 +107,7 @@ class FlashAttention {
 
  public:
   // Keys per block: a multiple of the vector width and of qk_keys; S for one unit stays in L1/L2.
-  static constexpr int kKeyBlock = 128;
+  static constexpr int kKeyBlock = 64;
   // Rows (query position x head) a unit aims for: enough to amortise each K/V block over many rows.
   static constexpr int kTargetRows = 48;
 
@@ -131,10 +128,10 @@ class FlashAttention {
     qs_.assign(rows_alloc * static_cast<std::size_t>(dim_pad_), 0.0f);
     o_.assign(rows_alloc * static_cast<std::size_t>(dim_pad_), 0.0f);
     s_.assign(rows_alloc * kKeyBlock, 0.0f);
-    if (pr.head_dim % W != 0) {
-      k_pack_.assign(static_cast<std::size_t>(kKeyBlock * dim_pad_), 0.0f);
-      v_pack_.assign(static_cast<std::size_t>(kKeyBlock * dim_pad_), 0.0f);
-    }
+    k_pack_.assign(static_cast<std::size_t>(kKeyBlock * dim_pad_), 0.0f);
+    v_pack_.assign(static_cast<std::size_t>(kKeyBlock * dim_pad_), 0.0f);
+    tile_active_.assign(static_cast<std::size_t>(max_rows_ / O::qk_rows + 1), 0);
+    key_range_.assign(static_cast<std::size_t>(max_rows_ / O::pv_rows + 1), {0, 0});
   }
 
   std::int64_t num_units() const {
@@ -220,15 +217,12 @@ class FlashAttention {
 
   void process_block(int num_rows, std::int64_t j0, int nk, const float* keys, const float* values,
                      std::int64_t kv_row) {
-    std::int64_t key_stride = kv_row;
-    if (!k_pack_.empty()) {  // head_dim is not a multiple of the width: copy into zero-padded rows
-      for (int j = 0; j < nk; ++j) {
-        std::memcpy(&k_pack_[static_cast<std::size_t>(j * dim_pad_)], keys + j * kv_row, sizeof(float) * pr_.head_dim);
-        std::memcpy(&v_pack_[static_cast<std::size_t>(j * dim_pad_)], values + j * kv_row, sizeof(float) * pr_.head_dim);
-      }
-      keys = k_pack_.data();
-      values = v_pack_.data();
-      key_stride = dim_pad_;
+    // Copy the block into contiguous zero-padded rows: K/V rows of one head sit num_kv_heads * head_dim
+    // floats apart in the input, often a multiple of 4 KiB, which would map a whole block onto a few L1
+    // sets; the copy also pads head_dim to whole vectors.
+    for (int j = 0; j < nk; ++j) {
+      std::memcpy(&k_pack_[static_cast<std::size_t>(j * dim_pad_)], keys + j * kv_row, sizeof(float) * pr_.head_dim);
+      std::memcpy(&v_pack_[static_cast<std::size_t>(j * dim_pad_)], values + j * kv_row, sizeof(float) * pr_.head_dim);
     }
 
     for (int r = 0; r < num_rows; ++r) {
@@ -236,47 +230,64 @@ class FlashAttention {
       row.active = row.lo < j0 + nk && row.hi > j0;
     }
 
+    // S = Qs K^T: key panels outside, row tiles inside, so a panel stays in L1 while every row uses it.
     constexpr int QR = O::qk_rows;
-    for (int r0 = 0; r0 < num_rows; r0 += QR) {
-      const int nr = std::min(QR, num_rows - r0);
+    constexpr int NK = O::qk_keys;
+    const int num_tiles = (num_rows + QR - 1) / QR;
+    for (int t = 0; t < num_tiles; ++t) {
       bool any = false;
-      for (int r = r0; r < r0 + nr; ++r) any |= rows_[r].active;
-      if (!any) continue;
-      const float* qs = &qs_[static_cast<std::size_t>(r0 * dim_pad_)];
-      float* s = &s_[static_cast<std::size_t>(r0) * kKeyBlock];
-      with_count<QR>(nr, [&](auto n) {
-        qk_tile<Isa, decltype(n)::value>(qs, dim_pad_, keys, key_stride, nk, dim_vecs_, s, kKeyBlock);
-      });
+      for (int r = t * QR; r < std::min(num_rows, (t + 1) * QR); ++r) any |= rows_[r].active;
+      tile_active_[static_cast<std::size_t>(t)] = any;
+    }
+    for (int c0 = 0; c0 < nk; c0 += NK) {
+      const float* key[NK];
+      for (int c = 0; c < NK; ++c) key[c] = &k_pack_[static_cast<std::size_t>(std::min(c0 + c, nk - 1) * dim_pad_)];
+      for (int t = 0; t < num_tiles; ++t) {
+        if (!tile_active_[static_cast<std::size_t>(t)]) continue;
+        const int r0 = t * QR;
+        const float* qs = &qs_[static_cast<std::size_t>(r0 * dim_pad_)];
+        float* s = &s_[static_cast<std::size_t>(r0) * kKeyBlock + static_cast<std::size_t>(c0)];
+        with_count<QR>(std::min(QR, num_rows - r0), [&](auto n) {
+          qk_panel<Isa, decltype(n)::value>(qs, dim_pad_, key, dim_vecs_, s, kKeyBlock);
+        });
+      }
     }
 
     for (int r = 0; r < num_rows; ++r)
       if (rows_[r].active) softmax_row(r, j0, nk);
 
+    // O += P V: dimension chunks outside, row tiles inside, so a chunk of V stays in L1.
     constexpr int PR = O::pv_rows;
     constexpr int PV = O::pv_vecs;
-    for (int r0 = 0; r0 < num_rows; r0 += PR) {
-      const int nr = std::min(PR, num_rows - r0);
+    const int pv_tiles = (num_rows + PR - 1) / PR;
+    for (int t = 0; t < pv_tiles; ++t) {
+      const int r0 = t * PR, r1 = std::min(num_rows, r0 + PR);
       int ja = nk, jb = 0;
-      for (int r = r0; r < r0 + nr; ++r) {
+      for (int r = r0; r < r1; ++r) {
         const Row& row = rows_[r];
         if (!row.active) continue;
         ja = std::min<int>(ja, static_cast<int>(std::max<std::int64_t>(row.lo - j0, 0)));
         jb = std::max<int>(jb, static_cast<int>(std::min<std::int64_t>(row.hi - j0, nk)));
       }
+      key_range_[static_cast<std::size_t>(t)] = {ja, jb};
       if (ja >= jb) continue;
-      for (int r = r0; r < r0 + nr; ++r)  // rows that see nothing here still ride along in the tile
+      for (int r = r0; r < r1; ++r)  // rows that see nothing here still ride along in the tile
         if (!rows_[r].active) std::fill_n(&s_[static_cast<std::size_t>(r) * kKeyBlock], nk, 0.0f);
-      const float* p = &s_[static_cast<std::size_t>(r0) * kKeyBlock];
-      float* o = &o_[static_cast<std::size_t>(r0 * dim_pad_)];
-      with_count<PR>(nr, [&](auto n) {
-        constexpr int NR = decltype(n)::value;
-        int dv0 = 0;
-        for (; dv0 + PV <= dim_vecs_; dv0 += PV)
-          pv_tile<Isa, NR, PV>(p, kKeyBlock, values, key_stride, ja, jb, o, dim_pad_, dv0);
-        if (dv0 < dim_vecs_)
-          with_count<PV - 1>(dim_vecs_ - dv0, [&](auto m) {
-            pv_tile<Isa, NR, decltype(m)::value>(p, kKeyBlock, values, key_stride, ja, jb, o, dim_pad_, dv0);
+    }
+    for (int dv0 = 0; dv0 < dim_vecs_; dv0 += PV) {
+      with_count<PV>(std::min(PV, dim_vecs_ - dv0), [&](auto m) {
+        constexpr int NV = decltype(m)::value;
+        for (int t = 0; t < pv_tiles; ++t) {
+          const auto range = key_range_[static_cast<std::size_t>(t)];
+          if (range.first >= range.second) continue;
+          const int r0 = t * PR;
+          const float* p = &s_[static_cast<std::size_t>(r0) * kKeyBlock];
+          float* o = &o_[static_cast<std::size_t>(r0 * dim_pad_)];
+          with_count<PR>(std::min(PR, num_rows - r0), [&](auto n) {
+            pv_tile<Isa, decltype(n)::value, NV>(p, kKeyBlock, v_pack_.data(), dim_pad_, range.first, range.second, o,
+                                                 dim_pad_, dv0);
           });
+        }
       });
     }
   }
@@ -348,6 +359,8 @@ class FlashAttention {
   std::int64_t max_rows_;
   std::vector<Row> rows_;
   std::vector<float> qs_, o_, s_, k_pack_, v_pack_;
+  std::vector<char> tile_active_;                 // per QK row tile: some row sees the current block
+  std::vector<std::pair<int, int>> key_range_;    // per P.V row tile: keys of the block its rows see
 };
 
 }  // namespace kernels
