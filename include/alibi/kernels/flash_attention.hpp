@@ -160,8 +160,11 @@ class FlashAttention {
     const std::int64_t kv_row = static_cast<std::int64_t>(pr_.num_kv_heads) * pr_.head_dim;
     const float* k_base = pr_.k + (b * pr_.kv_len * pr_.num_kv_heads + kv_head) * pr_.head_dim;
     const float* v_base = pr_.v + (b * pr_.kv_len * pr_.num_kv_heads + kv_head) * pr_.head_dim;
-    for (std::int64_t j0 = union_lo; j0 < union_hi; j0 += kKeyBlock) {
-      const int nk = static_cast<int>(std::min<std::int64_t>(kKeyBlock, union_hi - j0));
+    // Newest keys first: their bias is the largest, so each row's running max settles early and the
+    // output is rarely rescaled. Block boundaries are fixed by the unit, never by the thread count.
+    for (std::int64_t j1 = union_hi; j1 > union_lo; j1 -= kKeyBlock) {
+      const std::int64_t j0 = std::max(union_lo, j1 - kKeyBlock);
+      const int nk = static_cast<int>(j1 - j0);
       process_block(num_rows, j0, nk, k_base + j0 * kv_row, v_base + j0 * kv_row, kv_row);
     }
     finish_rows(num_rows);
