@@ -153,9 +153,9 @@ class FlashAttention {
 
     std::int64_t union_lo = pr_.kv_len, union_hi = 0;
     for (int r = 0; r < num_rows; ++r) {
-      if (rows_[r].lo >= rows_[r].hi) continue;
-      union_lo = std::min(union_lo, rows_[r].lo);
-      union_hi = std::max(union_hi, rows_[r].hi);
+      if (rows_.data()[r].lo >= rows_.data()[r].hi) continue;
+      union_lo = std::min(union_lo, rows_.data()[r].lo);
+      union_hi = std::max(union_hi, rows_.data()[r].hi);
     }
     const std::int64_t kv_row = static_cast<std::int64_t>(pr_.num_kv_heads) * pr_.head_dim;
     const float* k_base = pr_.k + (b * pr_.kv_len * pr_.num_kv_heads + kv_head) * pr_.head_dim;
@@ -189,7 +189,7 @@ class FlashAttention {
       for (int g = 0; g < group_; ++g, ++r) {
         const int h = kv_head * group_ + g;
         const std::int64_t offset = ((b * pr_.q_len + i) * pr_.num_heads + h) * D;
-        Row& row = rows_[r];
+        Row& row = rows_.data()[r];
         row.out = pr_.out + offset;
         row.pos = pr_.q_pos0 + i;
         visible_keys(row.pos, row.lo, row.hi);
@@ -197,10 +197,10 @@ class FlashAttention {
         row.max = -std::numeric_limits<float>::infinity();
         row.sum = 0.0f;
         const float* q = pr_.q + offset;
-        float* qs = &qs_[static_cast<std::size_t>(r * dim_pad_)];
+        float* qs = qs_.data() + (r * dim_pad_);
         for (std::int64_t d = 0; d < D; ++d) qs[d] = q[d] * pr_.scale;
         std::fill(qs + D, qs + dim_pad_, 0.0f);
-        std::fill(&o_[static_cast<std::size_t>(r * dim_pad_)], &o_[static_cast<std::size_t>((r + 1) * dim_pad_)], 0.0f);
+        std::fill(o_.data() + (r * dim_pad_), o_.data() + ((r + 1) * dim_pad_), 0.0f);
       }
     }
   }
@@ -224,12 +224,12 @@ class FlashAttention {
     // floats apart in the input, often a multiple of 4 KiB, which would map a whole block onto a few L1
     // sets; the copy also pads head_dim to whole vectors.
     for (int j = 0; j < nk; ++j) {
-      std::memcpy(&k_pack_[static_cast<std::size_t>(j * dim_pad_)], keys + j * kv_row, sizeof(float) * pr_.head_dim);
-      std::memcpy(&v_pack_[static_cast<std::size_t>(j * dim_pad_)], values + j * kv_row, sizeof(float) * pr_.head_dim);
+      std::memcpy(k_pack_.data() + (j * dim_pad_), keys + j * kv_row, sizeof(float) * static_cast<std::size_t>(pr_.head_dim));
+      std::memcpy(v_pack_.data() + (j * dim_pad_), values + j * kv_row, sizeof(float) * static_cast<std::size_t>(pr_.head_dim));
     }
 
     for (int r = 0; r < num_rows; ++r) {
-      Row& row = rows_[r];
+      Row& row = rows_.data()[r];
       row.active = row.lo < j0 + nk && row.hi > j0;
     }
 
@@ -239,17 +239,17 @@ class FlashAttention {
     const int num_tiles = (num_rows + QR - 1) / QR;
     for (int t = 0; t < num_tiles; ++t) {
       bool any = false;
-      for (int r = t * QR; r < std::min(num_rows, (t + 1) * QR); ++r) any |= rows_[r].active;
-      tile_active_[static_cast<std::size_t>(t)] = any;
+      for (int r = t * QR; r < std::min(num_rows, (t + 1) * QR); ++r) any |= rows_.data()[r].active;
+      tile_active_.data()[t] = any;
     }
     for (int c0 = 0; c0 < nk; c0 += NK) {
       const float* key[NK];
-      for (int c = 0; c < NK; ++c) key[c] = &k_pack_[static_cast<std::size_t>(std::min(c0 + c, nk - 1) * dim_pad_)];
+      for (int c = 0; c < NK; ++c) key[c] = k_pack_.data() + (std::min(c0 + c, nk - 1) * dim_pad_);
       for (int t = 0; t < num_tiles; ++t) {
-        if (!tile_active_[static_cast<std::size_t>(t)]) continue;
+        if (!tile_active_.data()[t]) continue;
         const int r0 = t * QR;
-        const float* qs = &qs_[static_cast<std::size_t>(r0 * dim_pad_)];
-        float* s = &s_[static_cast<std::size_t>(r0) * kKeyBlock + static_cast<std::size_t>(c0)];
+        const float* qs = qs_.data() + (r0 * dim_pad_);
+        float* s = s_.data() + (r0) * kKeyBlock + static_cast<std::size_t>(c0);
         with_count<QR>(std::min(QR, num_rows - r0), [&](auto n) {
           qk_panel<Isa, decltype(n)::value>(qs, dim_pad_, key, dim_vecs_, s, kKeyBlock);
         });
@@ -257,7 +257,7 @@ class FlashAttention {
     }
 
     for (int r = 0; r < num_rows; ++r)
-      if (rows_[r].active) softmax_row(r, j0, nk);
+      if (rows_.data()[r].active) softmax_row(r, j0, nk);
 
     // O += P V: dimension chunks outside, row tiles inside, so a chunk of V stays in L1.
     constexpr int PR = O::pv_rows;
@@ -267,25 +267,25 @@ class FlashAttention {
       const int r0 = t * PR, r1 = std::min(num_rows, r0 + PR);
       int ja = nk, jb = 0;
       for (int r = r0; r < r1; ++r) {
-        const Row& row = rows_[r];
+        const Row& row = rows_.data()[r];
         if (!row.active) continue;
         ja = std::min<int>(ja, static_cast<int>(std::max<std::int64_t>(row.lo - j0, 0)));
         jb = std::max<int>(jb, static_cast<int>(std::min<std::int64_t>(row.hi - j0, nk)));
       }
-      key_range_[static_cast<std::size_t>(t)] = {ja, jb};
+      key_range_.data()[t] = {ja, jb};
       if (ja >= jb) continue;
       for (int r = r0; r < r1; ++r)  // rows that see nothing here still ride along in the tile
-        if (!rows_[r].active) std::fill_n(&s_[static_cast<std::size_t>(r) * kKeyBlock], nk, 0.0f);
+        if (!rows_.data()[r].active) std::fill_n(s_.data() + r * kKeyBlock, nk, 0.0f);
     }
     for (int dv0 = 0; dv0 < dim_vecs_; dv0 += PV) {
       with_count<PV>(std::min(PV, dim_vecs_ - dv0), [&](auto m) {
         constexpr int NV = decltype(m)::value;
         for (int t = 0; t < pv_tiles; ++t) {
-          const auto range = key_range_[static_cast<std::size_t>(t)];
+          const auto range = key_range_.data()[t];
           if (range.first >= range.second) continue;
           const int r0 = t * PR;
-          const float* p = &s_[static_cast<std::size_t>(r0) * kKeyBlock];
-          float* o = &o_[static_cast<std::size_t>(r0 * dim_pad_)];
+          const float* p = s_.data() + r0 * kKeyBlock;
+          float* o = o_.data() + (r0 * dim_pad_);
           with_count<PR>(std::min(PR, num_rows - r0), [&](auto n) {
             pv_tile<Isa, decltype(n)::value, NV>(p, kKeyBlock, v_pack_.data(), dim_pad_, range.first, range.second, o,
                                                  dim_pad_, dv0);
@@ -297,8 +297,8 @@ class FlashAttention {
 
   // Adds the bias, masks, and folds the block into row r's online softmax; leaves P in S.
   void softmax_row(int r, std::int64_t j0, int nk) {
-    Row& row = rows_[r];
-    float* s = &s_[static_cast<std::size_t>(r) * kKeyBlock];
+    Row& row = rows_.data()[r];
+    float* s = s_.data() + r * kKeyBlock;
     const int a = static_cast<int>(std::max<std::int64_t>(row.lo - j0, 0));
     const int b = static_cast<int>(std::min<std::int64_t>(row.hi - j0, nk));
     const int nvec = (nk + W - 1) / W;
@@ -339,7 +339,7 @@ class FlashAttention {
     row.sum = row.sum * alpha + O::reduce_add(vsum);
     row.max = new_max;
     if (alpha != 1.0f) {
-      float* o = &o_[static_cast<std::size_t>(r * dim_pad_)];
+      float* o = o_.data() + (r * dim_pad_);
       const vec va = O::set1(alpha);
       for (int c = 0; c < dim_vecs_; ++c) O::store(o + c * W, O::mul(va, O::load(o + c * W)));
     }
@@ -347,9 +347,9 @@ class FlashAttention {
 
   void finish_rows(int num_rows) {
     for (int r = 0; r < num_rows; ++r) {
-      const Row& row = rows_[r];
+      const Row& row = rows_.data()[r];
       const float inv = row.sum == 0.0f ? 0.0f : 1.0f / row.sum;  // a row that saw no key: zeros
-      const float* o = &o_[static_cast<std::size_t>(r * dim_pad_)];
+      const float* o = o_.data() + (r * dim_pad_);
       for (std::int64_t d = 0; d < pr_.head_dim; ++d) row.out[d] = o[d] * inv;
     }
   }
