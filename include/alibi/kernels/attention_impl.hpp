@@ -1,6 +1,7 @@
 #pragma once
 // Definition of alibi::attention (declared in alibi/attention.hpp).
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "alibi/attention.hpp"
@@ -23,10 +24,17 @@ void attention(const float* q, const float* k, const float* v, float* out, const
     std::fill(out, out + q_count, 0.0f);
     return;
   }
+  // Block skipping needs key norm bounds (one pass over K); only worth it when some slope decays.
+  kernels::Problem run = pr;
+  std::unique_ptr<kernels::KeyNormBounds> norms;
+  if (pr.skip_tolerance > 0.0f && std::any_of(pr.slopes, pr.slopes + pr.num_heads, [](float m) { return m > 0.0f; })) {
+    norms = std::make_unique<kernels::KeyNormBounds>(pr);
+    run.key_norms = norms.get();
+  }
   using Kernel = kernels::FlashAttention<Isa>;
-  const std::int64_t units = Kernel(pr).num_units();
-  detail::parallel_for_units(units, pr.num_threads, [&pr] {
-    return [kernel = Kernel(pr)](std::int64_t unit) mutable { kernel.run_unit(unit); };
+  const std::int64_t units = Kernel::num_units(run);
+  detail::parallel_for_units(units, run.num_threads, [&run] {
+    return [kernel = Kernel(run)](std::int64_t unit) mutable { kernel.run_unit(unit); };
   });
 }
 

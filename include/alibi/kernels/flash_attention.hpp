@@ -22,6 +22,7 @@
 #include "alibi/detail/config.hpp"
 #include "alibi/isa/exp.hpp"
 #include "alibi/isa/ops.hpp"
+#include "alibi/kernels/key_norms.hpp"
 #include "alibi/kernels/problem.hpp"
 
 ALIBI_NAMESPACE_BEGIN
@@ -134,9 +135,9 @@ class FlashAttention {
     key_range_.assign(static_cast<std::size_t>(max_rows_ / O::pv_rows + 1), {0, 0});
   }
 
-  std::int64_t num_units() const {
-    const std::int64_t blocks = (pr_.q_len + positions_ - 1) / positions_;
-    return static_cast<std::int64_t>(pr_.batch) * pr_.num_kv_heads * blocks;
+  static std::int64_t num_units(const Problem& pr) {
+    const std::int64_t positions = positions_per_unit(pr);
+    return pr.batch * pr.num_kv_heads * ((pr.q_len + positions - 1) / positions);
   }
 
   void run_unit(std::int64_t unit) {
@@ -160,12 +161,34 @@ class FlashAttention {
     const std::int64_t kv_row = static_cast<std::int64_t>(pr_.num_kv_heads) * pr_.head_dim;
     const float* k_base = pr_.k + (b * pr_.kv_len * pr_.num_kv_heads + kv_head) * pr_.head_dim;
     const float* v_base = pr_.v + (b * pr_.kv_len * pr_.num_kv_heads + kv_head) * pr_.head_dim;
-    // Newest keys first: their bias is the largest, so each row's running max settles early and the
-    // output is rarely rescaled. Block boundaries are fixed by the unit, never by the thread count.
-    for (std::int64_t j1 = union_hi; j1 > union_lo; j1 -= kKeyBlock) {
-      const std::int64_t j0 = std::max(union_lo, j1 - kKeyBlock);
-      const int nk = static_cast<int>(j1 - j0);
-      process_block(num_rows, j0, nk, k_base + j0 * kv_row, v_base + j0 * kv_row, kv_row);
+    // Note [block skipping]: blocks are visited from the keys nearest the unit's queries outward (causal:
+    // newest first). The nearest keys carry the largest bias, so each row's running max settles early and
+    // the output is rarely rescaled; and after each block, a row whose unvisited keys provably carry less
+    // softmax mass than skip_tolerance (relative to its largest term) stops, by Cauchy-Schwarz:
+    //   logit_j = qs.k_j - m d_j <= |qs| |k_j| - m d_j,   sum_{d >= d0} e^{-m d} = e^{-m d0} / (1 - e^{-m}).
+    // Block boundaries depend only on the unit, never on the thread count.
+    std::int64_t anchor = union_hi;
+    if (!pr_.causal) {
+      const std::int64_t mid = rows_.data()[0].pos + (rows_.data()[num_rows - 1].pos - rows_.data()[0].pos) / 2;
+      anchor = std::min(std::max(mid, union_lo - 1), union_hi - 1) + 1;
+    }
+    const double mid_pos = static_cast<double>(anchor) - 0.5;
+    std::int64_t left = anchor, right = anchor;  // visited keys: [left, right)
+    while (left > union_lo || right < union_hi) {
+      const bool go_left = right >= union_hi ||
+                           (left > union_lo && mid_pos - static_cast<double>(left - 1) <= static_cast<double>(right) - mid_pos);
+      std::int64_t j0, j1;
+      if (go_left) {
+        j1 = left;
+        j0 = std::max(union_lo, left - kKeyBlock);
+        left = j0;
+      } else {
+        j0 = right;
+        j1 = std::min(union_hi, right + kKeyBlock);
+        right = j1;
+      }
+      process_block(num_rows, j0, static_cast<int>(j1 - j0), k_base + j0 * kv_row, v_base + j0 * kv_row, kv_row);
+      if (pr_.key_norms != nullptr && rows_finished(num_rows, bk, left, right)) break;
     }
     finish_rows(num_rows);
   }
@@ -180,6 +203,9 @@ class FlashAttention {
     float max;          // running max of the logits seen so far
     float sum;          // running sum of exp(logit - max)
     bool active;        // sees at least one key of the current block
+    bool done;          // block skipping: the unvisited keys are negligible for this row
+    double q_norm;      // |scale * q|, for the skipping bound
+    double log_budget;  // log of the mass one unvisited side may carry, times (1 - e^{-m})
   };
 
   void setup_rows(std::int64_t b, int kv_head, std::int64_t i0, std::int64_t i1) {
@@ -196,13 +222,60 @@ class FlashAttention {
         row.neg_slope = -pr_.slopes[h];
         row.max = -std::numeric_limits<float>::infinity();
         row.sum = 0.0f;
+        row.done = false;
         const float* q = pr_.q + offset;
         float* qs = qs_.data() + (r * dim_pad_);
-        for (std::int64_t d = 0; d < D; ++d) qs[d] = q[d] * pr_.scale;
+        double q_sq = 0.0;
+        for (std::int64_t d = 0; d < D; ++d) {
+          qs[d] = q[d] * pr_.scale;
+          q_sq += static_cast<double>(qs[d]) * qs[d];
+        }
+        row.q_norm = std::sqrt(q_sq) * (1.0 + 1e-6);
+        const double m = pr_.slopes[h];
+        // Slopes <= 0 never skip (the bound needs a decaying bias); each unvisited side gets half the
+        // budget when keys remain on both sides (bidirectional).
+        row.log_budget = m > 0.0 && pr_.key_norms != nullptr
+                             ? std::log(static_cast<double>(pr_.skip_tolerance) * (pr_.causal ? 1.0 : 0.5)) +
+                                   std::log(-std::expm1(-m))
+                             : -HUGE_VAL;
         std::fill(qs + D, qs + dim_pad_, 0.0f);
         std::fill(o_.data() + (r * dim_pad_), o_.data() + ((r + 1) * dim_pad_), 0.0f);
       }
     }
+  }
+
+  // Marks rows whose unvisited keys ([lo, left) and [right, hi)) are negligible; true when every row of the
+  // unit is done or has nothing left to visit.
+  bool rows_finished(int num_rows, std::int64_t bk, std::int64_t left, std::int64_t right) {
+    bool all = true;
+    for (int r = 0; r < num_rows; ++r) {
+      Row& row = rows_.data()[r];
+      if (row.done) continue;
+      const std::int64_t left_end = std::min(left, row.hi), right_begin = std::max(right, row.lo);
+      const bool left_open = row.lo < left_end, right_open = right_begin < row.hi;
+      if (!left_open && !right_open) continue;
+      if (row.log_budget == -HUGE_VAL || row.max == -std::numeric_limits<float>::infinity()) {
+        all = false;
+        continue;
+      }
+      row.done = (!left_open || tail_negligible(row, row.lo, left_end, pr_.key_norms->before(bk, left_end))) &&
+                 (!right_open || tail_negligible(row, right_begin, row.hi, pr_.key_norms->from(bk, right_begin)));
+      all = all && row.done;
+    }
+    return all;
+  }
+
+  // Can the keys [begin, end), all with norm <= key_norm, carry more than the row's budget?
+  static bool tail_negligible(const Row& row, std::int64_t begin, std::int64_t end, float key_norm) {
+    const std::int64_t d0 = row.pos < begin ? begin - row.pos : (row.pos >= end ? row.pos - end + 1 : 0);
+    if (d0 <= 0) return false;
+    const double m = -static_cast<double>(row.neg_slope);
+    const double reach = row.q_norm * key_norm;
+    const double distance_term = m * static_cast<double>(d0);
+    const double max_logit = row.max;
+    // The kernel's fp32 logits (and so `max`) carry rounding error; 2^-16 relative is far above it.
+    const double slack = 0x1p-16 * (reach + std::fabs(max_logit) + distance_term) + 1e-6;
+    return reach - distance_term - max_logit + slack <= row.log_budget;
   }
 
   // Written to avoid overflow for any position and window (positions may be far outside [0, kv_len)).
@@ -230,7 +303,7 @@ class FlashAttention {
 
     for (int r = 0; r < num_rows; ++r) {
       Row& row = rows_.data()[r];
-      row.active = row.lo < j0 + nk && row.hi > j0;
+      row.active = !row.done && row.lo < j0 + nk && row.hi > j0;
     }
 
     // S = Qs K^T: key panels outside, row tiles inside, so a panel stays in L1 while every row uses it.

@@ -7,6 +7,8 @@
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
 
+class KeyNormBounds;
+
 struct Problem {
   const float* q = nullptr;
   const float* k = nullptr;
@@ -24,6 +26,7 @@ struct Problem {
   float scale = 0.0f;        // resolved (never 0 from the default here)
   const float* slopes = nullptr;  // num_heads finite values
   float skip_tolerance = 0.0f;
+  const KeyNormBounds* key_norms = nullptr;  // set iff block skipping is on for this call
   int num_threads = 1;       // resolved, >= 1
 };
 
