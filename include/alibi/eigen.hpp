@@ -40,7 +40,9 @@ Eigen::MatrixXf causal_bias(float slope, Eigen::Index q_len, Eigen::Index kv_len
 namespace detail {
 
 // Largest integer <= a / b for b > 0.
-inline std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - (a % b != 0 && a < 0 ? 1 : 0); }
+inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  return a / b - (a % b != 0 && a < 0 ? 1 : 0);
+}
 
 // True when two row-major views share at least one float. A view is `rows` runs of `cols` floats, one
 // every `outerStride()` floats; runs of `a` are tested against the arithmetic progression of `b`'s runs,
@@ -100,21 +102,24 @@ void attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::Ref<const Ro
   detail::require_columns(k.cols(), head_dim, "k");
   detail::require_columns(v.cols(), head_dim, "v");
   detail::require_columns(out.cols(), head_dim, "out");
-  detail::require(v.rows() == k.rows(), "attention", "v",
-                  "must have kv_len = k.rows() = " + std::to_string(k.rows()) + " rows, got " +
-                      std::to_string(v.rows()));
-  detail::require(out.rows() == q.rows(), "attention", "out",
-                  "must have q_len = q.rows() = " + std::to_string(q.rows()) + " rows, got " +
-                      std::to_string(out.rows()));
+  detail::require(
+      v.rows() == k.rows(), "attention", "v",
+      "must have kv_len = k.rows() = " + std::to_string(k.rows()) + " rows, got " + std::to_string(v.rows()));
+  detail::require(
+      out.rows() == q.rows(), "attention", "out",
+      "must have q_len = q.rows() = " + std::to_string(q.rows()) + " rows, got " + std::to_string(out.rows()));
   // Checked on the caller's views: the pointer API only sees the packed copies made below.
   const char* aliased = detail::share_elements(out, q)   ? "q"
                         : detail::share_elements(out, k) ? "k"
                         : detail::share_elements(out, v) ? "v"
                                                          : nullptr;
-  if (aliased != nullptr) detail::invalid_argument(std::string("alibi::attention: out shares elements with ") + aliased);
+  if (aliased != nullptr)
+    detail::invalid_argument(std::string("alibi::attention: out shares elements with ") + aliased);
 
   // Ref<const RowMatrixXf> allows any outer stride; the kernel needs rows packed back to back.
-  const auto packed = [](const Eigen::Ref<const RowMatrixXf>& m) { return m.outerStride() == m.cols() || m.rows() <= 1; };
+  const auto packed = [](const Eigen::Ref<const RowMatrixXf>& m) {
+    return m.outerStride() == m.cols() || m.rows() <= 1;
+  };
   const RowMatrixXf q_copy = packed(q) ? RowMatrixXf() : RowMatrixXf(q);
   const RowMatrixXf k_copy = packed(k) ? RowMatrixXf() : RowMatrixXf(k);
   const RowMatrixXf v_copy = packed(v) ? RowMatrixXf() : RowMatrixXf(v);
@@ -125,7 +130,7 @@ void attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::Ref<const Ro
   shape.kv_len = k.rows();
   shape.num_heads = 1;
   shape.num_kv_heads = 1;
-  // Wider than int: let the pointer API reject it by name rather than truncate here.
+  // AttentionShape holds head_dim as int: reject a wider one by name instead of truncating it.
   detail::require(head_dim <= Eigen::Index(std::numeric_limits<int>::max()), "attention", "head_dim",
                   "must fit in int, got " + std::to_string(head_dim));
   shape.head_dim = static_cast<int>(head_dim);

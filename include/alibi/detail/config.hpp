@@ -29,9 +29,11 @@
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
+#define ALIBI_PREFETCH(address) __builtin_prefetch(address)
 #define ALIBI_ALWAYS_INLINE inline __attribute__((always_inline))
 #define ALIBI_RESTRICT __restrict__
 #else
+#define ALIBI_PREFETCH(address) ((void)(address))
 #define ALIBI_ALWAYS_INLINE inline
 #define ALIBI_RESTRICT
 #endif

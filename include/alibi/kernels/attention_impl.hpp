@@ -32,10 +32,31 @@ void attention(const float* q, const float* k, const float* v, float* out, const
     run.key_norms = norms.get();
   }
   using Kernel = kernels::FlashAttention<Isa>;
+  // Split-K for decode-like calls with too few units to occupy the threads. The decision depends on the
+  // shape only, never on num_threads, so the arithmetic (and the output) is the same for every thread
+  // count. Not combined with block skipping, which needs the nearest keys' max before the far ones.
+  constexpr std::int64_t kSplitBelowUnits = 8, kKvChunk = 4096, kMaxSplitRows = 16;
+  std::vector<float> partial;
+  if (norms == nullptr && Kernel::num_base_units(run) < kSplitBelowUnits &&
+      Kernel::rows_per_unit(run) <= kMaxSplitRows && run.kv_len >= 2 * kKvChunk) {
+    run.kv_chunk = kKvChunk;
+    partial.resize(static_cast<std::size_t>(Kernel::num_units(run) * Kernel::partial_floats_per_piece(run)));
+    run.partial = partial.data();
+  }
+  // Starting a thread team costs tens of microseconds: tiny calls (one decode token over a short cache)
+  // run on the calling thread. The output does not depend on this choice.
+  const double visible = static_cast<double>(run.window > 0 ? std::min(run.window * 2, run.kv_len) : run.kv_len);
+  const double flops = 4.0 * static_cast<double>(run.batch * run.q_len * run.num_heads) * visible * run.head_dim;
+  if (flops < 4e6) run.num_threads = 1;
   const std::int64_t units = Kernel::num_units(run);
   detail::parallel_for_units(units, run.num_threads, [&run] {
     return [kernel = Kernel(run)](std::int64_t unit) mutable { kernel.run_unit(unit); };
   });
+  if (run.kv_chunk > 0) {
+    detail::parallel_for_units(Kernel::num_base_units(run), run.num_threads, [&run] {
+      return [&run](std::int64_t unit) { Kernel::merge_unit(run, unit); };
+    });
+  }
 }
 
 ALIBI_NAMESPACE_END

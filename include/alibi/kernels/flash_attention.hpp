@@ -135,12 +135,26 @@ class FlashAttention {
     key_range_.assign(static_cast<std::size_t>(max_rows_ / O::pv_rows + 1), {0, 0});
   }
 
-  static std::int64_t num_units(const Problem& pr) {
+  // Units of (batch, kv head, query block), before any split of the keys.
+  static std::int64_t num_base_units(const Problem& pr) {
     const std::int64_t positions = positions_per_unit(pr);
     return pr.batch * pr.num_kv_heads * ((pr.q_len + positions - 1) / positions);
   }
+  static std::int64_t num_chunks(const Problem& pr) {
+    return pr.kv_chunk > 0 ? (pr.kv_len + pr.kv_chunk - 1) / pr.kv_chunk : 1;
+  }
+  static std::int64_t num_units(const Problem& pr) { return num_base_units(pr) * num_chunks(pr); }
+  static std::int64_t rows_per_unit(const Problem& pr) {
+    return positions_per_unit(pr) * (pr.num_heads / pr.num_kv_heads);
+  }
+  // Floats of partial state per split piece: per row, max and sum then the padded output row.
+  static std::int64_t partial_floats_per_piece(const Problem& pr) {
+    return rows_per_unit(pr) * (2 + (pr.head_dim + W - 1) / W * W);
+  }
 
-  void run_unit(std::int64_t unit) {
+  void run_unit(std::int64_t piece) {
+    const std::int64_t chunks = num_chunks(pr_);
+    const std::int64_t unit = piece / chunks, chunk = piece % chunks;
     const std::int64_t blocks = (pr_.q_len + positions_ - 1) / positions_;
     // Last query blocks first: under the causal mask they are the longest, which balances the threads.
     const std::int64_t block = blocks - 1 - unit % blocks;
@@ -157,6 +171,10 @@ class FlashAttention {
       if (rows_.data()[r].lo >= rows_.data()[r].hi) continue;
       union_lo = std::min(union_lo, rows_.data()[r].lo);
       union_hi = std::max(union_hi, rows_.data()[r].hi);
+    }
+    if (pr_.kv_chunk > 0) {
+      union_lo = std::max(union_lo, chunk * pr_.kv_chunk);
+      union_hi = std::min(union_hi, (chunk + 1) * pr_.kv_chunk);
     }
     const std::int64_t kv_row = static_cast<std::int64_t>(pr_.num_kv_heads) * pr_.head_dim;
     const float* k_base = pr_.k + (b * pr_.kv_len * pr_.num_kv_heads + kv_head) * pr_.head_dim;
@@ -187,10 +205,56 @@ class FlashAttention {
         j1 = std::min(union_hi, right + kKeyBlock);
         right = j1;
       }
+      // Warm the caches with the block that most likely comes next while this one computes: its rows
+      // are strided (num_kv_heads * head_dim apart), which the hardware prefetchers follow poorly.
+      const std::int64_t next = go_left ? std::max(union_lo, j0 - kKeyBlock) : j1;
+      const std::int64_t next_end = go_left ? j0 : std::min(union_hi, j1 + kKeyBlock);
+      prefetch_rows(k_base, v_base, kv_row, next, next_end);
       process_block(num_rows, j0, static_cast<int>(j1 - j0), k_base + j0 * kv_row, v_base + j0 * kv_row, kv_row);
       if (pr_.key_norms != nullptr && rows_finished(num_rows, bk, left, right)) break;
     }
-    finish_rows(num_rows);
+    if (pr_.kv_chunk > 0)
+      save_partial(num_rows, piece, union_lo, union_hi);
+    else
+      finish_rows(num_rows);
+  }
+
+  // Combines the split pieces of `unit` in key order into the output rows. The order is fixed, so the
+  // result does not depend on which threads computed the pieces.
+  static void merge_unit(const Problem& pr, std::int64_t unit) {
+    const std::int64_t chunks = num_chunks(pr);
+    const std::int64_t stride = partial_floats_per_piece(pr);
+    const std::int64_t dim_pad = (pr.head_dim + W - 1) / W * W;
+    const std::int64_t blocks = (pr.q_len + positions_per_unit(pr) - 1) / positions_per_unit(pr);
+    const std::int64_t block = blocks - 1 - unit % blocks;
+    const std::int64_t bk = unit / blocks;
+    const int group = pr.num_heads / pr.num_kv_heads;
+    const std::int64_t kv_head = bk % pr.num_kv_heads, b = bk / pr.num_kv_heads;
+    const std::int64_t i0 = block * positions_per_unit(pr);
+    const std::int64_t i1 = std::min(pr.q_len, i0 + positions_per_unit(pr));
+    std::vector<float> acc(static_cast<std::size_t>(pr.head_dim));
+    std::int64_t r = 0;
+    for (std::int64_t i = i0; i < i1; ++i) {
+      for (int g = 0; g < group; ++g, ++r) {
+        const std::int64_t h = kv_head * group + g;
+        float* out = pr.out + ((b * pr.q_len + i) * pr.num_heads + h) * pr.head_dim;
+        float max = -std::numeric_limits<float>::infinity();
+        for (std::int64_t c = 0; c < chunks; ++c) max = std::max(max, pr.partial[(unit * chunks + c) * stride + r * (2 + dim_pad)]);
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        float sum = 0.0f;
+        if (max != -std::numeric_limits<float>::infinity()) {
+          for (std::int64_t c = 0; c < chunks; ++c) {
+            const float* state = pr.partial + (unit * chunks + c) * stride + r * (2 + dim_pad);
+            if (state[1] == 0.0f) continue;  // this piece saw nothing
+            const float weight = isa::exp<isa::scalar>(state[0] - max);
+            sum += state[1] * weight;
+            for (int d = 0; d < pr.head_dim; ++d) acc.data()[d] += state[2 + d] * weight;
+          }
+        }
+        const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+        for (int d = 0; d < pr.head_dim; ++d) out[d] = acc.data()[d] * inv;
+      }
+    }
   }
 
  private:
@@ -242,6 +306,16 @@ class FlashAttention {
         std::fill(o_.data() + (r * dim_pad_), o_.data() + ((r + 1) * dim_pad_), 0.0f);
       }
     }
+  }
+
+  void prefetch_rows(const float* k_base, const float* v_base, std::int64_t kv_row, std::int64_t j0,
+                     std::int64_t j1) const {
+    constexpr std::int64_t kLine = 64 / sizeof(float);
+    for (std::int64_t j = j0; j < j1; ++j)
+      for (std::int64_t d = 0; d < pr_.head_dim; d += kLine) {
+        ALIBI_PREFETCH(k_base + j * kv_row + d);
+        ALIBI_PREFETCH(v_base + j * kv_row + d);
+      }
   }
 
   // Marks rows whose unvisited keys ([lo, left) and [right, hi)) are negligible; true when every row of the
@@ -415,6 +489,18 @@ class FlashAttention {
       float* o = o_.data() + (r * dim_pad_);
       const vec va = O::set1(alpha);
       for (int c = 0; c < dim_vecs_; ++c) O::store(o + c * W, O::mul(va, O::load(o + c * W)));
+    }
+  }
+
+  void save_partial(int num_rows, std::int64_t piece, std::int64_t union_lo, std::int64_t union_hi) {
+    const std::int64_t row_floats = 2 + dim_pad_;
+    float* state = pr_.partial + piece * partial_floats_per_piece(pr_);
+    for (int r = 0; r < num_rows; ++r, state += row_floats) {
+      const Row& row = rows_.data()[r];
+      const bool saw_keys = union_lo < union_hi;  // else o_ and sum are still the initial zeros
+      state[0] = saw_keys ? row.max : -std::numeric_limits<float>::infinity();
+      state[1] = saw_keys ? row.sum : 0.0f;
+      std::copy(o_.data() + r * dim_pad_, o_.data() + (r + 1) * dim_pad_, state + 2);
     }
   }
 
