@@ -24,6 +24,7 @@
 #include "alibi/isa/ops.hpp"
 #include "alibi/kernels/key_norms.hpp"
 #include "alibi/kernels/problem.hpp"
+#include "alibi/kernels/row_fallback.hpp"
 
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
@@ -253,6 +254,11 @@ class FlashAttention {
         }
         const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
         for (int d = 0; d < pr.head_dim; ++d) out[d] = acc.data()[d] * inv;
+        if (!all_finite(out, pr.head_dim)) {
+          std::int64_t lo, hi;
+          visible_keys(pr, pr.q_pos0 + i, lo, hi);
+          recompute_row_exactly(pr, b, i, static_cast<int>(h), lo, hi, out);
+        }
       }
     }
   }
@@ -260,6 +266,8 @@ class FlashAttention {
  private:
   struct Row {
     float* out;
+    std::int64_t b, i;  // batch and query row
+    int h;              // query head
     std::int64_t pos;   // key position of this query
     std::int64_t lo;    // visible keys: [lo, hi)
     std::int64_t hi;
@@ -281,8 +289,11 @@ class FlashAttention {
         const std::int64_t offset = ((b * pr_.q_len + i) * pr_.num_heads + h) * D;
         Row& row = rows_.data()[r];
         row.out = pr_.out + offset;
+        row.b = b;
+        row.i = i;
+        row.h = h;
         row.pos = pr_.q_pos0 + i;
-        visible_keys(row.pos, row.lo, row.hi);
+        visible_keys(pr_, row.pos, row.lo, row.hi);
         row.neg_slope = -pr_.slopes[h];
         row.max = -std::numeric_limits<float>::infinity();
         row.sum = 0.0f;
@@ -353,15 +364,15 @@ class FlashAttention {
   }
 
   // Written to avoid overflow for any position and window (positions may be far outside [0, kv_len)).
-  void visible_keys(std::int64_t pos, std::int64_t& lo, std::int64_t& hi) const {
-    const std::int64_t w = pr_.window;
+  static void visible_keys(const Problem& pr, std::int64_t pos, std::int64_t& lo, std::int64_t& hi) {
+    const std::int64_t w = pr.window;
     lo = (w > 0 && pos >= w) ? pos - w + 1 : 0;
-    if (pr_.causal) {
-      hi = pos < pr_.kv_len ? pos + 1 : pr_.kv_len;
+    if (pr.causal) {
+      hi = pos < pr.kv_len ? pos + 1 : pr.kv_len;
     } else {
-      hi = (w > 0 && pos < pr_.kv_len - w) ? pos + w : pr_.kv_len;
+      hi = (w > 0 && pos < pr.kv_len - w) ? pos + w : pr.kv_len;
     }
-    lo = std::min(lo, pr_.kv_len);
+    lo = std::min(lo, pr.kv_len);
     if (hi < lo) hi = lo;  // empty
   }
 
@@ -510,6 +521,8 @@ class FlashAttention {
       const float inv = row.sum == 0.0f ? 0.0f : 1.0f / row.sum;  // a row that saw no key: zeros
       const float* o = o_.data() + (r * dim_pad_);
       for (std::int64_t d = 0; d < pr_.head_dim; ++d) row.out[d] = o[d] * inv;
+      if (!all_finite(row.out, pr_.head_dim))
+        recompute_row_exactly(pr_, row.b, row.i, row.h, row.lo, row.hi, row.out);
     }
   }
 

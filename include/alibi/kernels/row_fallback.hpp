@@ -1,0 +1,58 @@
+#pragma once
+// Note [non-finite rows]: the fast kernel processes rows in tiles, and a tile multiplies a P entry of 0
+// by a value row that one of its rows cannot see; if that value row holds a NaN or inf, 0 * inf = NaN
+// would leak into a row that never saw it. Logits that overflow fp32 (huge but finite q and k) would
+// also turn finite inputs into NaN. Both can only happen when an output row comes out non-finite, so
+// such rows (and only they) are recomputed here: one row, only its visible keys, in double precision,
+// without skipping. Finite inputs then always give finite outputs, and a NaN or inf in q, k or v
+// reaches exactly the rows that see it.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "alibi/detail/config.hpp"
+#include "alibi/kernels/problem.hpp"
+
+ALIBI_NAMESPACE_BEGIN
+namespace kernels {
+
+inline bool all_finite(const float* row, int n) {
+  for (int d = 0; d < n; ++d)
+    if (!std::isfinite(row[d])) return false;
+  return true;
+}
+
+// Recomputes output row (b, i, h) whose visible keys are [lo, hi) into `out`.
+inline void recompute_row_exactly(const Problem& pr, std::int64_t b, std::int64_t i, int h, std::int64_t lo,
+                                  std::int64_t hi, float* out) {
+  const int D = pr.head_dim;
+  const int kv_head = h / (pr.num_heads / pr.num_kv_heads);
+  const std::int64_t kv_row = static_cast<std::int64_t>(pr.num_kv_heads) * D;
+  const float* q = pr.q + ((b * pr.q_len + i) * pr.num_heads + h) * D;
+  const float* keys = pr.k + (b * pr.kv_len * pr.num_kv_heads + kv_head) * D;
+  const float* values = pr.v + (b * pr.kv_len * pr.num_kv_heads + kv_head) * D;
+  const std::int64_t pos = pr.q_pos0 + i;
+  const double slope = pr.slopes[h];
+  std::vector<double> acc(static_cast<std::size_t>(D), 0.0);
+  double max = -std::numeric_limits<double>::infinity(), sum = 0.0;
+  for (std::int64_t j = lo; j < hi; ++j) {
+    double dot = 0.0;
+    for (int d = 0; d < D; ++d) dot += static_cast<double>(q[d]) * keys[j * kv_row + d];
+    const double logit = static_cast<double>(pr.scale) * dot - slope * std::fabs(static_cast<double>(pos - j));
+    if (logit == -std::numeric_limits<double>::infinity()) continue;
+    if (logit > max) {  // rescale; also reached once for the first key (max = -inf, factor 0)
+      const double factor = std::exp(max - logit);
+      sum *= factor;
+      for (double& a : acc) a *= factor;
+      max = logit;
+    }
+    const double weight = std::isnan(logit) ? logit : std::exp(logit - max);
+    sum += weight;
+    for (int d = 0; d < D; ++d) acc.data()[d] += weight * values[j * kv_row + d];
+  }
+  for (int d = 0; d < D; ++d) out[d] = sum == 0.0 ? 0.0f : static_cast<float>(acc.data()[d] / sum);
+}
+
+}  // namespace kernels
+ALIBI_NAMESPACE_END
