@@ -41,6 +41,12 @@ struct AttentionOptions {
   /// ALiBi block skipping: the largest total softmax mass a row may drop, relative to its largest term.
   /// The default is below fp32 resolution; 0 disables skipping. Never skips for slopes <= 0.
   float skip_tolerance = 0x1p-24f;
+  /// Optional, for block skipping: upper bounds on the key norms |k|, [batch][kv_len][num_kv_heads] floats,
+  /// as alibi::key_norms computes them (a KV cache can keep them and append one per new token). With
+  /// them, skipping never reads the keys it skips, so a long decode reads only the keys near the query;
+  /// without them, each call first reads every key once to bound its norm. Values must be >= the true
+  /// norms for the guarantee to hold; NaN or negative entries are treated as unbounded.
+  const float* key_norms = nullptr;
 };
 
 /// out = softmax(scale * q.k + bias) v for every (batch, head, query row), with query row i at key
@@ -63,6 +69,11 @@ struct AttentionOptions {
 ///         num_threads < 0, a non-finite scale or slope, a negative or non-finite skip_tolerance, a null
 ///         pointer where a non-empty tensor is expected, `out` overlapping q, k or v, or sizes whose
 ///         element counts overflow. Nothing is written to `out` then.
+/// Writes an upper bound on |k| for every key row: out[(b * kv_len + j) * num_kv_heads + kv_head], the
+/// input AttentionOptions::key_norms expects. Only batch, kv_len, num_kv_heads and head_dim of `shape` are
+/// read. @throws std::invalid_argument for invalid sizes or a null pointer with non-empty k.
+inline void key_norms(const float* k, const AttentionShape& shape, float* out);
+
 template <class Isa = isa::native>
 void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& shape,
                const AttentionOptions& options = {});

@@ -103,6 +103,7 @@ inline kernels::Problem validate_attention(const float* q, const float* k, const
   pr.scale = options.scale != 0.0f ? options.scale : 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
   pr.slopes = slopes;
   pr.skip_tolerance = options.skip_tolerance;
+  pr.key_norm_input = options.key_norms;
   pr.num_threads = resolve_num_threads(options.num_threads);
   return pr;
 }

@@ -59,4 +59,19 @@ void attention(const float* q, const float* k, const float* v, float* out, const
   }
 }
 
+inline void key_norms(const float* k, const AttentionShape& shape, float* out) {
+  const char* fn = "key_norms";
+  detail::require(shape.batch >= 0, fn, "batch", "must be >= 0, got " + std::to_string(shape.batch));
+  detail::require(shape.kv_len >= 0, fn, "kv_len", "must be >= 0, got " + std::to_string(shape.kv_len));
+  detail::require(shape.num_kv_heads > 0, fn, "num_kv_heads", "must be >= 1, got " + std::to_string(shape.num_kv_heads));
+  detail::require(shape.head_dim > 0, fn, "head_dim", "must be >= 1, got " + std::to_string(shape.head_dim));
+  const std::int64_t rows = detail::checked_mul(detail::checked_mul(shape.batch, shape.kv_len, fn, "batch * kv_len"),
+                                                shape.num_kv_heads, fn, "batch * kv_len * num_kv_heads");
+  detail::checked_mul(rows, shape.head_dim, fn, "the k tensor");
+  if (rows == 0) return;
+  detail::require(k != nullptr, fn, "k", "must not be null for a non-empty key tensor");
+  detail::require(out != nullptr, fn, "out", "must not be null for a non-empty key tensor");
+  for (std::int64_t row = 0; row < rows; ++row) out[row] = kernels::key_norm_bound(k + row * shape.head_dim, shape.head_dim);
+}
+
 ALIBI_NAMESPACE_END

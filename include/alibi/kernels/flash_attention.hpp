@@ -113,40 +113,86 @@ class FlashAttention {
   // Rows (query position x head) a unit aims for: enough to amortise each K/V block over many rows.
   static constexpr int kTargetRows = 48;
 
-  static std::int64_t positions_per_unit(const Problem& pr) {
-    const int group = pr.num_heads / pr.num_kv_heads;
-    return std::max<std::int64_t>(1, std::min<std::int64_t>(pr.q_len, std::max(1, kTargetRows / group)));
+  // A unit is (batch, group of kv heads, block of query positions). Its rows are ordered kv head,
+  // position, query head of the group. Decode-like calls (few rows per kv head) put several kv heads in
+  // one unit: key j of all of them is one contiguous run of memory, so a block then reads whole pages
+  // instead of one head's slice of each (a slice per 4 KiB page would miss the TLB on every key).
+  struct UnitLayout {
+    std::int64_t positions;  // query positions per unit
+    int heads;               // kv heads per unit
+    std::int64_t q_blocks;   // query blocks per (batch, head group)
+    int head_groups;         // kv head groups per batch entry
+    int group;               // query heads per kv head
+  };
+  struct UnitCoords {
+    std::int64_t b, i0, i1;  // batch entry, query rows [i0, i1)
+    int kv_head0, kv_heads;  // kv heads [kv_head0, kv_head0 + kv_heads)
+  };
+
+  static UnitLayout layout(const Problem& pr) {
+    UnitLayout L;
+    L.group = pr.num_heads / pr.num_kv_heads;
+    L.positions = std::max<std::int64_t>(1, std::min<std::int64_t>(pr.q_len, std::max(1, kTargetRows / L.group)));
+    const std::int64_t rows_per_head = L.positions * L.group;
+    L.heads = static_cast<int>(std::min<std::int64_t>(pr.num_kv_heads, (kTargetRows + rows_per_head - 1) / rows_per_head));
+    L.q_blocks = (pr.q_len + L.positions - 1) / L.positions;
+    L.head_groups = (pr.num_kv_heads + L.heads - 1) / L.heads;
+    return L;
+  }
+
+  // Keys per block: kKeyBlock for one kv head; fewer when a unit packs several heads, so the packed
+  // K/V of all of them stays within L2.
+  static int block_keys(const UnitLayout& L) {
+    constexpr int kQuantum = 16;  // a multiple of every ISA's width and of qk_keys
+    const int keys = (kKeyBlock / L.heads + kQuantum - 1) / kQuantum * kQuantum;
+    return std::min(kKeyBlock, std::max(kQuantum, keys));
+  }
+
+  static UnitCoords coords(const Problem& pr, const UnitLayout& L, std::int64_t unit) {
+    UnitCoords u;
+    // Last query blocks first: under the causal mask they are the longest, which balances the threads.
+    const std::int64_t block = L.q_blocks - 1 - unit % L.q_blocks;
+    const std::int64_t rest = unit / L.q_blocks;
+    u.kv_head0 = static_cast<int>(rest % L.head_groups) * L.heads;
+    u.kv_heads = std::min(L.heads, pr.num_kv_heads - u.kv_head0);
+    u.b = rest / L.head_groups;
+    u.i0 = block * L.positions;
+    u.i1 = std::min(pr.q_len, u.i0 + L.positions);
+    return u;
   }
 
   explicit FlashAttention(const Problem& pr)
       : pr_(pr),
-        group_(pr.num_heads / pr.num_kv_heads),
+        layout_(layout(pr)),
+        group_(layout_.group),
         dim_vecs_((pr.head_dim + W - 1) / W),
         dim_pad_(static_cast<std::int64_t>(dim_vecs_) * W),
-        positions_(positions_per_unit(pr)),
-        max_rows_(positions_ * group_) {
+        max_rows_(rows_per_unit(pr)),
+        block_keys_(block_keys(layout_)) {
     rows_.resize(static_cast<std::size_t>(max_rows_));
     const auto rows_alloc = static_cast<std::size_t>(max_rows_ + O::pv_rows);
     qs_.assign(rows_alloc * static_cast<std::size_t>(dim_pad_), 0.0f);
     o_.assign(rows_alloc * static_cast<std::size_t>(dim_pad_), 0.0f);
     s_.assign(rows_alloc * kKeyBlock, 0.0f);
-    k_pack_.assign(static_cast<std::size_t>(kKeyBlock * dim_pad_), 0.0f);
-    v_pack_.assign(static_cast<std::size_t>(kKeyBlock * dim_pad_), 0.0f);
+    k_pack_.assign(static_cast<std::size_t>(layout_.heads * kKeyBlock * dim_pad_), 0.0f);
+    v_pack_.assign(static_cast<std::size_t>(layout_.heads * kKeyBlock * dim_pad_), 0.0f);
+    head_active_.assign(static_cast<std::size_t>(layout_.heads), 0);
     tile_active_.assign(static_cast<std::size_t>(max_rows_ / O::qk_rows + 1), 0);
     key_range_.assign(static_cast<std::size_t>(max_rows_ / O::pv_rows + 1), {0, 0});
   }
 
-  // Units of (batch, kv head, query block), before any split of the keys.
+  // Units before any split of the keys.
   static std::int64_t num_base_units(const Problem& pr) {
-    const std::int64_t positions = positions_per_unit(pr);
-    return pr.batch * pr.num_kv_heads * ((pr.q_len + positions - 1) / positions);
+    const UnitLayout L = layout(pr);
+    return pr.batch * L.head_groups * L.q_blocks;
   }
   static std::int64_t num_chunks(const Problem& pr) {
     return pr.kv_chunk > 0 ? (pr.kv_len + pr.kv_chunk - 1) / pr.kv_chunk : 1;
   }
   static std::int64_t num_units(const Problem& pr) { return num_base_units(pr) * num_chunks(pr); }
   static std::int64_t rows_per_unit(const Problem& pr) {
-    return positions_per_unit(pr) * (pr.num_heads / pr.num_kv_heads);
+    const UnitLayout L = layout(pr);
+    return L.positions * L.group * L.heads;
   }
   // Floats of partial state per split piece: per row, max and sum then the padded output row.
   static std::int64_t partial_floats_per_piece(const Problem& pr) {
@@ -156,16 +202,10 @@ class FlashAttention {
   void run_unit(std::int64_t piece) {
     const std::int64_t chunks = num_chunks(pr_);
     const std::int64_t unit = piece / chunks, chunk = piece % chunks;
-    const std::int64_t blocks = (pr_.q_len + positions_ - 1) / positions_;
-    // Last query blocks first: under the causal mask they are the longest, which balances the threads.
-    const std::int64_t block = blocks - 1 - unit % blocks;
-    const std::int64_t bk = unit / blocks;  // batch * num_kv_heads + kv head
-    const int kv_head = static_cast<int>(bk % pr_.num_kv_heads);
-    const std::int64_t b = bk / pr_.num_kv_heads;
-    const std::int64_t i0 = block * positions_;
-    const std::int64_t i1 = std::min(pr_.q_len, i0 + positions_);
-    const int num_rows = static_cast<int>((i1 - i0) * group_);
-    setup_rows(b, kv_head, i0, i1);
+    const UnitCoords u = coords(pr_, layout_, unit);
+    const int rows_per_head = static_cast<int>((u.i1 - u.i0) * group_);
+    const int num_rows = rows_per_head * u.kv_heads;
+    setup_rows(u);
 
     std::int64_t union_lo = pr_.kv_len, union_hi = 0;
     for (int r = 0; r < num_rows; ++r) {
@@ -178,8 +218,9 @@ class FlashAttention {
       union_hi = std::min(union_hi, (chunk + 1) * pr_.kv_chunk);
     }
     const std::int64_t kv_row = static_cast<std::int64_t>(pr_.num_kv_heads) * pr_.head_dim;
-    const float* k_base = pr_.k + (b * pr_.kv_len * pr_.num_kv_heads + kv_head) * pr_.head_dim;
-    const float* v_base = pr_.v + (b * pr_.kv_len * pr_.num_kv_heads + kv_head) * pr_.head_dim;
+    const std::int64_t head_offset = (u.b * pr_.kv_len * pr_.num_kv_heads + u.kv_head0) * pr_.head_dim;
+    const float* k_base = pr_.k + head_offset;  // key 0 of the unit's first kv head
+    const float* v_base = pr_.v + head_offset;
     // Note [block skipping]: blocks are visited from the keys nearest the unit's queries outward (causal:
     // newest first). The nearest keys carry the largest bias, so each row's running max settles early and
     // the output is rarely rescaled; and after each block, a row whose unvisited keys provably carry less
@@ -199,20 +240,31 @@ class FlashAttention {
       std::int64_t j0, j1;
       if (go_left) {
         j1 = left;
-        j0 = std::max(union_lo, left - kKeyBlock);
+        j0 = std::max(union_lo, left - block_keys_);
         left = j0;
       } else {
         j0 = right;
-        j1 = std::min(union_hi, right + kKeyBlock);
+        j1 = std::min(union_hi, right + block_keys_);
         right = j1;
       }
       // Warm the caches with the block that most likely comes next while this one computes: its rows
       // are strided (num_kv_heads * head_dim apart), which the hardware prefetchers follow poorly.
-      const std::int64_t next = go_left ? std::max(union_lo, j0 - kKeyBlock) : j1;
-      const std::int64_t next_end = go_left ? j0 : std::min(union_hi, j1 + kKeyBlock);
-      prefetch_rows(k_base, v_base, kv_row, next, next_end);
-      process_block(num_rows, j0, static_cast<int>(j1 - j0), k_base + j0 * kv_row, v_base + j0 * kv_row, kv_row);
-      if (pr_.key_norms != nullptr && rows_finished(num_rows, bk, left, right)) break;
+      const std::int64_t next = go_left ? std::max(union_lo, j0 - block_keys_) : j1;
+      const std::int64_t next_end = go_left ? j0 : std::min(union_hi, j1 + block_keys_);
+      prefetch_rows(k_base, v_base, kv_row, next, next_end, u.kv_heads * pr_.head_dim);
+      const int nk = static_cast<int>(j1 - j0);
+      bool any_head = false;
+      for (int hh = 0; hh < u.kv_heads; ++hh) {
+        head_active_.data()[hh] = mark_active(hh * rows_per_head, rows_per_head, j0, nk);
+        any_head |= head_active_.data()[hh] != 0;
+      }
+      if (any_head) pack_block(k_base, v_base, kv_row, j0, nk, u.kv_heads, head_active_.data());
+      for (int hh = 0; hh < u.kv_heads; ++hh) {
+        if (!head_active_.data()[hh]) continue;
+        const std::int64_t at = static_cast<std::int64_t>(hh) * kKeyBlock * dim_pad_;
+        process_block(hh * rows_per_head, rows_per_head, j0, nk, k_pack_.data() + at, v_pack_.data() + at);
+      }
+      if (pr_.key_norms != nullptr && rows_finished(num_rows, left, right)) break;
     }
     if (pr_.kv_chunk > 0)
       save_partial(num_rows, piece, union_lo, union_hi);
@@ -226,18 +278,15 @@ class FlashAttention {
     const std::int64_t chunks = num_chunks(pr);
     const std::int64_t stride = partial_floats_per_piece(pr);
     const std::int64_t dim_pad = (pr.head_dim + W - 1) / W * W;
-    const std::int64_t blocks = (pr.q_len + positions_per_unit(pr) - 1) / positions_per_unit(pr);
-    const std::int64_t block = blocks - 1 - unit % blocks;
-    const std::int64_t bk = unit / blocks;
-    const int group = pr.num_heads / pr.num_kv_heads;
-    const std::int64_t kv_head = bk % pr.num_kv_heads, b = bk / pr.num_kv_heads;
-    const std::int64_t i0 = block * positions_per_unit(pr);
-    const std::int64_t i1 = std::min(pr.q_len, i0 + positions_per_unit(pr));
+    const UnitLayout L = layout(pr);
+    const UnitCoords u = coords(pr, L, unit);
+    const std::int64_t b = u.b;
     std::vector<float> acc(static_cast<std::size_t>(pr.head_dim));
     std::int64_t r = 0;
-    for (std::int64_t i = i0; i < i1; ++i) {
-      for (int g = 0; g < group; ++g, ++r) {
-        const std::int64_t h = kv_head * group + g;
+    for (int kv_head = u.kv_head0; kv_head < u.kv_head0 + u.kv_heads; ++kv_head)
+    for (std::int64_t i = u.i0; i < u.i1; ++i) {
+      for (int g = 0; g < L.group; ++g, ++r) {
+        const std::int64_t h = static_cast<std::int64_t>(kv_head) * L.group + g;
         float* out = pr.out + ((b * pr.q_len + i) * pr.num_heads + h) * pr.head_dim;
         float max = -std::numeric_limits<float>::infinity();
         for (std::int64_t c = 0; c < chunks; ++c) max = std::max(max, pr.partial[(unit * chunks + c) * stride + r * (2 + dim_pad)]);
@@ -268,6 +317,7 @@ class FlashAttention {
     float* out;
     std::int64_t b, i;  // batch and query row
     int h;              // query head
+    std::int64_t bk;    // batch * num_kv_heads + kv head
     std::int64_t pos;   // key position of this query
     std::int64_t lo;    // visible keys: [lo, hi)
     std::int64_t hi;
@@ -280,10 +330,12 @@ class FlashAttention {
     double log_budget;  // log of the mass one unvisited side may carry, times (1 - e^{-m})
   };
 
-  void setup_rows(std::int64_t b, int kv_head, std::int64_t i0, std::int64_t i1) {
+  void setup_rows(const UnitCoords& u) {
     const std::int64_t D = pr_.head_dim;
+    const std::int64_t b = u.b;
     int r = 0;
-    for (std::int64_t i = i0; i < i1; ++i) {
+    for (int kv_head = u.kv_head0; kv_head < u.kv_head0 + u.kv_heads; ++kv_head)
+    for (std::int64_t i = u.i0; i < u.i1; ++i) {
       for (int g = 0; g < group_; ++g, ++r) {
         const int h = kv_head * group_ + g;
         const std::int64_t offset = ((b * pr_.q_len + i) * pr_.num_heads + h) * D;
@@ -292,6 +344,7 @@ class FlashAttention {
         row.b = b;
         row.i = i;
         row.h = h;
+        row.bk = b * pr_.num_kv_heads + kv_head;
         row.pos = pr_.q_pos0 + i;
         visible_keys(pr_, row.pos, row.lo, row.hi);
         row.neg_slope = -pr_.slopes[h];
@@ -320,10 +373,10 @@ class FlashAttention {
   }
 
   void prefetch_rows(const float* k_base, const float* v_base, std::int64_t kv_row, std::int64_t j0,
-                     std::int64_t j1) const {
+                     std::int64_t j1, std::int64_t span) const {
     constexpr std::int64_t kLine = 64 / sizeof(float);
     for (std::int64_t j = j0; j < j1; ++j)
-      for (std::int64_t d = 0; d < pr_.head_dim; d += kLine) {
+      for (std::int64_t d = 0; d < span; d += kLine) {
         ALIBI_PREFETCH(k_base + j * kv_row + d);
         ALIBI_PREFETCH(v_base + j * kv_row + d);
       }
@@ -331,7 +384,7 @@ class FlashAttention {
 
   // Marks rows whose unvisited keys ([lo, left) and [right, hi)) are negligible; true when every row of the
   // unit is done or has nothing left to visit.
-  bool rows_finished(int num_rows, std::int64_t bk, std::int64_t left, std::int64_t right) {
+  bool rows_finished(int num_rows, std::int64_t left, std::int64_t right) {
     bool all = true;
     for (int r = 0; r < num_rows; ++r) {
       Row& row = rows_.data()[r];
@@ -343,8 +396,8 @@ class FlashAttention {
         all = false;
         continue;
       }
-      row.done = (!left_open || tail_negligible(row, row.lo, left_end, pr_.key_norms->before(bk, left_end))) &&
-                 (!right_open || tail_negligible(row, right_begin, row.hi, pr_.key_norms->from(bk, right_begin)));
+      row.done = (!left_open || tail_negligible(row, row.lo, left_end, pr_.key_norms->before(row.bk, left_end))) &&
+                 (!right_open || tail_negligible(row, right_begin, row.hi, pr_.key_norms->from(row.bk, right_begin)));
       all = all && row.done;
     }
     return all;
@@ -376,20 +429,42 @@ class FlashAttention {
     if (hi < lo) hi = lo;  // empty
   }
 
-  void process_block(int num_rows, std::int64_t j0, int nk, const float* keys, const float* values,
-                     std::int64_t kv_row) {
-    // Copy the block into contiguous zero-padded rows: K/V rows of one head sit num_kv_heads * head_dim
-    // floats apart in the input, often a multiple of 4 KiB, which would map a whole block onto a few L1
-    // sets; the copy also pads head_dim to whole vectors.
-    for (int j = 0; j < nk; ++j) {
-      std::memcpy(k_pack_.data() + (j * dim_pad_), keys + j * kv_row, sizeof(float) * static_cast<std::size_t>(pr_.head_dim));
-      std::memcpy(v_pack_.data() + (j * dim_pad_), values + j * kv_row, sizeof(float) * static_cast<std::size_t>(pr_.head_dim));
-    }
-
-    for (int r = 0; r < num_rows; ++r) {
+  // Folds keys [j0, j0 + nk) of one kv head into rows [first, first + num_rows), which all read it.
+  // Marks the rows of [first, first + num_rows) that see keys [j0, j0 + nk); false if none does.
+  bool mark_active(int first, int num_rows, std::int64_t j0, int nk) {
+    bool any_active = false;
+    for (int r = first; r < first + num_rows; ++r) {
       Row& row = rows_.data()[r];
       row.active = !row.done && row.lo < j0 + nk && row.hi > j0;
+      any_active |= row.active;
     }
+    return any_active;
+  }
+
+  // Copies keys [j0, j0 + nk) of the unit's active kv heads into contiguous zero-padded rows, key by key
+  // so the reads sweep memory in order. In the input, a head's K/V rows sit num_kv_heads * head_dim
+  // floats apart, often a multiple of 4 KiB, which would map a whole block onto a few L1 sets; the copy
+  // also pads head_dim to whole vectors.
+  void pack_block(const float* k_base, const float* v_base, std::int64_t kv_row, std::int64_t j0, int nk,
+                  int kv_heads, const char* head_active) {
+    const std::size_t bytes = sizeof(float) * static_cast<std::size_t>(pr_.head_dim);
+    for (int j = 0; j < nk; ++j) {
+      const std::int64_t at = (j0 + j) * kv_row;
+      for (int hh = 0; hh < kv_heads; ++hh) {
+        if (!head_active[hh]) continue;
+        const std::int64_t to = (static_cast<std::int64_t>(hh) * kKeyBlock + j) * dim_pad_;
+        std::memcpy(k_pack_.data() + to, k_base + at + hh * pr_.head_dim, bytes);
+        std::memcpy(v_pack_.data() + to, v_base + at + hh * pr_.head_dim, bytes);
+      }
+    }
+  }
+
+  // Folds the packed keys [j0, j0 + nk) of one kv head into its rows [first, first + num_rows), whose
+  // `active` flags mark_active has set.
+  void process_block(int first, int num_rows, std::int64_t j0, int nk, const float* k_packed,
+                     const float* v_packed) {
+    const int end = first + num_rows;
+
 
     // S = Qs K^T: key panels outside, row tiles inside, so a panel stays in L1 while every row uses it.
     constexpr int QR = O::qk_rows;
@@ -397,24 +472,24 @@ class FlashAttention {
     const int num_tiles = (num_rows + QR - 1) / QR;
     for (int t = 0; t < num_tiles; ++t) {
       bool any = false;
-      for (int r = t * QR; r < std::min(num_rows, (t + 1) * QR); ++r) any |= rows_.data()[r].active;
+      for (int r = first + t * QR; r < std::min(end, first + (t + 1) * QR); ++r) any |= rows_.data()[r].active;
       tile_active_.data()[t] = any;
     }
     for (int c0 = 0; c0 < nk; c0 += NK) {
       const float* key[NK];
-      for (int c = 0; c < NK; ++c) key[c] = k_pack_.data() + (std::min(c0 + c, nk - 1) * dim_pad_);
+      for (int c = 0; c < NK; ++c) key[c] = k_packed + std::min(c0 + c, nk - 1) * dim_pad_;
       for (int t = 0; t < num_tiles; ++t) {
         if (!tile_active_.data()[t]) continue;
-        const int r0 = t * QR;
+        const int r0 = first + t * QR;
         const float* qs = qs_.data() + (r0 * dim_pad_);
         float* s = s_.data() + (r0) * kKeyBlock + static_cast<std::size_t>(c0);
-        with_count<QR>(std::min(QR, num_rows - r0), [&](auto n) {
+        with_count<QR>(std::min(QR, end - r0), [&](auto n) {
           qk_panel<Isa, decltype(n)::value>(qs, dim_pad_, key, dim_vecs_, s, kKeyBlock);
         });
       }
     }
 
-    for (int r = 0; r < num_rows; ++r)
+    for (int r = first; r < end; ++r)
       if (rows_.data()[r].active) softmax_row(r, j0, nk);
 
     // O += P V: dimension chunks outside, row tiles inside, so a chunk of V stays in L1.
@@ -422,7 +497,7 @@ class FlashAttention {
     constexpr int PV = O::pv_vecs;
     const int pv_tiles = (num_rows + PR - 1) / PR;
     for (int t = 0; t < pv_tiles; ++t) {
-      const int r0 = t * PR, r1 = std::min(num_rows, r0 + PR);
+      const int r0 = first + t * PR, r1 = std::min(end, r0 + PR);
       int ja = nk, jb = 0;
       for (int r = r0; r < r1; ++r) {
         const Row& row = rows_.data()[r];
@@ -441,11 +516,11 @@ class FlashAttention {
         for (int t = 0; t < pv_tiles; ++t) {
           const auto range = key_range_.data()[t];
           if (range.first >= range.second) continue;
-          const int r0 = t * PR;
+          const int r0 = first + t * PR;
           const float* p = s_.data() + r0 * kKeyBlock;
           float* o = o_.data() + (r0 * dim_pad_);
-          with_count<PR>(std::min(PR, num_rows - r0), [&](auto n) {
-            pv_tile<Isa, decltype(n)::value, NV>(p, kKeyBlock, v_pack_.data(), dim_pad_, range.first, range.second, o,
+          with_count<PR>(std::min(PR, end - r0), [&](auto n) {
+            pv_tile<Isa, decltype(n)::value, NV>(p, kKeyBlock, v_packed, dim_pad_, range.first, range.second, o,
                                                  dim_pad_, dv0);
           });
         }
@@ -527,13 +602,15 @@ class FlashAttention {
   }
 
   const Problem& pr_;
+  UnitLayout layout_;
   int group_;
   int dim_vecs_;
   std::int64_t dim_pad_;
-  std::int64_t positions_;
   std::int64_t max_rows_;
+  int block_keys_;
   std::vector<Row> rows_;
   std::vector<float> qs_, o_, s_, k_pack_, v_pack_;
+  std::vector<char> head_active_;                 // per kv head of the unit: some row sees the block
   std::vector<char> tile_active_;                 // per QK row tile: some row sees the current block
   std::vector<std::pair<int, int>> key_range_;    // per P.V row tile: keys of the block its rows see
 };

@@ -16,6 +16,15 @@
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
 
+// Upper bound on |key|: double accumulation (exact to ~1e-16 relative) rounded up by a margin that
+// survives the conversion to float. A key with a NaN or inf entry gets +inf: never skipped past.
+inline float key_norm_bound(const float* key, int head_dim) {
+  double sq = 0.0;
+  for (int d = 0; d < head_dim; ++d) sq += static_cast<double>(key[d]) * key[d];
+  const double norm = std::sqrt(sq) * (1.0 + 1e-6);
+  return std::isfinite(norm) && norm < 3.0e38 ? static_cast<float>(norm) : HUGE_VALF;
+}
+
 class KeyNormBounds {
  public:
   static constexpr std::int64_t kNormBlock = 64;
@@ -33,18 +42,22 @@ class KeyNormBounds {
         float* prefix = prefix_.data() + bk * blocks_;
         float* suffix = suffix_.data() + bk * blocks_;
         for (std::int64_t blk = 0; blk < blocks_; ++blk) {
-          double largest = 0.0;
-          const std::int64_t j_end = std::min(kv_len_, (blk + 1) * kNormBlock);
-          for (std::int64_t j = blk * kNormBlock; j < j_end; ++j) {
-            const float* key = keys + j * kv_row;
-            double sq = 0.0;
-            for (int d = 0; d < pr.head_dim; ++d) sq += static_cast<double>(key[d]) * key[d];
-            largest = std::isnan(sq) ? HUGE_VAL : std::max(largest, sq);
+          if (pr.key_norm_input != nullptr) {  // caller-kept bounds: no need to read the keys
+            float largest = 0.0f;
+            const std::int64_t j_end = std::min(kv_len_, (blk + 1) * kNormBlock);
+            for (std::int64_t j = blk * kNormBlock; j < j_end; ++j) {
+              const float bound = pr.key_norm_input[(b * pr.kv_len + j) * pr.num_kv_heads + kv_head];
+              largest = bound >= 0.0f ? std::max(largest, bound) : HUGE_VALF;  // NaN or negative: unbounded
+              if (largest == HUGE_VALF) break;
+            }
+            prefix[blk] = largest;
+            continue;
           }
-          // Double accumulation is exact to ~1e-16 relative; the factor keeps the float a true upper
-          // bound after rounding. NaN/inf keys give inf: such blocks are never skipped past.
-          const double norm = std::sqrt(largest) * (1.0 + 1e-6);
-          prefix[blk] = std::isfinite(norm) ? static_cast<float>(norm) : HUGE_VALF;
+          float largest = 0.0f;
+          const std::int64_t j_end = std::min(kv_len_, (blk + 1) * kNormBlock);
+          for (std::int64_t j = blk * kNormBlock; j < j_end; ++j)
+            largest = std::max(largest, key_norm_bound(keys + j * kv_row, pr.head_dim));
+          prefix[blk] = largest;
         }
         for (std::int64_t blk = blocks_ - 1; blk >= 0; --blk)
           suffix[blk] = blk + 1 < blocks_ ? std::max(prefix[blk], suffix[blk + 1]) : prefix[blk];

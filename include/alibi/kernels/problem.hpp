@@ -27,6 +27,7 @@ struct Problem {
   const float* slopes = nullptr;  // num_heads finite values
   float skip_tolerance = 0.0f;
   const KeyNormBounds* key_norms = nullptr;  // set iff block skipping is on for this call
+  const float* key_norm_input = nullptr;     // AttentionOptions::key_norms
   // Split-K (few work units, long keys): each unit's keys are cut at multiples of kv_chunk, every piece
   // writes a partial softmax state to `partial`, and the pieces are merged in key order. 0: no split.
   std::int64_t kv_chunk = 0;
