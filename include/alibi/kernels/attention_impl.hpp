@@ -26,9 +26,9 @@ void attention(const float* q, const float* k, const float* v, float* out, const
   }
   // Block skipping needs key norm bounds (one pass over K); only worth it when some slope decays.
   kernels::Problem run = pr;
-  std::unique_ptr<kernels::KeyNormBounds> norms;
+  std::unique_ptr<kernels::KeyNormBounds<Isa>> norms;
   if (pr.skip_tolerance > 0.0f && std::any_of(pr.slopes, pr.slopes + pr.num_heads, [](float m) { return m > 0.0f; })) {
-    norms = std::make_unique<kernels::KeyNormBounds>(pr);
+    norms = std::make_unique<kernels::KeyNormBounds<Isa>>(pr);
     run.key_norms = norms.get();
   }
   using Kernel = kernels::FlashAttention<Isa>;

@@ -384,6 +384,8 @@ class FlashAttention {
 
   // Marks rows whose unvisited keys ([lo, left) and [right, hi)) are negligible; true when every row of the
   // unit is done or has nothing left to visit.
+  const KeyNormBounds<Isa>* norms() const { return static_cast<const KeyNormBounds<Isa>*>(pr_.key_norms); }
+
   bool rows_finished(int num_rows, std::int64_t left, std::int64_t right) {
     bool all = true;
     for (int r = 0; r < num_rows; ++r) {
@@ -396,8 +398,8 @@ class FlashAttention {
         all = false;
         continue;
       }
-      row.done = (!left_open || tail_negligible(row, row.lo, left_end, pr_.key_norms->before(row.bk, left_end))) &&
-                 (!right_open || tail_negligible(row, right_begin, row.hi, pr_.key_norms->from(row.bk, right_begin)));
+      row.done = (!left_open || tail_negligible(row, row.lo, left_end, norms()->before(row.bk, left_end))) &&
+                 (!right_open || tail_negligible(row, right_begin, row.hi, norms()->from(row.bk, right_begin)));
       all = all && row.done;
     }
     return all;

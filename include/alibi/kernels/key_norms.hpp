@@ -11,6 +11,7 @@
 
 #include "alibi/detail/config.hpp"
 #include "alibi/detail/threading.hpp"
+#include "alibi/isa/ops.hpp"
 #include "alibi/kernels/problem.hpp"
 
 ALIBI_NAMESPACE_BEGIN
@@ -25,45 +26,72 @@ inline float key_norm_bound(const float* key, int head_dim) {
   return std::isfinite(norm) && norm < 3.0e38 ? static_cast<float>(norm) : HUGE_VALF;
 }
 
+template <class Isa>
+class KeyNormBounds;
+
+// Upper bound on |key| computed with the ISA's vectors: a float sum of D non-negative squares is within
+// a relative (D + 1) * 2^-24 of the exact one, so inflating by (D + 16) * 2^-23 and the square root by
+// 2^-22 keeps a true upper bound. Cheap enough to run over every key of a long cache.
+template <class Isa>
+ALIBI_ALWAYS_INLINE float key_norm_bound_fast(const float* key, int head_dim) {
+  using O = isa::Ops<Isa>;
+  constexpr int W = O::width;
+  auto acc = O::zero();
+  int d = 0;
+  for (; d + W <= head_dim; d += W) {
+    const auto x = O::load(key + d);
+    acc = O::fma(x, x, acc);
+  }
+  if (d < head_dim) {
+    const auto x = O::load_partial(key + d, head_dim - d);
+    acc = O::fma(x, x, acc);
+  }
+  const float sq = O::reduce_add(acc);
+  if (!(sq < 3.0e38f)) return HUGE_VALF;  // overflow, inf or NaN: unbounded
+  const double inflated = static_cast<double>(sq) * (1.0 + (head_dim + 16) * 0x1p-23);
+  return static_cast<float>(std::sqrt(inflated) * (1.0 + 0x1p-22));
+}
+
+template <class Isa>
 class KeyNormBounds {
  public:
   static constexpr std::int64_t kNormBlock = 64;
 
   explicit KeyNormBounds(const Problem& pr)
-      : kv_len_(pr.kv_len), blocks_((pr.kv_len + kNormBlock - 1) / kNormBlock) {
-    const std::int64_t heads = pr.batch * pr.num_kv_heads;
-    prefix_.assign(static_cast<std::size_t>(heads * blocks_), 0.0f);
-    suffix_.assign(static_cast<std::size_t>(heads * blocks_), 0.0f);
+      : heads_(pr.num_kv_heads), blocks_((pr.kv_len + kNormBlock - 1) / kNormBlock) {
+    const std::int64_t per_batch = static_cast<std::int64_t>(heads_) * blocks_;
+    prefix_.assign(static_cast<std::size_t>(pr.batch * per_batch), 0.0f);
+    suffix_.assign(static_cast<std::size_t>(pr.batch * per_batch), 0.0f);
     const std::int64_t kv_row = static_cast<std::int64_t>(pr.num_kv_heads) * pr.head_dim;
-    detail::parallel_for_units(heads, pr.num_threads, [&] {
-      return [&](std::int64_t bk) {
-        const std::int64_t b = bk / pr.num_kv_heads, kv_head = bk % pr.num_kv_heads;
-        const float* keys = pr.k + (b * pr.kv_len * pr.num_kv_heads + kv_head) * pr.head_dim;
-        float* prefix = prefix_.data() + bk * blocks_;
-        float* suffix = suffix_.data() + bk * blocks_;
-        for (std::int64_t blk = 0; blk < blocks_; ++blk) {
-          if (pr.key_norm_input != nullptr) {  // caller-kept bounds: no need to read the keys
-            float largest = 0.0f;
-            const std::int64_t j_end = std::min(kv_len_, (blk + 1) * kNormBlock);
-            for (std::int64_t j = blk * kNormBlock; j < j_end; ++j) {
-              const float bound = pr.key_norm_input[(b * pr.kv_len + j) * pr.num_kv_heads + kv_head];
-              largest = bound >= 0.0f ? std::max(largest, bound) : HUGE_VALF;  // NaN or negative: unbounded
-              if (largest == HUGE_VALF) break;
+    // Block maxima, one (batch, key block) per work item, keys visited in memory order.
+    detail::parallel_for_units(pr.batch * blocks_, pr.num_threads, [&] {
+      return [&](std::int64_t item) {
+        const std::int64_t b = item / blocks_, blk = item % blocks_;
+        const std::int64_t j_end = std::min(pr.kv_len, (blk + 1) * kNormBlock);
+        for (int kv_head = 0; kv_head < heads_; ++kv_head) prefix_[index(b * heads_ + kv_head, blk)] = 0.0f;
+        for (std::int64_t j = blk * kNormBlock; j < j_end; ++j) {
+          const std::int64_t key_row = b * pr.kv_len + j;
+          for (int kv_head = 0; kv_head < heads_; ++kv_head) {
+            float bound;
+            if (pr.key_norm_input != nullptr) {  // caller-kept bounds: the keys are not read at all
+              bound = pr.key_norm_input[key_row * heads_ + kv_head];
+              if (!(bound >= 0.0f)) bound = HUGE_VALF;  // NaN or negative: unbounded
+            } else {
+              bound = key_norm_bound_fast<Isa>(pr.k + key_row * kv_row + kv_head * pr.head_dim, pr.head_dim);
             }
-            prefix[blk] = largest;
-            continue;
+            float& slot = prefix_[index(b * heads_ + kv_head, blk)];
+            slot = std::max(slot, bound);
           }
-          float largest = 0.0f;
-          const std::int64_t j_end = std::min(kv_len_, (blk + 1) * kNormBlock);
-          for (std::int64_t j = blk * kNormBlock; j < j_end; ++j)
-            largest = std::max(largest, key_norm_bound(keys + j * kv_row, pr.head_dim));
-          prefix[blk] = largest;
         }
-        for (std::int64_t blk = blocks_ - 1; blk >= 0; --blk)
-          suffix[blk] = blk + 1 < blocks_ ? std::max(prefix[blk], suffix[blk + 1]) : prefix[blk];
-        for (std::int64_t blk = 1; blk < blocks_; ++blk) prefix[blk] = std::max(prefix[blk], prefix[blk - 1]);
       };
     });
+    for (std::int64_t bk = 0; bk < pr.batch * heads_; ++bk) {
+      for (std::int64_t blk = blocks_ - 1; blk >= 0; --blk)
+        suffix_[index(bk, blk)] = blk + 1 < blocks_ ? std::max(prefix_[index(bk, blk)], suffix_[index(bk, blk + 1)])
+                                                    : prefix_[index(bk, blk)];
+      for (std::int64_t blk = 1; blk < blocks_; ++blk)
+        prefix_[index(bk, blk)] = std::max(prefix_[index(bk, blk)], prefix_[index(bk, blk - 1)]);
+    }
   }
 
   /// Bound on the norm of every key in [0, end) of (batch, kv head) `bk`; end >= 1.
@@ -74,7 +102,7 @@ class KeyNormBounds {
  private:
   std::size_t index(std::int64_t bk, std::int64_t blk) const { return static_cast<std::size_t>(bk * blocks_ + blk); }
 
-  std::int64_t kv_len_;
+  int heads_;
   std::int64_t blocks_;
   std::vector<float> prefix_, suffix_;
 };

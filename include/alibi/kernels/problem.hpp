@@ -7,7 +7,6 @@
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
 
-class KeyNormBounds;
 
 struct Problem {
   const float* q = nullptr;
@@ -26,7 +25,7 @@ struct Problem {
   float scale = 0.0f;        // resolved (never 0 from the default here)
   const float* slopes = nullptr;  // num_heads finite values
   float skip_tolerance = 0.0f;
-  const KeyNormBounds* key_norms = nullptr;  // set iff block skipping is on for this call
+  const void* key_norms = nullptr;           // KeyNormBounds<Isa>, set iff block skipping is on
   const float* key_norm_input = nullptr;     // AttentionOptions::key_norms
   // Split-K (few work units, long keys): each unit's keys are cut at multiples of kv_chunk, every piece
   // writes a partial softmax state to `partial`, and the pieces are merged in key order. 0: no split.
