@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "alibi/attention.hpp"
+#include "alibi/types.hpp"
 #include "alibi/detail/checked.hpp"
 #include "alibi/detail/config.hpp"
 #include "alibi/detail/errors.hpp"

@@ -1,0 +1,327 @@
+// alibi_bench: the fused ALiBi kernels of every ISA build side by side with an unfused Eigen baseline and
+// a naive reference, with counters relative to this machine's measured FMA peak and read bandwidth.
+//
+// Benchmark names are "<family>/<variant>/<key>:<value>/..." so bench/plot.py can parse them; see
+// bench/RESULTS.md for what each family measures and the commands that run it.
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "alibi/slopes.hpp"
+#include "harness.hpp"
+#include "machine.hpp"
+#include "naive_reference.hpp"
+#include "variants.hpp"
+#include "workload.hpp"
+
+#ifndef ALIBI_BENCH_EIGEN_ISA_NAME
+#define ALIBI_BENCH_EIGEN_ISA_NAME "avx2"
+#endif
+
+namespace alibi_bench {
+namespace {
+
+/// Something that computes attention: an alibi ISA build, the Eigen baseline or the naive reference.
+struct Variant {
+  std::string name;
+  std::function<void(const AttentionCall&)> run;
+  const IsaVariant* isa = nullptr;  ///< whose FMA peak bounds it; nullptr: no peak_frac
+  bool is_alibi_kernel = false;     ///< honours num_threads and skip_tolerance
+};
+
+constexpr float kNoSkipping = 0.0f;
+constexpr float kDefaultSkipping = -1.0f;  // AttentionCall: keep alibi's default skip_tolerance
+
+const std::vector<float>& default_slopes(int num_heads) {
+  static std::map<int, std::vector<float>> cache;
+  auto found = cache.find(num_heads);
+  if (found == cache.end()) found = cache.emplace(num_heads, alibi::slopes(num_heads)).first;
+  return found->second;
+}
+
+std::vector<Variant> kernel_variants(bool include_scalar) {
+  std::vector<Variant> list;
+  for (const IsaVariant& isa : isa_variants()) {
+    if (!isa.cpu_supported || (!include_scalar && isa.name == "scalar")) continue;
+    list.push_back(Variant{isa.name, isa.run_attention, &isa, true});
+  }
+  return list;
+}
+
+bool eigen_available() {
+#if ALIBI_BENCH_HAVE_EIGEN
+  const IsaVariant* isa = find_isa_variant(ALIBI_BENCH_EIGEN_ISA_NAME);
+  return isa != nullptr && isa->cpu_supported;
+#else
+  return false;
+#endif
+}
+
+Variant eigen_variant() {
+#if ALIBI_BENCH_HAVE_EIGEN
+  return Variant{"eigen", run_eigen_attention, find_isa_variant(ALIBI_BENCH_EIGEN_ISA_NAME), false};
+#else
+  return Variant{};
+#endif
+}
+
+Variant naive_variant() { return Variant{"naive", run_naive_attention, nullptr, false}; }
+
+std::string eigen_key(const Shape& shape) { return "eigen/" + shape.key(); }
+
+/// Seconds of one Eigen call on this shape: recorded by the eigen variant of the same family when it ran
+/// before, measured once here otherwise.
+double eigen_seconds(const Shape& shape) {
+  return reference_seconds(eigen_key(shape), [&] {
+    Tensors& tensors = tensors_for(shape);
+    AttentionCall call = make_call(shape, tensors, tensors.out.data());
+    call.slopes = default_slopes(shape.num_heads).data();
+    eigen_variant().run(call);
+  });
+}
+
+/// Times `variant` on `shape`; returns seconds per call (0 if it could not run).
+double run_variant(benchmark::State& state, const Variant& variant, const Shape& shape, int num_threads,
+                   float skip_tolerance, const float* slopes = nullptr) {
+  Tensors& tensors = tensors_for(shape);
+  AttentionCall call = make_call(shape, tensors, tensors.out.data());
+  call.num_threads = num_threads;
+  call.skip_tolerance = skip_tolerance;
+  call.slopes = slopes != nullptr ? slopes : variant.is_alibi_kernel ? nullptr : default_slopes(shape.num_heads).data();
+  try {
+    return timed_loop(state, [&] { variant.run(call); });
+  } catch (const std::exception& error) {
+    state.SkipWithError(error.what());
+    return 0.0;
+  }
+}
+
+void set_flop_counters(benchmark::State& state, const Variant& variant, const Shape& shape, double seconds,
+                       int num_threads) {
+  const double gflops = attention_flops(shape) / seconds * 1e-9;
+  state.counters["GFLOPs"] = gflops;
+  if (variant.isa != nullptr) state.counters["peak_frac"] = gflops / (fma_peak_gflops(*variant.isa) * num_threads);
+  if (eigen_available() && variant.name != "eigen")
+    state.counters["speedup_vs_eigen"] = eigen_seconds(shape) / seconds;
+}
+
+double max_relative_error(const std::vector<float>& result, const std::vector<float>& reference) {
+  double max_error = 0.0, max_reference = 0.0;
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    max_error = std::max(max_error, std::fabs(static_cast<double>(result[i]) - reference[i]));
+    max_reference = std::max(max_reference, std::fabs(static_cast<double>(reference[i])));
+  }
+  return max_reference > 0.0 ? max_error / max_reference : max_error;
+}
+
+const std::vector<float>& naive_output(const Shape& shape) {
+  static std::map<std::string, std::vector<float>> cache;
+  auto found = cache.find(shape.key());
+  if (found != cache.end()) return found->second;
+  Tensors& tensors = tensors_for(shape);
+  std::vector<float> out(tensors.out.size());
+  AttentionCall call = make_call(shape, tensors, out.data());
+  call.slopes = default_slopes(shape.num_heads).data();
+  run_naive_attention(call);
+  return cache.emplace(shape.key(), std::move(out)).first->second;
+}
+
+benchmark::internal::Benchmark* add(const std::string& name, std::function<void(benchmark::State&)> body) {
+  return benchmark::RegisterBenchmark(name.c_str(), [body](benchmark::State& state) { body(state); })
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+std::string prefill_suffix(const Shape& shape) {
+  return "/len:" + std::to_string(shape.q_len) + "/heads:" + std::to_string(shape.num_heads) +
+         "/dim:" + std::to_string(shape.head_dim);
+}
+
+// ---- small: every variant including the naive reference, with its error against that reference -------
+void register_small() {
+  std::vector<Variant> variants{naive_variant()};
+  if (eigen_available()) variants.push_back(eigen_variant());
+  for (const Variant& kernel : kernel_variants(true)) variants.push_back(kernel);
+  for (std::int64_t len : {128, 256, 512}) {
+    const Shape shape{1, len, len, 8, 8, 64};
+    for (const Variant& variant : variants) {
+      add("small/" + variant.name + prefill_suffix(shape), [=](benchmark::State& state) {
+        const double seconds = run_variant(state, variant, shape, 1, kNoSkipping);
+        if (seconds <= 0.0) return;
+        if (variant.name == "eigen") record_reference(eigen_key(shape), seconds);
+        if (variant.name != "naive")
+          state.counters["max_rel_err_vs_naive"] = max_relative_error(tensors_for(shape).out, naive_output(shape));
+        set_flop_counters(state, variant, shape, seconds, 1);
+      });
+    }
+  }
+}
+
+// ---- prefill: causal q_len = kv_len, one thread, no skipping (every counted FLOP is done) -------------
+void register_prefill() {
+  struct Length {
+    std::int64_t tokens;
+    int heads;
+  };
+  // 32 heads where that stays affordable for the Eigen baseline; 8 heads beyond.
+  const std::vector<Length> lengths{{1024, 32}, {2048, 32}, {4096, 8}, {8192, 8}};
+  for (const Length& length : lengths) {
+    for (int head_dim : {64, 80, 96, 128}) {
+      const Shape shape{1, length.tokens, length.tokens, length.heads, length.heads, head_dim};
+      std::vector<Variant> variants;
+      if (eigen_available()) variants.push_back(eigen_variant());  // first, so its time is cached
+      for (const Variant& kernel : kernel_variants(length.tokens <= 2048)) variants.push_back(kernel);
+      for (const Variant& variant : variants) {
+        add("prefill/" + variant.name + prefill_suffix(shape) + "/threads:1", [=](benchmark::State& state) {
+          const double seconds = run_variant(state, variant, shape, 1, kNoSkipping);
+          if (seconds <= 0.0) return;
+          if (variant.name == "eigen") record_reference(eigen_key(shape), seconds);
+          set_flop_counters(state, variant, shape, seconds, 1);
+        });
+      }
+    }
+  }
+}
+
+std::vector<int> thread_counts() {
+  std::vector<int> counts{1, 2};
+  if (hardware_threads() > 2) counts.push_back(hardware_threads());
+  return counts;
+}
+
+// ---- threads: the same prefill on 1 and more threads -------------------------------------------------
+void register_threads() {
+  const Shape shape{1, 4096, 4096, 32, 32, 128};
+  for (const Variant& variant : kernel_variants(false)) {
+    for (int threads : thread_counts()) {
+      add("threads/" + variant.name + prefill_suffix(shape) + "/threads:" + std::to_string(threads),
+          [=](benchmark::State& state) {
+            const std::string one_thread_key = variant.name + "/threads:1/" + shape.key();
+            const double seconds = run_variant(state, variant, shape, threads, kNoSkipping);
+            if (seconds <= 0.0) return;
+            if (threads == 1) record_reference(one_thread_key, seconds);
+            const double gflops = attention_flops(shape) / seconds * 1e-9;
+            state.counters["GFLOPs"] = gflops;
+            state.counters["peak_frac"] = gflops / (fma_peak_gflops(*variant.isa) * threads);
+            state.counters["speedup_vs_1thread"] = reference_seconds(one_thread_key, [&] {
+              Tensors& tensors = tensors_for(shape);
+              AttentionCall call = make_call(shape, tensors, tensors.out.data());
+              call.num_threads = 1;
+              call.skip_tolerance = kNoSkipping;
+              variant.run(call);
+            }) / seconds;
+          });
+    }
+  }
+}
+
+// ---- decode: a few query rows against a long KV cache, GQA 32/8, no skipping (every byte is read) ------
+void register_decode() {
+  for (const Variant& variant : kernel_variants(true)) {
+    for (std::int64_t q_len : {1, 4}) {
+      for (std::int64_t kv_len : {4096, 16384, 65536}) {
+        for (int threads : thread_counts()) {
+          const Shape shape{1, q_len, kv_len, 32, 8, 128};
+          add("decode/" + variant.name + "/q:" + std::to_string(q_len) + "/kv:" + std::to_string(kv_len) +
+                  "/heads:32/kv_heads:8/dim:128/threads:" + std::to_string(threads),
+              [=](benchmark::State& state) {
+                const double seconds = run_variant(state, variant, shape, threads, kNoSkipping);
+                if (seconds <= 0.0) return;
+                const double gbps = kv_bytes(shape) / seconds * 1e-9;
+                state.counters["GBps"] = gbps;
+                state.counters["bw_frac"] = gbps / read_bandwidth_gbs(threads);
+                state.counters["GFLOPs"] = attention_flops(shape) / seconds * 1e-9;
+              });
+        }
+      }
+    }
+  }
+}
+
+// ---- skip: ALiBi block skipping (issue 4), default tolerance against none, one thread ------------------
+void register_skip_pair(const std::string& family, const std::string& suffix, const Variant& variant,
+                        const Shape& shape, const float* slopes) {
+  const std::string unskipped_key = family + "/" + variant.name + suffix + "/tol:0";
+  for (bool skipping : {false, true}) {
+    add(family + "/" + variant.name + suffix + (skipping ? "/tol:default" : "/tol:0"),
+        [=](benchmark::State& state) {
+          const float tolerance = skipping ? kDefaultSkipping : kNoSkipping;
+          const double seconds = run_variant(state, variant, shape, 1, tolerance, slopes);
+          if (seconds <= 0.0) return;
+          if (!skipping) {
+            record_reference(unskipped_key, seconds);
+            return;
+          }
+          state.counters["speedup_vs_noskip"] = reference_seconds(unskipped_key, [&] {
+            Tensors& tensors = tensors_for(shape);
+            AttentionCall call = make_call(shape, tensors, tensors.out.data());
+            call.slopes = slopes;
+            call.skip_tolerance = kNoSkipping;
+            variant.run(call);
+          }) / seconds;
+        });
+  }
+}
+
+void register_skip() {
+  for (const Variant& variant : kernel_variants(false)) {
+    for (std::int64_t len : {4096, 8192, 16384, 32768, 65536}) {
+      const Shape shape{1, len, len, 8, 8, 64};
+      register_skip_pair("skip_prefill", prefill_suffix(shape), variant, shape, nullptr);
+    }
+    const Shape decode{1, 1, 65536, 32, 8, 64};
+    register_skip_pair("skip_decode", "/q:1/kv:65536/heads:32/kv_heads:8/dim:64", variant, decode, nullptr);
+    // Per head: one head at a time with that head's default slope; 1 - 1/speedup approximates the share
+    // of the head's work the bound removed.
+    const std::vector<float>& slopes = default_slopes(8);
+    for (int head = 0; head < 8; ++head) {
+      const Shape one_head{1, 16384, 16384, 1, 1, 64};
+      const float* slope = slopes.data() + head;
+      char slope_text[32];
+      std::snprintf(slope_text, sizeof slope_text, "%g", static_cast<double>(*slope));
+      register_skip_pair("skip_head", "/len:16384/head:" + std::to_string(head) + "/slope:" + slope_text + "/dim:64",
+                         variant, one_head, slope);
+    }
+  }
+}
+
+void add_machine_context() {
+  char text[64];
+  for (const IsaVariant& isa : isa_variants()) {
+    if (!isa.cpu_supported) {
+      benchmark::AddCustomContext("alibi_isa_" + isa.name, "compiled, not supported by this CPU: not registered");
+      continue;
+    }
+    std::snprintf(text, sizeof text, "%.2f", fma_peak_gflops(isa));
+    benchmark::AddCustomContext("alibi_fma_peak_gflops_" + isa.name, text);
+  }
+  for (int threads : thread_counts()) {
+    std::snprintf(text, sizeof text, "%.2f", read_bandwidth_gbs(threads));
+    benchmark::AddCustomContext("alibi_read_bandwidth_gbs_threads_" + std::to_string(threads), text);
+  }
+  benchmark::AddCustomContext("alibi_eigen_baseline", eigen_available() ? ALIBI_BENCH_EIGEN_ISA_NAME " build, 1 thread"
+                                                                       : "not available");
+}
+
+}  // namespace
+}  // namespace alibi_bench
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  alibi_bench::add_machine_context();
+  alibi_bench::register_small();
+  alibi_bench::register_prefill();
+  alibi_bench::register_threads();
+  alibi_bench::register_decode();
+  alibi_bench::register_skip();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

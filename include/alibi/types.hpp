@@ -1,0 +1,51 @@
+#pragma once
+// The value types of the attention API: mask, shape and options.
+#include <cstdint>
+
+#include "alibi/detail/config.hpp"
+
+ALIBI_NAMESPACE_BEGIN
+
+/// Which keys a query sees.
+enum class Mask {
+  causal,        ///< key j is visible to the query at position p iff j <= p; bias -m * (p - j)
+  bidirectional  ///< every key is visible; bias -m * |p - j| (symmetric ALiBi)
+};
+
+/// Tensor sizes. Layout, contiguous row-major:
+///   q and out: [batch][q_len][num_heads][head_dim]
+///   k and v:   [batch][kv_len][num_kv_heads][head_dim]
+/// Query head h reads kv head h / (num_heads / num_kv_heads).
+struct AttentionShape {
+  int batch = 1;
+  std::int64_t q_len = 0;   ///< query rows per sequence
+  std::int64_t kv_len = 0;  ///< key/value rows per sequence
+  int num_heads = 0;        ///< query heads
+  int num_kv_heads = 0;     ///< divides num_heads: 1 = multi-query, < num_heads = grouped-query
+  int head_dim = 0;         ///< any value >= 1
+};
+
+struct AttentionOptions {
+  Mask mask = Mask::causal;
+  float scale = 0.0f;             ///< logit scale; 0 means 1/sqrt(head_dim). Applied before the bias.
+  const float* slopes = nullptr;  ///< num_heads slopes (any finite values); nullptr means alibi::slopes(num_heads)
+  /// 0: unlimited. w > 0: the query at p sees key j only if p - j < w (causal) or |p - j| < w
+  /// (bidirectional), i.e. a sliding window of w keys ending at the query.
+  std::int64_t window = 0;
+  /// Position of query row 0 among the keys; -1 means kv_len - q_len (the queries are the last q_len
+  /// positions, as in prefill and KV-cache decode). Under the causal mask a row whose position is
+  /// negative (more queries than keys with the default) sees no key; bidirectional rows still see keys.
+  std::int64_t q_pos0 = -1;
+  int num_threads = 0;  ///< 0: all hardware threads; 1: the calling thread only
+  /// ALiBi block skipping: the largest total softmax mass a row may drop, relative to its largest term.
+  /// The default is below fp32 resolution; 0 disables skipping. Never skips for slopes <= 0.
+  float skip_tolerance = 0x1p-24f;
+  /// Optional, for block skipping: upper bounds on the key norms |k|, [batch][kv_len][num_kv_heads] floats,
+  /// as alibi::key_norms computes them (a KV cache can keep them and append one per new token). With
+  /// them, skipping never reads the keys it skips, so a long decode reads only the keys near the query;
+  /// without them, each call first reads every key once to bound its norm. Values must be >= the true
+  /// norms for the guarantee to hold; NaN or negative entries are treated as unbounded.
+  const float* key_norms = nullptr;
+};
+
+ALIBI_NAMESPACE_END

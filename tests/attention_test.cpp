@@ -1,0 +1,775 @@
+// alibi::attention<Isa> against the float64 reference (tests/reference.hpp), typed over every ISA this
+// binary was compiled for. The same source is built three times: without ISA flags, with the AVX2 flags
+// and with the AVX-512 flags (tests/CMakeLists.txt).
+//
+// Tolerances (see compare_to_reference in test_support.hpp):
+//   unit-scale inputs: |out - ref| <= 2e-5 * max|ref| (+ 4 ulp of max|v|, the resolution of a weighted mean);
+//   large logits: additionally the error that fp32 rounding of the logits implies, Note [logit rounding
+//   bound] in reference.hpp, computed per element from the actual logits.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <iterator>
+#include <limits>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "alibi/alibi.hpp"
+#include "reference.hpp"
+#include "test_registry.hpp"
+#include "test_support.hpp"
+
+namespace alibi_test {
+namespace {
+
+constexpr int kCounterBefore = __COUNTER__;
+
+// ---- a test case: shape, options and its tensors
+
+struct Case {
+  alibi::AttentionShape shape;
+  alibi::AttentionOptions options;   // options.slopes is ignored: see custom_slopes
+  std::vector<float> custom_slopes;  // empty: the library's default slopes
+  std::vector<float> q, k, v;
+
+  alibi::AttentionOptions call_options() const {
+    alibi::AttentionOptions o = options;
+    o.slopes = custom_slopes.empty() ? nullptr : custom_slopes.data();
+    return o;
+  }
+  std::string describe() const { return alibi_test::describe(shape, call_options()); }
+
+  void fill(std::mt19937& rng, float q_sigma = 1.0f, float k_sigma = 1.0f, float v_sigma = 1.0f) {
+    q = normal_floats(static_cast<std::size_t>(q_count(shape)), rng, q_sigma);
+    k = normal_floats(static_cast<std::size_t>(kv_count(shape)), rng, k_sigma);
+    v = normal_floats(static_cast<std::size_t>(kv_count(shape)), rng, v_sigma);
+  }
+};
+
+Case make_case(int batch, std::int64_t q_len, std::int64_t kv_len, int num_heads, int num_kv_heads, int head_dim) {
+  Case c;
+  c.shape.batch = batch;
+  c.shape.q_len = q_len;
+  c.shape.kv_len = kv_len;
+  c.shape.num_heads = num_heads;
+  c.shape.num_kv_heads = num_kv_heads;
+  c.shape.head_dim = head_dim;
+  return c;
+}
+
+template <class Isa>
+std::vector<float> run(const Case& c) {
+  std::vector<float> out(static_cast<std::size_t>(q_count(c.shape)), unwritten_marker());
+  alibi::attention<Isa>(c.q.data(), c.k.data(), c.v.data(), out.data(), c.shape, c.call_options());
+  return out;
+}
+
+ReferenceOutput reference_of(const Case& c) {
+  return reference_attention(make_reference_problem(c.q.data(), c.k.data(), c.v.data(), c.shape, c.call_options()));
+}
+
+// Runs the case on Isa and compares the whole output with the reference.
+template <class Isa>
+Comparison check(const Case& c, bool allow_logit_rounding = false) {
+  const std::vector<float> out = run<Isa>(c);
+  return compare_to_reference(out.data(), reference_of(c), c.shape, max_abs(c.v), allow_logit_rounding);
+}
+
+#define EXPECT_MATCHES_REFERENCE(comparison, c) \
+  EXPECT_TRUE((comparison).first_failure.empty()) << (c).describe() << "\n  " << (comparison).first_failure
+
+// ---- random shapes
+
+constexpr std::int64_t kLengths[] = {0, 1, 2, 7, 15, 16, 17, 63, 64, 65, 127, 129, 257, 513};
+constexpr int kHeadCounts[] = {1, 2, 3, 5, 6, 8, 12, 16, 40};
+constexpr int kHeadDims[] = {1, 2, 3, 7, 8, 15, 16, 17, 32, 33, 63, 64, 65, 80, 96, 100, 128, 160, 256};
+
+template <class T, std::size_t N>
+T pick(const T (&values)[N], std::mt19937& rng) {
+  return values[std::uniform_int_distribution<std::size_t>(0, N - 1)(rng)];
+}
+
+int random_divisor(int n, std::mt19937& rng) {
+  std::vector<int> divisors;
+  for (int d = 1; d <= n; ++d)
+    if (n % d == 0) divisors.push_back(d);
+  return divisors[std::uniform_int_distribution<std::size_t>(0, divisors.size() - 1)(rng)];
+}
+
+// Work of the float64 reference, in multiply-adds (zero lengths still cost a row or two).
+std::int64_t reference_work(const alibi::AttentionShape& s) {
+  return std::int64_t{s.batch} * std::max<std::int64_t>(s.q_len, 1) * std::max<std::int64_t>(s.kv_len, 1) *
+         s.num_heads * s.head_dim;
+}
+
+// Case `index` pins one size to a listed value in rotation (q_len, kv_len, num_heads, head_dim), so every
+// listed value occurs; the other sizes are drawn until the reference's work fits `max_work`. Options keep
+// the logits unit-scale, as the 2e-5 tolerance assumes: negative slopes are gentle, and rows more than 16
+// positions from every key (q_len > kv_len, explicit q_pos0) get a window of at most 16 or gentle slopes,
+// since otherwise the bias alone makes every logit of the row large (LargeInputsWithQueriesFarPastTheKeys
+// and RandomShapesWithFarRows cover that regime with its own tolerance; they pass unit_scale = false).
+Case random_case(int index, std::mt19937& rng, std::int64_t max_work, bool unit_scale = true) {
+  const int pinned = index % 4;
+  const int slot = index / 4;
+  auto draw = [&](bool pin, auto& values, auto& out) {
+    if (pin)
+      out = values[static_cast<std::size_t>(slot) % (sizeof(values) / sizeof(values[0]))];
+    else
+      out = pick(values, rng);
+  };
+  Case c;
+  for (int attempt = 0;; ++attempt) {
+    c.shape.batch = std::uniform_int_distribution<int>(1, 3)(rng);
+    draw(pinned == 0, kLengths, c.shape.q_len);
+    draw(pinned == 1, kLengths, c.shape.kv_len);
+    draw(pinned == 2, kHeadCounts, c.shape.num_heads);
+    draw(pinned == 3, kHeadDims, c.shape.head_dim);
+    if (reference_work(c.shape) <= max_work) break;
+    if (attempt > 10000) {  // the pinned size alone is too big: keep it, shrink the rest
+      c.shape.batch = 1;
+      if (pinned != 0) c.shape.q_len = 1;
+      if (pinned != 1) c.shape.kv_len = 7;
+      if (pinned != 2) c.shape.num_heads = 1;
+      if (pinned != 3) c.shape.head_dim = 8;
+      break;
+    }
+  }
+  c.shape.num_kv_heads = random_divisor(c.shape.num_heads, rng);
+
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  alibi::AttentionOptions& o = c.options;
+  o.mask = unit(rng) < 0.5 ? alibi::Mask::causal : alibi::Mask::bidirectional;
+  if (unit(rng) < 0.5) {
+    const std::int64_t kv = c.shape.kv_len;
+    const std::int64_t windows[] = {
+        1, 2, 3, 7, 16, 64, std::max<std::int64_t>(1, kv / 2), std::max<std::int64_t>(1, kv), kv + 3};
+    o.window = pick(windows, rng);
+  }
+  if (unit(rng) < 0.4) {
+    const std::int64_t last = std::max<std::int64_t>(0, c.shape.kv_len - c.shape.q_len) + 16;
+    o.q_pos0 = std::uniform_int_distribution<std::int64_t>(0, last)(rng);
+  }
+  if (unit(rng) < 0.3) o.scale = static_cast<float>((0.25 + 1.75 * unit(rng)) / std::sqrt(double(c.shape.head_dim)));
+  if (unit(rng) < 0.4) {
+    for (int h = 0; h < c.shape.num_heads; ++h) {
+      const double kind = unit(rng);
+      c.custom_slopes.push_back(kind < 0.2   ? 0.0f
+                                : kind < 0.4 ? static_cast<float>(-0.02 * unit(rng))
+                                             : static_cast<float>(0.6 * unit(rng)));
+    }
+  }
+  const std::int64_t first = o.q_pos0 == -1 ? c.shape.kv_len - c.shape.q_len : o.q_pos0;
+  const bool far_rows =
+      c.shape.q_len > 0 && c.shape.kv_len > 0 &&
+      (first + c.shape.q_len - 1 > c.shape.kv_len - 1 + 16 || (o.mask == alibi::Mask::bidirectional && first < -16));
+  if (unit_scale && far_rows && (o.window == 0 || o.window > 16)) {
+    if (unit(rng) < 0.5) {
+      o.window = std::uniform_int_distribution<std::int64_t>(1, 16)(rng);
+    } else {
+      c.custom_slopes.clear();
+      for (int h = 0; h < c.shape.num_heads; ++h)
+        c.custom_slopes.push_back(unit(rng) < 0.2 ? 0.0f : static_cast<float>(0.04 * unit(rng) - 0.02));
+    }
+  }
+  const int thread_counts[] = {1, 2, 3, 0};
+  o.num_threads = pick(thread_counts, rng);
+  c.fill(rng);
+  return c;
+}
+
+ALIBI_ISA_TEST(RandomShapesMatchTheReference) {
+  const int num_cases = scaled(500, 100);
+  const std::int64_t max_work = scaled(3000000, 400000);
+  std::mt19937 rng(20240601);
+  double worst_ratio = 0.0, worst_error = 0.0;
+  int failures = 0;
+  std::set<std::int64_t> q_lens, kv_lens;
+  std::set<int> heads, dims;
+  int bidirectional = 0, windowed = 0, explicit_q_pos0 = 0, custom_slopes = 0, grouped = 0;
+  for (int index = 0; index < num_cases; ++index) {
+    const Case c = random_case(index, rng, max_work);
+    const Comparison result = check<Isa>(c);
+    worst_ratio = std::max(worst_ratio, result.worst_ratio);
+    worst_error = std::max(worst_error, result.max_error);
+    if (!result.first_failure.empty() && ++failures <= 20)
+      ADD_FAILURE() << "case " << index << ": " << c.describe() << "\n  " << result.first_failure;
+    q_lens.insert(c.shape.q_len);
+    kv_lens.insert(c.shape.kv_len);
+    heads.insert(c.shape.num_heads);
+    dims.insert(c.shape.head_dim);
+    bidirectional += c.options.mask == alibi::Mask::bidirectional;
+    windowed += c.options.window > 0;
+    explicit_q_pos0 += c.options.q_pos0 >= 0;
+    custom_slopes += !c.custom_slopes.empty();
+    grouped += c.shape.num_kv_heads < c.shape.num_heads;
+  }
+  EXPECT_EQ(failures, 0) << failures << " of " << num_cases << " cases failed (first 20 shown above)";
+  // The draw covers what the contract lists (a guard against editing the generator into blindness).
+  EXPECT_EQ(q_lens.size(), std::size(kLengths));
+  EXPECT_EQ(kv_lens.size(), std::size(kLengths));
+  EXPECT_EQ(heads.size(), std::size(kHeadCounts));
+  EXPECT_EQ(dims.size(), std::size(kHeadDims));
+  for (int count : {bidirectional, windowed, explicit_q_pos0, custom_slopes, grouped}) EXPECT_GT(count, num_cases / 10);
+  std::printf("[ %s ] %d random cases: worst error %.3g, worst error / tolerance %.3g\n", Isa::name, num_cases,
+              worst_error, worst_ratio);
+  ::testing::Test::RecordProperty("worst_error_over_tolerance", std::to_string(worst_ratio));
+}
+
+ALIBI_ISA_TEST(RandomShapesWithFarRows) {
+  // The same draw without keeping rows near the keys: rows far before or past every key have logits that
+  // are large through the bias alone, so the tolerance adds Note [logit rounding bound].
+  const int num_cases = scaled(200, 40);
+  std::mt19937 rng(20240602);
+  double worst_ratio = 0.0;
+  int failures = 0;
+  for (int index = 0; index < num_cases; ++index) {
+    const Case c = random_case(index, rng, scaled(3000000, 400000), /*unit_scale=*/false);
+    const Comparison result = check<Isa>(c, /*allow_logit_rounding=*/true);
+    worst_ratio = std::max(worst_ratio, result.worst_ratio);
+    if (!result.first_failure.empty() && ++failures <= 20)
+      ADD_FAILURE() << "case " << index << ": " << c.describe() << "\n  " << result.first_failure;
+  }
+  EXPECT_EQ(failures, 0) << failures << " of " << num_cases << " cases failed (first 20 shown above)";
+  std::printf("[ %s ] %d random cases with far rows: worst error / tolerance %.3g\n", Isa::name, num_cases,
+              worst_ratio);
+}
+
+// ---- specific situations
+
+ALIBI_ISA_TEST(DecodeOneQueryAgainstALongCache) {
+  std::mt19937 rng(7);
+  int cases = 0;
+  for (std::int64_t kv_len : {std::int64_t{1000}, std::int64_t{scaled(8192, 2048)}}) {
+    Case c = make_case(1, 1, kv_len, 16, 4, 64);
+    c.fill(rng);
+    for (std::int64_t q_pos0 : {std::int64_t{-1}, std::int64_t{0}, std::int64_t{777}, kv_len + 10}) {
+      for (alibi::Mask mask : {alibi::Mask::causal, alibi::Mask::bidirectional}) {
+        for (std::int64_t window : {std::int64_t{0}, std::int64_t{256}}) {
+          c.options.q_pos0 = q_pos0;
+          c.options.mask = mask;
+          c.options.window = window;
+          const Comparison result = check<Isa>(c);
+          EXPECT_MATCHES_REFERENCE(result, c);
+          ++cases;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(cases, 32);
+}
+
+ALIBI_ISA_TEST(QueriesAtNegativePositions) {
+  // q_len > kv_len with the default q_pos0: the first rows sit before key 0. Causal: they see nothing
+  // (zeros). Bidirectional: the contract's visibility |p - j| < window (or always) still holds.
+  std::mt19937 rng(11);
+  for (alibi::Mask mask : {alibi::Mask::causal, alibi::Mask::bidirectional}) {
+    for (std::int64_t window : {std::int64_t{0}, std::int64_t{4}}) {
+      Case c = make_case(2, 20, 5, 4, 2, 16);
+      c.options.mask = mask;
+      c.options.window = window;
+      c.fill(rng);
+      const std::vector<float> out = run<Isa>(c);
+      const Comparison result = compare_to_reference(out.data(), reference_of(c), c.shape, max_abs(c.v), false);
+      EXPECT_MATCHES_REFERENCE(result, c);
+      if (mask == alibi::Mask::causal) {  // rows 0..14 are at positions -15..-1: exact zeros
+        for (std::int64_t b = 0; b < 2; ++b)
+          for (std::int64_t n = 0; n < 15 * 4 * 16; ++n)
+            ASSERT_EQ(out[static_cast<std::size_t>(b * 20 * 64 + n)], 0.0f);
+      }
+    }
+  }
+}
+
+ALIBI_ISA_TEST(RowsThatSeeNoKeyAreExactZeros) {
+  std::mt19937 rng(12);
+  struct Situation {
+    alibi::Mask mask;
+    std::int64_t window, q_pos0;
+  } situations[] = {
+      {alibi::Mask::causal, 5, 200},         // every key is more than window behind
+      {alibi::Mask::bidirectional, 5, 200},  // likewise on both sides
+      {alibi::Mask::bidirectional, 3, 0},    // rows near 0 see keys, the rest do not (kv_len 3)
+  };
+  for (const Situation& s : situations) {
+    Case c = make_case(1, 9, 3, 3, 3, 7);
+    c.options.mask = s.mask;
+    c.options.window = s.window;
+    c.options.q_pos0 = s.q_pos0;
+    c.fill(rng);
+    const std::vector<float> out = run<Isa>(c);
+    const ReferenceOutput ref = reference_of(c);
+    for (std::size_t n = 0; n < out.size(); ++n) {
+      ASSERT_FALSE(std::isnan(out[n])) << c.describe() << " element " << n;
+      if (ref.out[n] == 0.0) {
+        ASSERT_EQ(out[n], 0.0f) << c.describe() << " element " << n;
+      }
+    }
+    const Comparison result = compare_to_reference(out.data(), ref, c.shape, max_abs(c.v), false);
+    EXPECT_MATCHES_REFERENCE(result, c);
+  }
+}
+
+ALIBI_ISA_TEST(CustomSlopesIncludingZeroAndNegative) {
+  std::mt19937 rng(13);
+  const std::vector<float> slope_sets[] = {
+      {0.0f, -0.02f, 0.5f, -0.1f, 0.0f, 0.25f},
+      {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},  // plain softmax attention
+      {-0.05f, -0.05f, -0.01f, -0.001f, -0.08f, -0.03f},
+  };
+  for (const std::vector<float>& slopes : slope_sets) {
+    for (alibi::Mask mask : {alibi::Mask::causal, alibi::Mask::bidirectional}) {
+      for (std::int64_t window : {std::int64_t{0}, std::int64_t{9}}) {
+        Case c = make_case(2, 65, 129, 6, 3, 33);
+        c.custom_slopes = slopes;
+        c.options.mask = mask;
+        c.options.window = window;
+        c.fill(rng);
+        const Comparison result = check<Isa>(c);
+        EXPECT_MATCHES_REFERENCE(result, c);
+      }
+    }
+  }
+}
+
+ALIBI_ISA_TEST(EachQueryHeadReadsItsGroupsKvHead) {
+  // With V constant per kv head (kv head g holds g + 1 everywhere), any softmax gives back that constant,
+  // so head h must output h / (num_heads / num_kv_heads) + 1: a check of the mapping needing no reference.
+  std::mt19937 rng(14);
+  for (int num_kv_heads : {1, 2, 3, 4, 6, 12}) {
+    Case c = make_case(2, 9, 33, 12, num_kv_heads, 17);
+    c.fill(rng);
+    for (std::size_t n = 0; n < c.v.size(); ++n)
+      c.v[n] = static_cast<float>(
+          n / static_cast<std::size_t>(c.shape.head_dim) % static_cast<std::size_t>(num_kv_heads) + 1);
+    const std::vector<float> out = run<Isa>(c);
+    const int group = 12 / num_kv_heads;
+    for (std::size_t n = 0; n < out.size(); ++n) {
+      const int h = static_cast<int>(n / 17 % 12);
+      ASSERT_NEAR(out[n], h / group + 1, 1e-5 * (h / group + 1)) << c.describe() << " head " << h;
+    }
+    const Comparison result = compare_to_reference(out.data(), reference_of(c), c.shape, max_abs(c.v), false);
+    EXPECT_MATCHES_REFERENCE(result, c);
+  }
+}
+
+ALIBI_ISA_TEST(ScaleZeroMeansInverseSqrtHeadDim) {
+  std::mt19937 rng(15);
+  for (int head_dim : {1, 7, 64, 80}) {
+    Case c = make_case(1, 17, 40, 2, 1, head_dim);
+    c.fill(rng, 2.0f, 2.0f);
+    const std::vector<float> by_default = run<Isa>(c);
+    c.options.scale = static_cast<float>(1.0 / std::sqrt(double(head_dim)));
+    const Comparison explicit_scale =
+        compare_to_reference(by_default.data(), reference_of(c), c.shape, max_abs(c.v), false);
+    EXPECT_MATCHES_REFERENCE(explicit_scale, c);
+    if (head_dim > 1) {  // and the scale matters: with 1 the output is clearly different
+      c.options.scale = 1.0f;
+      const std::vector<float> unscaled = run<Isa>(c);
+      double difference = 0.0;
+      for (std::size_t n = 0; n < unscaled.size(); ++n)
+        difference = std::max(difference, std::fabs(double(unscaled[n]) - by_default[n]));
+      EXPECT_GT(difference, 1e-2) << c.describe();
+    }
+  }
+}
+
+ALIBI_ISA_TEST(LargeInputsWithQueriesFarPastTheKeys) {
+  // The contract's large-logit case: q and k scaled by 30 and queries 1e5 positions past the keys. Allowed
+  // error: Note [logit rounding bound] (what fp32 rounding of the logits implies) on top of the unit tolerance.
+  std::mt19937 rng(16);
+  struct Shape {
+    int batch;
+    std::int64_t q_len, kv_len;
+    int heads, kv_heads, dim;
+  } shapes[] = {{1, 17, 129, 8, 2, 64}, {2, 33, 200, 4, 4, 32}, {1, 5, 513, 3, 1, 100}};
+  double worst_ratio = 0.0;
+  for (const Shape& s : shapes) {
+    for (alibi::Mask mask : {alibi::Mask::causal, alibi::Mask::bidirectional}) {
+      for (std::int64_t q_pos0 : {std::int64_t{-1}, s.kv_len + 100000}) {
+        Case c = make_case(s.batch, s.q_len, s.kv_len, s.heads, s.kv_heads, s.dim);
+        c.options.mask = mask;
+        c.options.q_pos0 = q_pos0;
+        c.fill(rng, 30.0f, 30.0f, 1.0f);
+        const std::vector<float> out = run<Isa>(c);
+        for (float x : out) ASSERT_TRUE(std::isfinite(x)) << c.describe();
+        const Comparison result = compare_to_reference(out.data(), reference_of(c), c.shape, max_abs(c.v), true);
+        EXPECT_MATCHES_REFERENCE(result, c);
+        worst_ratio = std::max(worst_ratio, result.worst_ratio);
+      }
+    }
+  }
+  std::printf("[ %s ] large inputs: worst error / tolerance %.3g\n", Isa::name, worst_ratio);
+}
+
+ALIBI_ISA_TEST(LogitsOfTenThousandDoNotOverflow) {
+  // Scale chosen so the largest |scale * q.k| is 1e4, and slopes of +-10 whose biases reach +-1e4 too.
+  std::mt19937 rng(17);
+  double worst_ratio = 0.0;
+  for (bool steep_slopes : {false, true}) {
+    for (alibi::Mask mask : {alibi::Mask::causal, alibi::Mask::bidirectional}) {
+      Case c = make_case(1, 31, 1000, 4, 2, 32);
+      c.options.mask = mask;
+      c.fill(rng);
+      if (steep_slopes) c.custom_slopes = {10.0f, -10.0f, 0.0f, -3.0f};
+      double largest_dot = 0.0;
+      const int group = 2;
+      for (std::int64_t i = 0; i < c.shape.q_len; ++i)
+        for (int h = 0; h < 4; ++h)
+          for (std::int64_t j = 0; j < c.shape.kv_len; ++j) {
+            double dot = 0.0;
+            for (int d = 0; d < 32; ++d)
+              dot += double(c.q[static_cast<std::size_t>((i * 4 + h) * 32 + d)]) *
+                     c.k[static_cast<std::size_t>((j * 2 + h / group) * 32 + d)];
+            largest_dot = std::max(largest_dot, std::fabs(dot));
+          }
+      c.options.scale = static_cast<float>(1e4 / largest_dot);
+      const std::vector<float> out = run<Isa>(c);
+      for (float x : out) ASSERT_TRUE(std::isfinite(x)) << c.describe();
+      const Comparison result = compare_to_reference(out.data(), reference_of(c), c.shape, max_abs(c.v), true);
+      EXPECT_MATCHES_REFERENCE(result, c);
+      worst_ratio = std::max(worst_ratio, result.worst_ratio);
+    }
+  }
+  std::printf("[ %s ] logits of 1e4: worst error / tolerance %.3g\n", Isa::name, worst_ratio);
+}
+
+// Compares chosen rows (all heads) of a long case with reference_row.
+template <class Isa>
+void spot_check_long_case(const Case& c, const std::vector<std::int64_t>& rows) {
+  const std::vector<float> out = run<Isa>(c);
+  const ReferenceProblem problem =
+      make_reference_problem(c.q.data(), c.k.data(), c.v.data(), c.shape, c.call_options());
+  std::vector<ReferenceRow> refs;
+  double max_reference = 0.0;
+  for (std::int64_t i : rows)
+    for (int h = 0; h < c.shape.num_heads; ++h) {
+      refs.push_back(reference_row(problem, 0, i, h));
+      for (double x : refs.back().out) max_reference = std::max(max_reference, std::fabs(x));
+    }
+  const double allowed = 2e-5 * max_reference + 4.0 * kUnitRoundoff * max_abs(c.v);
+  std::size_t n = 0;
+  for (std::int64_t i : rows)
+    for (int h = 0; h < c.shape.num_heads; ++h, ++n)
+      for (int d = 0; d < c.shape.head_dim; ++d) {
+        const float got = out[static_cast<std::size_t>((i * c.shape.num_heads + h) * c.shape.head_dim + d)];
+        const double want = refs[n].out[static_cast<std::size_t>(d)];
+        ASSERT_LE(std::fabs(got - want), allowed)
+            << c.describe() << "\n  row " << i << " head " << h << " dim " << d << ": got " << got << ", reference "
+            << want << " (sees " << refs[n].visible_keys << " keys)";
+      }
+}
+
+std::vector<std::int64_t> spot_rows(std::int64_t length, std::mt19937& rng) {
+  std::vector<std::int64_t> rows = {0, 1, 2, 127, 128, 129, length / 2 - 1, length / 2, length - 2, length - 1};
+  for (int extra = 0; extra < 6; ++extra)
+    rows.push_back(std::uniform_int_distribution<std::int64_t>(0, length - 1)(rng));
+  return rows;
+}
+
+ALIBI_ISA_TEST(LongContextSpotChecked) {
+  const std::int64_t length = scaled(8192, 2048);
+  std::mt19937 rng(18);
+  {  // causal prefill, default slopes, grouped-query
+    Case c = make_case(1, length, length, 4, 2, 32);
+    c.fill(rng);
+    spot_check_long_case<Isa>(c, spot_rows(length, rng));
+  }
+  {  // bidirectional with a window, slopes that never let distant keys fade (0 and negative), multi-query
+    Case c = make_case(1, length, length, 4, 1, 16);
+    c.options.mask = alibi::Mask::bidirectional;
+    c.options.window = 1000;
+    c.custom_slopes = {0.0f, -0.001f, 0.01f, 0.5f};
+    c.fill(rng);
+    spot_check_long_case<Isa>(c, spot_rows(length, rng));
+  }
+}
+
+// Issue 4 (ALiBi block skipping): the default skip_tolerance must agree with no skipping to 1e-6 of the
+// output's scale, and slopes <= 0 must never skip (bitwise equal to skip_tolerance = 0).
+ALIBI_ISA_TEST(DefaultSkipToleranceMatchesNoSkipping) {
+  std::mt19937 rng(24);
+  const std::int64_t length = scaled(2048, 512);
+  struct Situation {
+    std::int64_t q_len, kv_len;
+    int heads, kv_heads;
+    alibi::Mask mask;
+    std::int64_t window;
+  } situations[] = {
+      {length, length, 8, 8, alibi::Mask::causal, 0},             // prefill
+      {1, 4 * length, 32, 8, alibi::Mask::causal, 0},             // decode, grouped-query
+      {length / 2, length, 8, 2, alibi::Mask::bidirectional, 0},  // encoder-style
+      {length, length, 8, 4, alibi::Mask::causal, length / 4},    // sliding window
+  };
+  for (const Situation& s : situations) {
+    Case c = make_case(1, s.q_len, s.kv_len, s.heads, s.kv_heads, 64);
+    c.options.mask = s.mask;
+    c.options.window = s.window;
+    c.fill(rng);
+    const std::vector<float> skipped = run<Isa>(c);
+    c.options.skip_tolerance = 0.0f;
+    const std::vector<float> exact = run<Isa>(c);
+    double scale = 0.0, difference = 0.0;
+    for (std::size_t n = 0; n < exact.size(); ++n) {
+      scale = std::max(scale, std::fabs(double(exact[n])));
+      difference = std::max(difference, std::fabs(double(skipped[n]) - exact[n]));
+    }
+    EXPECT_LE(difference, 1e-6 * scale) << c.describe();
+  }
+}
+
+ALIBI_ISA_TEST(NonPositiveSlopesNeverSkip) {
+  std::mt19937 rng(25);
+  for (alibi::Mask mask : {alibi::Mask::causal, alibi::Mask::bidirectional}) {
+    Case c = make_case(1, scaled(1024, 256), scaled(1024, 256), 4, 2, 32);
+    c.options.mask = mask;
+    c.custom_slopes = {0.0f, -0.001f, -0.5f, -0.0f};
+    c.fill(rng);
+    c.options.skip_tolerance = 0.5f;  // permissive: still nothing may be dropped
+    const std::vector<float> permissive = run<Isa>(c);
+    c.options.skip_tolerance = 0.0f;
+    const std::vector<float> exact = run<Isa>(c);
+    ASSERT_EQ(std::memcmp(permissive.data(), exact.data(), exact.size() * sizeof(float)), 0) << c.describe();
+  }
+}
+
+ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
+  std::mt19937 rng(19);
+  for (int index = 0; index < scaled(12, 4); ++index) {
+    // Several query blocks per (batch, kv head) so the threads really share the work.
+    const int head_dims[] = {1, 7, 16, 33, 64};
+    Case c = make_case(std::uniform_int_distribution<int>(1, 2)(rng), 0, 0, 8, 2, pick(head_dims, rng));
+    c.shape.q_len = std::uniform_int_distribution<std::int64_t>(1, 200)(rng);
+    c.shape.kv_len = std::uniform_int_distribution<std::int64_t>(1, 200)(rng);
+    c.shape.num_kv_heads = random_divisor(c.shape.num_heads, rng);
+    c.options.mask = index % 2 ? alibi::Mask::bidirectional : alibi::Mask::causal;
+    c.options.window = index % 3 == 0 ? 37 : 0;
+    if (index % 4 == 1) c.custom_slopes = {0.0f, -0.01f, 0.3f, 0.1f, 0.0f, 0.02f, -0.005f, 0.7f};
+    c.fill(rng);
+    c.options.num_threads = 1;
+    const std::vector<float> serial = run<Isa>(c);
+    for (int threads : {2, 3, 0, 7}) {
+      c.options.num_threads = threads;
+      const std::vector<float> parallel = run<Isa>(c);
+      ASSERT_EQ(std::memcmp(serial.data(), parallel.data(), serial.size() * sizeof(float)), 0)
+          << c.describe() << ": differs from num_threads=1";
+    }
+  }
+}
+
+ALIBI_ISA_TEST(UnalignedPointers) {
+  // Every tensor starts one float past an aligned allocation.
+  std::mt19937 rng(20);
+  for (int head_dim : {7, 16, 33, 64}) {
+    Case c = make_case(2, 19, 45, 4, 2, head_dim);
+    c.options.mask = head_dim % 2 ? alibi::Mask::causal : alibi::Mask::bidirectional;
+    c.fill(rng);
+    auto shifted = [](const std::vector<float>& x) {
+      std::vector<float> y(x.size() + 1, 0.0f);
+      std::copy(x.begin(), x.end(), y.begin() + 1);
+      return y;
+    };
+    const std::vector<float> q = shifted(c.q), k = shifted(c.k), v = shifted(c.v);
+    std::vector<float> out(c.q.size() + 1, unwritten_marker());
+    alibi::attention<Isa>(q.data() + 1, k.data() + 1, v.data() + 1, out.data() + 1, c.shape, c.call_options());
+    EXPECT_TRUE(std::isnan(out[0])) << "wrote before out";
+    const Comparison result = compare_to_reference(out.data() + 1, reference_of(c), c.shape, max_abs(c.v), false);
+    EXPECT_MATCHES_REFERENCE(result, c);
+  }
+}
+
+ALIBI_ISA_TEST(OutputMayAdjoinTheInputs) {
+  // out directly after q and directly before k in one buffer: adjacent is not overlapping.
+  std::mt19937 rng(21);
+  Case c = make_case(1, 8, 8, 2, 2, 8);
+  c.fill(rng);
+  const std::size_t n = c.q.size();  // q, out, k and v all hold 128 floats here
+  std::vector<float> buffer(4 * n, unwritten_marker());
+  std::copy(c.q.begin(), c.q.end(), buffer.begin());
+  std::copy(c.k.begin(), c.k.end(), buffer.begin() + static_cast<std::ptrdiff_t>(2 * n));
+  std::copy(c.v.begin(), c.v.end(), buffer.begin() + static_cast<std::ptrdiff_t>(3 * n));
+  ASSERT_NO_THROW(alibi::attention<Isa>(buffer.data(), buffer.data() + 2 * n, buffer.data() + 3 * n, buffer.data() + n,
+                                        c.shape, c.call_options()));
+  const Comparison result = compare_to_reference(buffer.data() + n, reference_of(c), c.shape, max_abs(c.v), false);
+  EXPECT_MATCHES_REFERENCE(result, c);
+}
+
+ALIBI_ISA_TEST(ZeroSizedWork) {
+  std::mt19937 rng(22);
+  const std::vector<float> some(4096, 1.0f);
+  for (alibi::Mask mask : {alibi::Mask::causal, alibi::Mask::bidirectional}) {
+    alibi::AttentionOptions options;
+    options.mask = mask;
+    // batch 0 or q_len 0: nothing to compute; the empty tensors may be null and a given out is not touched.
+    EXPECT_NO_THROW(
+        alibi::attention<Isa>(nullptr, nullptr, nullptr, nullptr, make_case(0, 5, 7, 4, 2, 8).shape, options));
+    EXPECT_NO_THROW(
+        alibi::attention<Isa>(nullptr, some.data(), some.data(), nullptr, make_case(2, 0, 7, 4, 2, 8).shape, options));
+    for (const Case& c : {make_case(0, 5, 7, 4, 2, 8), make_case(2, 0, 7, 4, 2, 8), make_case(0, 0, 0, 1, 1, 1)}) {
+      std::vector<float> out(64, 42.0f);
+      const std::vector<float> before = out;
+      EXPECT_NO_THROW(alibi::attention<Isa>(some.data(), some.data(), some.data(), out.data(), c.shape, options));
+      EXPECT_EQ(out, before) << c.describe();
+    }
+    // kv_len 0 with queries: every row sees nothing, so zeros; k and v may be null.
+    for (std::int64_t q_pos0 : {std::int64_t{-1}, std::int64_t{0}, std::int64_t{5}}) {
+      Case c = make_case(2, 6, 0, 4, 2, 9);
+      c.options.mask = mask;
+      c.options.q_pos0 = q_pos0;
+      c.fill(rng);
+      std::vector<float> out(c.q.size(), unwritten_marker());
+      ASSERT_NO_THROW(alibi::attention<Isa>(c.q.data(), nullptr, nullptr, out.data(), c.shape, c.call_options()));
+      for (float x : out) ASSERT_EQ(x, 0.0f) << c.describe();
+    }
+  }
+}
+
+ALIBI_ISA_TEST(RejectsBadArgumentsWithoutWriting) {
+  const Case base = [] {
+    Case c = make_case(2, 5, 7, 4, 2, 8);
+    std::mt19937 rng(23);
+    c.fill(rng);
+    return c;
+  }();
+  std::vector<float> out(base.q.size(), 12345.0f);
+  auto with_shape = [&](auto edit, const char* parameter, const std::string& what) {
+    alibi::AttentionShape shape = base.shape;
+    edit(shape);
+    expect_rejected([&] { alibi::attention<Isa>(base.q.data(), base.k.data(), base.v.data(), out.data(), shape); },
+                    parameter, out, what);
+  };
+  auto with_options = [&](auto edit, const char* parameter, const std::string& what) {
+    alibi::AttentionOptions options;
+    edit(options);
+    expect_rejected(
+        [&] { alibi::attention<Isa>(base.q.data(), base.k.data(), base.v.data(), out.data(), base.shape, options); },
+        parameter, out, what);
+  };
+  using Shape = alibi::AttentionShape;
+  using Options = alibi::AttentionOptions;
+  const std::int64_t int64_min = std::numeric_limits<std::int64_t>::min();
+  with_shape([](Shape& s) { s.batch = -1; }, "batch", "batch -1");
+  with_shape([](Shape& s) { s.q_len = -1; }, "q_len", "q_len -1");
+  with_shape([&](Shape& s) { s.q_len = int64_min; }, "q_len", "q_len INT64_MIN");
+  with_shape([](Shape& s) { s.kv_len = -1; }, "kv_len", "kv_len -1");
+  with_shape([](Shape& s) { s.num_heads = 0; }, "num_heads", "num_heads 0");
+  with_shape([](Shape& s) { s.num_heads = -4; }, "num_heads", "num_heads -4");
+  with_shape([](Shape& s) { s.num_kv_heads = 0; }, "num_kv_heads", "num_kv_heads 0");
+  with_shape([](Shape& s) { s.num_kv_heads = -2; }, "num_kv_heads", "num_kv_heads -2");
+  with_shape([](Shape& s) { s.num_kv_heads = 3; }, "num_kv_heads", "num_kv_heads 3 of 4 heads");
+  with_shape([](Shape& s) { s.num_kv_heads = 8; }, "num_kv_heads", "num_kv_heads 8 of 4 heads");
+  with_shape([](Shape& s) { s.head_dim = 0; }, "head_dim", "head_dim 0");
+  with_shape([](Shape& s) { s.head_dim = -8; }, "head_dim", "head_dim -8");
+  with_shape([](Shape& s) { s.q_len = std::int64_t{1} << 61; }, "q_len", "q_len whose tensor size overflows");
+  with_shape([](Shape& s) { s.kv_len = std::int64_t{1} << 61; }, "kv_len", "kv_len whose tensor size overflows");
+
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  with_options([](Options& o) { o.window = -1; }, "window", "window -1");
+  with_options([&](Options& o) { o.window = int64_min; }, "window", "window INT64_MIN");
+  with_options([](Options& o) { o.q_pos0 = -2; }, "q_pos0", "q_pos0 -2");
+  with_options([&](Options& o) { o.q_pos0 = int64_min; }, "q_pos0", "q_pos0 INT64_MIN");
+  with_options([](Options& o) { o.q_pos0 = std::numeric_limits<std::int64_t>::max(); }, "q_pos0",
+               "q_pos0 whose last row overflows");
+  for (float scale : {nan, inf, -inf})
+    with_options([&](Options& o) { o.scale = scale; }, "scale", "scale " + std::to_string(scale));
+  with_options([](Options& o) { o.num_threads = -1; }, "num_threads", "num_threads -1");
+  with_options([](Options& o) { o.mask = static_cast<alibi::Mask>(7); }, "mask", "mask out of range");
+  for (float tolerance : {-1.0f, nan, inf})
+    with_options([&](Options& o) { o.skip_tolerance = tolerance; }, "skip_tolerance",
+                 "skip_tolerance " + std::to_string(tolerance));
+  for (int bad_head : {0, 3}) {
+    for (float bad : {nan, inf, -inf}) {
+      std::vector<float> slopes = {0.5f, 0.25f, 0.125f, 0.0625f};
+      slopes[static_cast<std::size_t>(bad_head)] = bad;
+      with_options([&](Options& o) { o.slopes = slopes.data(); }, "slopes",
+                   "slopes[" + std::to_string(bad_head) + "] = " + std::to_string(bad));
+    }
+  }
+
+  // Null tensors that are not empty.
+  const Options defaults;
+  expect_rejected([&] { alibi::attention<Isa>(nullptr, base.k.data(), base.v.data(), out.data(), base.shape); }, "q",
+                  out, "null q");
+  expect_rejected([&] { alibi::attention<Isa>(base.q.data(), nullptr, base.v.data(), out.data(), base.shape); }, "k",
+                  out, "null k");
+  expect_rejected([&] { alibi::attention<Isa>(base.q.data(), base.k.data(), nullptr, out.data(), base.shape); }, "v",
+                  out, "null v");
+  expect_rejected([&] { alibi::attention<Isa>(base.q.data(), base.k.data(), base.v.data(), nullptr, base.shape); },
+                  "out", out, "null out");
+
+  // out overlapping an input: the shared memory keeps its bytes.
+  const std::size_t nq = base.q.size(), nkv = base.k.size();  // 320 and 224 floats
+  {
+    std::vector<float> shared(base.q);
+    shared.resize(2 * nq, 7.0f);
+    float* q = shared.data();
+    expect_rejected([&] { alibi::attention<Isa>(q, base.k.data(), base.v.data(), q, base.shape, defaults); }, "out",
+                    shared, "out == q");
+    expect_rejected([&] { alibi::attention<Isa>(q, base.k.data(), base.v.data(), q + 100, base.shape, defaults); },
+                    "out", shared, "out inside q");
+    expect_rejected([&] { alibi::attention<Isa>(q, base.k.data(), base.v.data(), q + nq - 1, base.shape, defaults); },
+                    "out", shared, "out sharing q's last float");
+    expect_rejected([&] { alibi::attention<Isa>(q + nq - 1, base.k.data(), base.v.data(), q, base.shape, defaults); },
+                    "out", shared, "q starting on out's last float");
+  }
+  for (int tensor = 0; tensor < 2; ++tensor) {  // k, then v
+    std::vector<float> shared(base.k);
+    shared.resize(nkv + nq, 7.0f);
+    float* kv = shared.data();
+    const float* k = tensor == 0 ? kv : base.k.data();
+    const float* v = tensor == 1 ? kv : base.v.data();
+    const std::string name = tensor == 0 ? "k" : "v";
+    expect_rejected([&] { alibi::attention<Isa>(base.q.data(), k, v, kv, base.shape, defaults); }, "out", shared,
+                    "out == " + name);
+    expect_rejected([&] { alibi::attention<Isa>(base.q.data(), k, v, kv + nkv - 1, base.shape, defaults); }, "out",
+                    shared, "out sharing " + name + "'s last float");
+  }
+}
+
+// ---- the table test_main.cpp registers (Note [no AVX-512 before the CPU check])
+
+#define ALIBI_ATTENTION_TESTS(X)           \
+  X(RandomShapesMatchTheReference)         \
+  X(RandomShapesWithFarRows)               \
+  X(DecodeOneQueryAgainstALongCache)       \
+  X(QueriesAtNegativePositions)            \
+  X(RowsThatSeeNoKeyAreExactZeros)         \
+  X(CustomSlopesIncludingZeroAndNegative)  \
+  X(EachQueryHeadReadsItsGroupsKvHead)     \
+  X(ScaleZeroMeansInverseSqrtHeadDim)      \
+  X(LargeInputsWithQueriesFarPastTheKeys)  \
+  X(LogitsOfTenThousandDoNotOverflow)      \
+  X(LongContextSpotChecked)                \
+  X(DefaultSkipToleranceMatchesNoSkipping) \
+  X(NonPositiveSlopesNeverSkip)            \
+  X(ThreadCountDoesNotChangeABit)          \
+  X(UnalignedPointers)                     \
+  X(OutputMayAdjoinTheInputs)              \
+  X(ZeroSizedWork)                         \
+  X(RejectsBadArgumentsWithoutWriting)
+
+constexpr int kDefinedTests = __COUNTER__ - kCounterBefore - 1;
+#define ALIBI_COUNT_ONE(Name) +1
+static_assert(0 ALIBI_ATTENTION_TESTS(ALIBI_COUNT_ONE) == kDefinedTests,
+              "every ALIBI_ISA_TEST must be listed in ALIBI_ATTENTION_TESTS");
+
+template <class Isa>
+constexpr std::array<TestEntry, kDefinedTests> tests_for(Isa*) {
+#define ALIBI_ENTRY(Name) TestEntry{"AttentionTest", Isa::name, #Name, &Name<Isa>, __FILE__, Name##_line},
+  return {{ALIBI_ATTENTION_TESTS(ALIBI_ENTRY)}};
+#undef ALIBI_ENTRY
+}
+
+constexpr auto kEntries = entries_for_isas<kDefinedTests>([](auto* isa) { return tests_for(isa); }, CompiledIsas{});
+
+}  // namespace
+
+const TestTable kAttentionTests = {kEntries.data(), kEntries.size()};
+
+}  // namespace alibi_test
