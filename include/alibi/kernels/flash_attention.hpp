@@ -512,8 +512,12 @@ class FlashAttention {
       for (int r = r0; r < r1; ++r)  // rows that see nothing here still ride along in the tile
         if (!rows_.data()[r].active) std::fill_n(s_.data() + r * kKeyBlock, nk, 0.0f);
     }
-    for (int dv0 = 0; dv0 < dim_vecs_; dv0 += PV) {
-      with_count<PV>(std::min(PV, dim_vecs_ - dv0), [&](auto m) {
+    for (int dv0 = 0, chunk = 0; dv0 < dim_vecs_; dv0 += chunk) {
+      // Full PV-wide chunks, but never leave a lone narrow one: with pv_rows x 1 accumulators the FMA
+      // chains would wait on their own latency (16 vectors -> 3+3+3+3+2+2, not 3+3+3+3+3+1).
+      const int remaining = dim_vecs_ - dv0;
+      chunk = remaining == PV + 1 && PV > 2 ? (remaining + 1) / 2 : std::min(PV, remaining);
+      with_count<PV>(chunk, [&](auto m) {
         constexpr int NV = decltype(m)::value;
         for (int t = 0; t < pv_tiles; ++t) {
           const auto range = key_range_.data()[t];
