@@ -42,6 +42,7 @@ void ALIBI_BENCH_EXPORT(run_attention_)(const AttentionCall& call) {
   options.slopes = call.slopes;
   options.num_threads = call.num_threads;
   if (call.skip_tolerance >= 0.0f) options.skip_tolerance = call.skip_tolerance;
+  options.key_norms = call.key_norms;
   alibi::attention<alibi::isa::native>(call.q, call.k, call.v, call.out, shape, options);
 }
 

@@ -86,11 +86,31 @@ double eigen_seconds(const Shape& shape) {
   });
 }
 
+/// Upper bounds on every key's norm, as a KV cache would keep them next to K (AttentionOptions::key_norms):
+/// double accumulation rounded up, so each is >= the true norm.
+const float* key_norms_for(const Shape& shape) {
+  Tensors& tensors = tensors_for(shape);
+  if (tensors.key_norms.empty()) {
+    const std::size_t rows = tensors.k.size() / static_cast<std::size_t>(shape.head_dim);
+    tensors.key_norms.resize(rows);
+    for (std::size_t row = 0; row < rows; ++row) {
+      double sq = 0.0;
+      for (int d = 0; d < shape.head_dim; ++d) {
+        const double x = tensors.k[row * static_cast<std::size_t>(shape.head_dim) + static_cast<std::size_t>(d)];
+        sq += x * x;
+      }
+      tensors.key_norms[row] = static_cast<float>(std::sqrt(sq) * (1.0 + 1e-6));
+    }
+  }
+  return tensors.key_norms.data();
+}
+
 /// Times `variant` on `shape`; returns seconds per call (0 if it could not run).
 double run_variant(benchmark::State& state, const Variant& variant, const Shape& shape, int num_threads,
-                   float skip_tolerance, const float* slopes = nullptr) {
+                   float skip_tolerance, const float* slopes = nullptr, bool cached_norms = false) {
   Tensors& tensors = tensors_for(shape);
   AttentionCall call = make_call(shape, tensors, tensors.out.data());
+  if (cached_norms) call.key_norms = key_norms_for(shape);
   call.num_threads = num_threads;
   call.skip_tolerance = skip_tolerance;
   call.slopes = slopes != nullptr ? slopes : variant.is_alibi_kernel ? nullptr : default_slopes(shape.num_heads).data();
@@ -246,13 +266,13 @@ void register_decode() {
 
 // ---- skip: ALiBi block skipping (issue 4), default tolerance against none, one thread ------------------
 void register_skip_pair(const std::string& family, const std::string& suffix, const Variant& variant,
-                        const Shape& shape, const float* slopes) {
+                        const Shape& shape, const float* slopes, bool cached_norms = false) {
   const std::string unskipped_key = family + "/" + variant.name + suffix + "/tol:0";
   for (bool skipping : {false, true}) {
     add(family + "/" + variant.name + suffix + (skipping ? "/tol:default" : "/tol:0"),
         [=](benchmark::State& state) {
           const float tolerance = skipping ? kDefaultSkipping : kNoSkipping;
-          const double seconds = run_variant(state, variant, shape, 1, tolerance, slopes);
+          const double seconds = run_variant(state, variant, shape, 1, tolerance, slopes, skipping && cached_norms);
           if (seconds <= 0.0) return;
           if (!skipping) {
             record_reference(unskipped_key, seconds);
@@ -277,6 +297,10 @@ void register_skip() {
     }
     const Shape decode{1, 1, 65536, 32, 8, 64};
     register_skip_pair("skip_decode", "/q:1/kv:65536/heads:32/kv_heads:8/dim:64", variant, decode, nullptr);
+    // The same decode with the key norm bounds a KV cache keeps (AttentionOptions::key_norms): skipped keys
+    // are then never read.
+    register_skip_pair("skip_decode_cached_norms", "/q:1/kv:65536/heads:32/kv_heads:8/dim:64", variant, decode,
+                       nullptr, true);
     // Per head: one head at a time with that head's default slope; 1 - 1/speedup approximates the share
     // of the head's work the bound removed.
     const std::vector<float>& slopes = default_slopes(8);

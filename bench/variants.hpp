@@ -28,6 +28,8 @@ struct AttentionCall {
   int num_threads = 1;
   /// Negative: keep the library's default tolerance, so "default" really means the shipped default.
   float skip_tolerance = -1.0f;
+  /// Optional caller-kept key norm bounds ([batch][kv_len][num_kv_heads]), AttentionOptions::key_norms.
+  const float* key_norms = nullptr;
 };
 
 // Functions each per-ISA TU (bench/kernel_variants.cpp built with ALIBI_BENCH_ISA=<isa>) defines.

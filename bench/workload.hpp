@@ -72,6 +72,7 @@ inline void fill_standard_normal(std::vector<float>& values, std::uint64_t seed)
 struct Tensors {
   std::string key;
   std::vector<float> q, k, v, out;
+  std::vector<float> key_norms;  // filled on demand by key_norms_for()
 };
 
 /// Inputs for a shape, regenerated only when the shape changes. Google Benchmark calls a benchmark
