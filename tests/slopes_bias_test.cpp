@@ -125,7 +125,7 @@ ALIBI_TEST(SlopesTest, TwelveHeadsEndWithTheInterleavedHalfSteps) {
   const std::vector<float> m = alibi::slopes(12);
   ASSERT_EQ(m.size(), 12u);
   const double tail[] = {-0.5, -1.5, -2.5, -3.5};
-  for (int t = 0; t < 4; ++t) EXPECT_TRUE(correctly_rounded(m[8 + t], std::exp2(tail[t]))) << "h=" << 8 + t;
+  for (std::size_t t = 0; t < 4; ++t) EXPECT_TRUE(correctly_rounded(m[8 + t], std::exp2(tail[t]))) << "h=" << 8 + t;
   EXPECT_GT(m[8], m[7]);
 }
 
@@ -138,7 +138,7 @@ ALIBI_TEST(SlopesTest, FollowTheMaxBiasRuleForAnyHeadCount) {
       const std::vector<float> got = alibi::slopes(n, max_bias);
       const std::vector<double> want = reference_slopes(n, max_bias);
       ASSERT_EQ(got.size(), want.size());
-      for (int h = 0; h < n; ++h)
+      for (std::size_t h = 0; h < got.size(); ++h)
         ASSERT_TRUE(correctly_rounded(got[h], want[h])) << "n=" << n << " max_bias=" << max_bias << " h=" << h;
     }
   }
