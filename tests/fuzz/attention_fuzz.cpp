@@ -17,7 +17,9 @@
 //   fp32_overflow_rows  rows whose logits may leave the float range are only checked for finiteness and
 //                       the convex-combination bound (oracle.hpp CheckOptions)
 //   window_overflow     window = INT64_MAX becomes INT64_MAX / 2 (attention_impl.hpp computed window * 2)
-// CI runs with it unset: every finding fails.
+//   nan_dropped         rows that see a NaN may come out finite (a row whose first visited logits are all
+//                       NaN gave zeros)
+// CI runs with it unset: every finding fails. ALIBI_FUZZ_VERBOSE=1 prints each decoded call.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cfloat>
@@ -35,6 +37,7 @@
 #include <vector>
 
 #include "alibi/alibi.hpp"
+#include "../reliability/kernel_entry.hpp"
 #include "../reliability/oracle.hpp"
 
 #if !(defined(__AVX2__) && defined(__FMA__))
@@ -134,27 +137,6 @@ struct Stats {
   }
 };
 Stats g_stats;
-
-template <class Isa>
-void call_attention(const Call& c) {
-  alibi::AttentionShape shape;
-  shape.batch = c.batch;
-  shape.q_len = c.q_len;
-  shape.kv_len = c.kv_len;
-  shape.num_heads = c.num_heads;
-  shape.num_kv_heads = c.num_kv_heads;
-  shape.head_dim = c.head_dim;
-  alibi::AttentionOptions options;
-  options.mask = static_cast<alibi::Mask>(c.mask);
-  options.scale = c.scale;
-  options.slopes = c.slopes;
-  options.window = c.window;
-  options.q_pos0 = c.q_pos0;
-  options.num_threads = c.num_threads;
-  options.skip_tolerance = c.skip_tolerance;
-  options.key_norms = c.key_norms;
-  alibi::attention<Isa>(c.q, c.k, c.v, c.out, shape, options);
-}
 
 void run_one(FuzzedDataProvider& in) {
   // ---- shape and options
@@ -395,15 +377,20 @@ void run_one(FuzzedDataProvider& in) {
   for (int t = 0; t < 3; ++t)
     if (owns[t] && tensors[t] != nullptr) inputs_before[t].assign(tensors[t], tensors[t] + counts[t]);
 
+  if (std::getenv("ALIBI_FUZZ_VERBOSE") != nullptr)
+    std::fprintf(stderr, "alibi fuzz: %s kernel, %s%s, %s values%s: %s\n", isa_name,
+                 verdict == Verdict::reject ? "expect rejection: " : verdict == Verdict::either ? "may reject" : "expect success",
+                 reason.c_str(), raw_values ? "raw" : "decoded", any_nonfinite ? " with NaN/inf" : "",
+                 alibi_reliability::describe(c).c_str());
   ++g_stats.calls;
   g_stats.nonfinite_inputs += any_nonfinite;
   bool threw = false;
   std::string message;
   try {
     if (use_avx2)
-      call_attention<alibi::isa::avx2>(c);
+      alibi_reliability::call_attention<alibi::isa::avx2>(c);
     else
-      call_attention<alibi::isa::scalar>(c);
+      alibi_reliability::call_attention<alibi::isa::scalar>(c);
   } catch (const std::invalid_argument& e) {
     threw = true;
     message = e.what();
@@ -433,7 +420,7 @@ void run_one(FuzzedDataProvider& in) {
     return;
   }
   ++g_stats.accepted;
-  if (q_count == 0) return;
+  if (q_count128 == 0) return;
   for (std::int64_t n = 0; n < q_count; ++n) {
     std::uint32_t bits;
     std::memcpy(&bits, out + n, sizeof bits);
@@ -441,6 +428,7 @@ void run_one(FuzzedDataProvider& in) {
   }
   alibi_reliability::CheckOptions options;
   options.tolerate_fp32_overflow_rows = avoiding("fp32_overflow_rows");
+  options.require_nan_propagation = !avoiding("nan_dropped");
   alibi_reliability::CheckStats stats;
   const std::string problem = alibi_reliability::check_output(c, out, options, &stats);
   g_stats.rows += static_cast<std::uint64_t>(stats.rows);

@@ -20,7 +20,8 @@
 //     sum_j max|w'_j - w_j| |v_jd|  +  (2n + 16) u sum_j w'_j |v_jd|  (P.V accumulation, sum, normalisation)
 //     + n 2^-149 (subnormal products) + n e^-87.3 max|v_d| (exp flushes terms below e^-87.3 to zero)
 //     + 4 t max|v_d| (block skipping drops at most the fraction t = skip_tolerance of the mass per side)
-// and the contract's 2e-5 max|ref| per case comes on top.
+// and the contract's 2e-5 max|ref| per case comes on top. Whatever the logits, the output is a weighted
+// mean of the visible value rows: each dimension lies in [min_j v_jd, max_j v_jd] up to the P.V rounding.
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -57,11 +58,28 @@ inline std::vector<float> contract_slopes(int num_heads) {
 
 // ---- which calls must be rejected
 
-inline int128 q_elements(const Call& c) { return int128{c.batch} * c.q_len * c.num_heads * c.head_dim; }
-inline int128 kv_elements(const Call& c) { return int128{c.batch} * c.kv_len * c.num_kv_heads * c.head_dim; }
-
 // The largest element count whose byte size fits std::ptrdiff_t (and so std::size_t).
 constexpr int128 kMaxElements = int128{PTRDIFF_MAX} / static_cast<int128>(sizeof(float));
+
+// The product of four sizes, exact up to 2^100 and saturated there (far past kMaxElements); -1 if any
+// size is negative. (Four sizes up to 2^63 would overflow even __int128.)
+inline int128 element_count(std::int64_t a, std::int64_t b, std::int64_t c, std::int64_t d) {
+  const std::int64_t sizes[] = {a, b, c, d};
+  for (std::int64_t s : sizes)
+    if (s < 0) return -1;
+  for (std::int64_t s : sizes)
+    if (s == 0) return 0;
+  constexpr int128 kSaturated = int128{1} << 100;
+  int128 product = 1;
+  for (std::int64_t s : sizes) {
+    if (product > kSaturated / s) return kSaturated;
+    product *= s;
+  }
+  return product;
+}
+
+inline int128 q_elements(const Call& c) { return element_count(c.batch, c.q_len, c.num_heads, c.head_dim); }
+inline int128 kv_elements(const Call& c) { return element_count(c.batch, c.kv_len, c.num_kv_heads, c.head_dim); }
 
 enum class Verdict { accept, reject, either };
 
@@ -148,16 +166,24 @@ inline void visible_interval(const Call& c, int128 p, std::int64_t& lo, std::int
 struct RowExpectation {
   std::int64_t lo = 0, hi = 0;   // visible keys
   bool sees_nonfinite = false;   // its query row, or a visible key or value row, holds a NaN or inf
+  bool sees_nan = false;          // ... holds a NaN
   bool near_fp32_overflow = false;  // some logit the fp32 kernel forms may leave the float range
   std::vector<double> ref;        // exact output (float64), per dimension
   std::vector<double> bound;      // Note [fp32 error bound], per dimension (without the 2e-5 max|ref| term)
   std::vector<double> max_abs_v;  // over the visible value rows, per dimension
+  std::vector<double> min_v, max_v;  // the box around the visible value rows, per dimension
 };
 
 inline bool all_finite(const float* x, int n) {
   for (int d = 0; d < n; ++d)
     if (!std::isfinite(x[d])) return false;
   return true;
+}
+
+inline bool any_nan(const float* x, int n) {
+  for (int d = 0; d < n; ++d)
+    if (std::isnan(x[d])) return true;
+  return false;
 }
 
 // Row (b, i, h) of an accepted call; `slopes` are the num_heads floats the call uses.
@@ -178,12 +204,17 @@ inline RowExpectation expect_row(const Call& c, const float* slopes, std::int64_
   row.ref.assign(static_cast<std::size_t>(D), 0.0);
   row.bound.assign(static_cast<std::size_t>(D), 0.0);
   row.max_abs_v.assign(static_cast<std::size_t>(D), 0.0);
+  row.min_v.assign(static_cast<std::size_t>(D), 0.0);
+  row.max_v.assign(static_cast<std::size_t>(D), 0.0);
   const std::int64_t n = row.hi - row.lo;
   if (n == 0) return row;
 
   row.sees_nonfinite = !all_finite(q, D);
-  for (std::int64_t j = row.lo; j < row.hi && !row.sees_nonfinite; ++j)
-    row.sees_nonfinite = !all_finite(kv_row(c.k, j), D) || !all_finite(kv_row(c.v, j), D);
+  row.sees_nan = any_nan(q, D);
+  for (std::int64_t j = row.lo; j < row.hi && !row.sees_nan; ++j) {
+    row.sees_nonfinite = row.sees_nonfinite || !all_finite(kv_row(c.k, j), D) || !all_finite(kv_row(c.v, j), D);
+    row.sees_nan = any_nan(kv_row(c.k, j), D) || any_nan(kv_row(c.v, j), D);
+  }
   if (row.sees_nonfinite) return row;
 
   constexpr double kNearOverflow = FLT_MAX / 4.0;
@@ -237,9 +268,11 @@ inline RowExpectation expect_row(const Call& c, const float* slopes, std::int64_
 
   const double t_skip = c.skip_tolerance;
   for (int d = 0; d < D; ++d) {
-    double ref = 0.0, spread = 0.0, magnitude = 0.0, largest = 0.0;
+    double ref = 0.0, spread = 0.0, magnitude = 0.0, largest = 0.0, lowest_v = HUGE_VAL, highest_v = -HUGE_VAL;
     for (std::size_t t = 0; t < weight.size(); ++t) {
       const double value = kv_row(c.v, row.lo + static_cast<std::int64_t>(t))[d];
+      lowest_v = std::min(lowest_v, value);
+      highest_v = std::max(highest_v, value);
       ref += weight[t] * value;
       spread += (std::max(high[t] - weight[t], weight[t] - low[t]) + 1e-12) * std::fabs(value);
       magnitude += high[t] * std::fabs(value);
@@ -248,6 +281,8 @@ inline RowExpectation expect_row(const Call& c, const float* slopes, std::int64_
     const auto at = static_cast<std::size_t>(d);
     row.ref[at] = ref;
     row.max_abs_v[at] = largest;
+    row.min_v[at] = lowest_v;
+    row.max_v[at] = highest_v;
     row.bound[at] = spread + (2.0 * static_cast<double>(n) + 16.0) * u * magnitude +
                     static_cast<double>(n) * (kSubnormalStep + 1.2e-38 * largest) + 4.0 * t_skip * largest;
   }
@@ -260,6 +295,9 @@ struct CheckOptions {
   // Rows whose logits may leave the fp32 range are only checked for finiteness and the convex-combination
   // bound (for a run that must keep going past a known library bug of that kind).
   bool tolerate_fp32_overflow_rows = false;
+  // Note [non-finite rows] promises that a NaN reaches exactly the rows that see it: with nothing skipped
+  // (skip_tolerance 0), such a row must not come out finite. False: do not check that.
+  bool require_nan_propagation = true;
 };
 
 struct CheckStats {
@@ -309,25 +347,35 @@ inline std::string check_output(const Call& c, const float* out, const CheckOpti
         }
         if (row.sees_nonfinite) {
           ++st.rows_nonfinite_inputs;
+          if (row.sees_nan && c.skip_tolerance == 0.0f && options.require_nan_propagation && all_finite(got, D))
+            return "row " + row_name(b, i, h) + " sees a NaN (nothing skipped) but came out finite";
           continue;
         }
         const double n = static_cast<double>(row.hi - row.lo);
-        for (int d = 0; d < D; ++d) {
-          const auto at = static_cast<std::size_t>(d);
+        for (int d = 0; d < D; ++d)
           if (!std::isfinite(got[d]))
             return "row " + row_name(b, i, h) + " has finite inputs but out[" + std::to_string(d) +
                    "] = " + std::to_string(got[d]);
-          // Always: a weighted mean of the visible values (whatever was skipped).
-          const double hull = row.max_abs_v[at] * (1.0 + (2.0 * n + 16.0) * kUnitRoundoff) + n * kSubnormalStep;
-          if (std::fabs(got[d]) > hull)
-            return "row " + row_name(b, i, h) + ": |out[" + std::to_string(d) + "]| = " + std::to_string(got[d]) +
-                   " exceeds the largest visible |v| " + std::to_string(row.max_abs_v[at]);
-        }
-        if (!check_accuracy) continue;
         if (row.near_fp32_overflow && options.tolerate_fp32_overflow_rows) {
           ++st.rows_tolerated_overflow;
           continue;
         }
+        for (int d = 0; d < D; ++d) {
+          const auto at = static_cast<std::size_t>(d);
+          // Whatever was skipped and however the logits rounded: a weighted mean of the visible values, so
+          // inside their box (up to the rounding of the P.V sums).
+          const double slack = (2.0 * n + 16.0) * kUnitRoundoff * row.max_abs_v[at] + n * kSubnormalStep;
+          if (!(got[d] >= row.min_v[at] - slack && got[d] <= row.max_v[at] + slack)) {
+            char text[320];
+            std::snprintf(text, sizeof text,
+                          "row %s d=%d (visible keys [%lld, %lld)): got %.9g, outside [%.9g, %.9g] spanned by the "
+                          "visible values: not a weighted mean of them",
+                          row_name(b, i, h).c_str(), d, static_cast<long long>(row.lo), static_cast<long long>(row.hi),
+                          static_cast<double>(got[d]), row.min_v[at], row.max_v[at]);
+            return text;
+          }
+        }
+        if (!check_accuracy) continue;
         ++st.rows_accuracy_checked;
         for (int d = 0; d < D; ++d) {
           const auto at = static_cast<std::size_t>(d);

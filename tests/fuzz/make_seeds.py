@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of attention_fuzz.cpp (tests/fuzz/corpus/): a few small inputs, each one a
+documented scenario, so a fresh fuzz run starts from every feature instead of discovering them.
+
+The decoder reads every field with FuzzedDataProvider's integral readers, which take bytes from the END of
+the input (the first byte read is the most significant of a multi-byte value). A seed is therefore the
+reversed sequence of the bytes run_one() reads, in the order it reads them; this script mirrors that order.
+Run it again after changing the decoder: `python3 tests/fuzz/make_seeds.py`.
+"""
+import os
+import random
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Flag bits of the first field (uint16).
+AVX2, MISALIGNED, RAW_VALUES, CUSTOM_SLOPES = 0x1, 0x2, 0x1C, 0x20
+KEY_NORMS_EXACT, KEY_NORMS_CORRUPTED = 0x40, 0x80
+
+# Selector bytes (see the tables in attention_fuzz.cpp).
+SCALE_DEFAULT, SCALE_1E30, SCALE_NEG_1 = 0, 96 + 8, 96 + 4
+SKIP_DEFAULT, SKIP_ZERO, SKIP_0_1 = 0, 131, 135  # table[t % 10] for t >= 128
+WINDOW_NONE = 0
+QPOS0_DEFAULT = 0
+# Violations (enum Violation); the second byte read decides whether the violation applies at all.
+VIOLATION = {"none": 0, "out_overlaps_k": 20, "product_wraps_to_zero": 24, "slope_non_finite": 34}
+# Special values (special_value table).
+NAN, INF, NEG_INF, NEG_ZERO, SUBNORMAL = 0, 1, 2, 3, 7
+
+
+def seed(flags, batch, q_len, kv_len, kv_heads, group, head_dim, bidirectional=False, window=WINDOW_NONE,
+         q_pos0=QPOS0_DEFAULT, threads=1, scale=SCALE_DEFAULT, skip=SKIP_DEFAULT, slopes=(), violation="none",
+         detail=0, magnitudes=(0, 0, 0), specials=(), rng=None):
+    read = []  # bytes in the order the decoder reads them
+    read += [flags >> 8, flags & 0xFF]
+    read += [batch, q_len, kv_len, kv_heads - 1]
+    if 6 // kv_heads > 1:
+        read.append(group - 1)
+    read += [head_dim - 1, 1 if bidirectional else 0, window, q_pos0, threads, scale, skip]
+    heads = kv_heads * group
+    if flags & CUSTOM_SLOPES:
+        assert len(slopes) == heads
+        read += list(slopes)
+    read += [VIOLATION[violation], 1 if violation != "none" else 0, detail]
+    read += list(magnitudes)
+    read.append(len(specials))
+    for tensor, index, value in specials:
+        read += [tensor, index >> 8, index & 0xFF, value]
+    q_count = batch * q_len * heads * head_dim
+    kv_count = batch * kv_len * kv_heads * head_dim
+    if violation == "product_wraps_to_zero":
+        q_count = kv_count = 16  # stand-in tensors
+    bytes_per_value = 4 if flags & RAW_VALUES == RAW_VALUES else 1
+    read += [rng.randrange(256) for _ in range(bytes_per_value * (q_count + 2 * kv_count))]
+    return bytes(reversed(read))
+
+
+def main():
+    rng = random.Random(20240605)
+    seeds = {
+        "causal_mha": seed(0, 1, 7, 7, 2, 1, 8, rng=rng),
+        "gqa_bidirectional_window_avx2": seed(AVX2, 2, 5, 17, 2, 3, 17, bidirectional=True, window=139,
+                                              q_pos0=183, rng=rng),  # window 4, q_pos0 3
+        "decode_key_norms_two_threads": seed(AVX2 | KEY_NORMS_EXACT, 1, 1, 40, 1, 4, 24, threads=2, rng=rng),
+        "nan_inf_specials_misaligned": seed(MISALIGNED, 1, 6, 9, 1, 2, 5, rng=rng,
+                                            specials=[(1, 7, NAN), (2, 30, INF), (0, 3, NEG_ZERO), (1, 2, SUBNORMAL)]),
+        "huge_scale": seed(AVX2, 1, 4, 12, 2, 1, 6, scale=SCALE_1E30, rng=rng),
+        "huge_keys": seed(0, 1, 5, 5, 1, 1, 16, magnitudes=(0, 160 + 9, 0), rng=rng),  # keys ~2^60
+        "custom_slopes_no_skipping": seed(CUSTOM_SLOPES | KEY_NORMS_CORRUPTED, 1, 9, 9, 1, 3, 4, skip=SKIP_ZERO,
+                                          slopes=(2, 3, 4), rng=rng),
+        "invalid_out_overlaps_k": seed(0, 1, 3, 4, 1, 1, 2, violation="out_overlaps_k", detail=1, rng=rng),
+        "invalid_product_wraps_to_zero": seed(AVX2, 1, 1, 1, 1, 1, 1, violation="product_wraps_to_zero", rng=rng),
+        "raw_values_coarse_skip": seed(RAW_VALUES | AVX2, 1, 3, 3, 1, 1, 3, skip=SKIP_0_1, scale=SCALE_NEG_1, rng=rng),
+    }
+    corpus = os.path.join(HERE, "corpus")
+    os.makedirs(corpus, exist_ok=True)
+    for name, data in seeds.items():
+        with open(os.path.join(corpus, name), "wb") as f:
+            f.write(data)
+    print(f"wrote {len(seeds)} seeds to {corpus}")
+
+
+if __name__ == "__main__":
+    main()

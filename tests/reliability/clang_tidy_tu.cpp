@@ -1,0 +1,43 @@
+// The translation unit .ci/reliability.sh runs clang-tidy on (with the repository's .clang-tidy): every
+// public header, and every template instantiated, so the checks see the kernel bodies. Run once without
+// ISA flags (scalar) and once with -mavx2 -mfma (scalar and AVX2); ALIBI_TIDY_EIGEN adds alibi/eigen.hpp.
+// Never executed, only compiled.
+#include "alibi/alibi.hpp"
+#if defined(ALIBI_TIDY_EIGEN)
+#include "alibi/eigen.hpp"
+#endif
+
+#include <vector>
+
+namespace {
+
+template <class Isa>
+void instantiate_for(const float* q, const float* k, const float* v, float* out) {
+  alibi::AttentionShape shape;
+  shape.q_len = shape.kv_len = 1;
+  shape.num_heads = shape.num_kv_heads = shape.head_dim = 1;
+  alibi::attention<Isa>(q, k, v, out, shape);
+#if defined(ALIBI_TIDY_EIGEN)
+  const alibi::RowMatrixXf m = alibi::RowMatrixXf::Ones(2, 3);
+  alibi::RowMatrixXf result(2, 3);
+  alibi::attention<Isa>(m, m, m, result, 0.5f);
+  result = alibi::attention<Isa>(m, m, m, 0.5f);
+#endif
+}
+
+}  // namespace
+
+void alibi_tidy_entry(const float* q, const float* k, const float* v, float* out, float* norms) {
+  instantiate_for<alibi::isa::scalar>(q, k, v, out);
+  if constexpr (alibi::isa::avx2::compiled) instantiate_for<alibi::isa::avx2>(q, k, v, out);
+  if constexpr (alibi::isa::avx512::compiled) instantiate_for<alibi::isa::avx512>(q, k, v, out);
+  alibi::AttentionShape shape;
+  shape.kv_len = shape.num_kv_heads = shape.head_dim = 1;
+  alibi::key_norms(k, shape, norms);
+  const std::vector<float> slopes = alibi::slopes(12);
+  alibi::causal_bias(slopes[0], 3, 4, out);
+#if defined(ALIBI_TIDY_EIGEN)
+  const Eigen::MatrixXf bias = alibi::causal_bias(0.5f, 3, 4, 0);
+  static_cast<void>(bias);
+#endif
+}
