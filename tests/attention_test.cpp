@@ -524,6 +524,71 @@ ALIBI_ISA_TEST(DefaultSkipToleranceMatchesNoSkipping) {
   }
 }
 
+// Block skipping drops at most skip_tolerance of a row's mass (relative to its largest term), which moves
+// each output element by at most 2 * tol * max|v| (kept/dropped split of the softmax average). Checked for
+// permissive tolerances, where a wrong bound would show, on random and adversarial inputs: far-away keys
+// with large norms that align with the queries (the bound must not skip them).
+ALIBI_ISA_TEST(SkippedMassStaysWithinTolerance) {
+  std::mt19937 rng(26);
+  const std::int64_t length = scaled(1024, 384);
+  struct Situation {
+    std::int64_t q_len, kv_len;
+    int heads, kv_heads;
+    alibi::Mask mask;
+    bool adversarial;
+  } situations[] = {
+      {length, length, 8, 8, alibi::Mask::causal, false},
+      {length, length, 8, 8, alibi::Mask::causal, true},
+      {1, 4 * length, 16, 4, alibi::Mask::causal, true},
+      {length / 2, length, 8, 2, alibi::Mask::bidirectional, true},
+  };
+  for (const Situation& s : situations) {
+    Case c = make_case(1, s.q_len, s.kv_len, s.heads, s.kv_heads, 32);
+    c.fill(rng);
+    if (s.adversarial) {
+      // Every 97th key copies a query direction, scaled up: a large logit far from most queries.
+      const int D = c.shape.head_dim;
+      for (std::int64_t j = 0; j < c.shape.kv_len; j += 97)
+        for (int kvh = 0; kvh < c.shape.num_kv_heads; ++kvh)
+          for (int d = 0; d < D; ++d)
+            c.k[static_cast<std::size_t>((j * c.shape.num_kv_heads + kvh) * D + d)] =
+                12.0f * c.q[static_cast<std::size_t>(d)];
+    }
+    double max_v = 0.0;
+    for (float x : c.v) max_v = std::max(max_v, std::fabs(double(x)));
+    c.options.skip_tolerance = 0.0f;
+    const std::vector<float> exact = run<Isa>(c);
+    for (float tolerance : {1e-4f, 1e-2f, 0.2f}) {
+      c.options.skip_tolerance = tolerance;
+      const std::vector<float> skipped = run<Isa>(c);
+      double scale = 0.0, difference = 0.0;
+      for (std::size_t n = 0; n < exact.size(); ++n) {
+        scale = std::max(scale, std::fabs(double(exact[n])));
+        difference = std::max(difference, std::fabs(double(skipped[n]) - exact[n]));
+      }
+      EXPECT_LE(difference, 2.0 * tolerance * max_v + 1e-5 * scale)
+          << c.describe() << " tolerance " << tolerance << (s.adversarial ? " adversarial" : "");
+    }
+  }
+}
+
+// Queries and keys scaled by 30: logits spread over hundreds, so the bound rarely lets a row stop, and the
+// default tolerance must still reproduce the unskipped result.
+ALIBI_ISA_TEST(LargeNormsStayExactWithSkipping) {
+  std::mt19937 rng(27);
+  Case c = make_case(1, scaled(1024, 256), scaled(1024, 256), 8, 4, 64);
+  c.fill(rng, 30.0f, 30.0f, 1.0f);
+  const std::vector<float> skipped = run<Isa>(c);
+  c.options.skip_tolerance = 0.0f;
+  const std::vector<float> exact = run<Isa>(c);
+  double scale = 0.0, difference = 0.0;
+  for (std::size_t n = 0; n < exact.size(); ++n) {
+    scale = std::max(scale, std::fabs(double(exact[n])));
+    difference = std::max(difference, std::fabs(double(skipped[n]) - exact[n]));
+  }
+  EXPECT_LE(difference, 1e-6 * scale) << c.describe();
+}
+
 ALIBI_ISA_TEST(NonPositiveSlopesNeverSkip) {
   std::mt19937 rng(25);
   for (alibi::Mask mask : {alibi::Mask::causal, alibi::Mask::bidirectional}) {
@@ -747,6 +812,8 @@ ALIBI_ISA_TEST(RejectsBadArgumentsWithoutWriting) {
   X(LogitsOfTenThousandDoNotOverflow)      \
   X(LongContextSpotChecked)                \
   X(DefaultSkipToleranceMatchesNoSkipping) \
+  X(SkippedMassStaysWithinTolerance)       \
+  X(LargeNormsStayExactWithSkipping)       \
   X(NonPositiveSlopesNeverSkip)            \
   X(ThreadCountDoesNotChangeABit)          \
   X(UnalignedPointers)                     \
