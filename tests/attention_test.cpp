@@ -64,6 +64,19 @@ Case make_case(int batch, std::int64_t q_len, std::int64_t kv_len, int num_heads
   return c;
 }
 
+// How far `got` is from `want`: the largest |got - want| and the largest |want| (its scale).
+struct Deviation {
+  double difference = 0.0, scale = 0.0;
+};
+Deviation deviation(const std::vector<float>& got, const std::vector<float>& want) {
+  Deviation d;
+  for (std::size_t n = 0; n < want.size(); ++n) {
+    d.scale = std::max(d.scale, std::fabs(double(want[n])));
+    d.difference = std::max(d.difference, std::fabs(double(got[n]) - want[n]));
+  }
+  return d;
+}
+
 template <class Isa>
 std::vector<float> run(const Case& c) {
   std::vector<float> out(static_cast<std::size_t>(q_count(c.shape)), unwritten_marker());
@@ -515,11 +528,8 @@ ALIBI_ISA_TEST(DefaultSkipToleranceMatchesNoSkipping) {
     const std::vector<float> skipped = run<Isa>(c);
     c.options.skip_tolerance = 0.0f;
     const std::vector<float> exact = run<Isa>(c);
-    double scale = 0.0, difference = 0.0;
-    for (std::size_t n = 0; n < exact.size(); ++n) {
-      scale = std::max(scale, std::fabs(double(exact[n])));
-      difference = std::max(difference, std::fabs(double(skipped[n]) - exact[n]));
-    }
+    const Deviation dev = deviation(skipped, exact);
+    const double scale = dev.scale, difference = dev.difference;
     EXPECT_LE(difference, 1e-6 * scale) << c.describe();
   }
 }
@@ -561,11 +571,8 @@ ALIBI_ISA_TEST(SkippedMassStaysWithinTolerance) {
     for (float tolerance : {1e-4f, 1e-2f, 0.2f}) {
       c.options.skip_tolerance = tolerance;
       const std::vector<float> skipped = run<Isa>(c);
-      double scale = 0.0, difference = 0.0;
-      for (std::size_t n = 0; n < exact.size(); ++n) {
-        scale = std::max(scale, std::fabs(double(exact[n])));
-        difference = std::max(difference, std::fabs(double(skipped[n]) - exact[n]));
-      }
+      const Deviation dev = deviation(skipped, exact);
+      const double scale = dev.scale, difference = dev.difference;
       EXPECT_LE(difference, 2.0 * tolerance * max_v + 1e-5 * scale)
           << c.describe() << " tolerance " << tolerance << (s.adversarial ? " adversarial" : "");
     }
@@ -581,11 +588,8 @@ ALIBI_ISA_TEST(LargeNormsStayExactWithSkipping) {
   const std::vector<float> skipped = run<Isa>(c);
   c.options.skip_tolerance = 0.0f;
   const std::vector<float> exact = run<Isa>(c);
-  double scale = 0.0, difference = 0.0;
-  for (std::size_t n = 0; n < exact.size(); ++n) {
-    scale = std::max(scale, std::fabs(double(exact[n])));
-    difference = std::max(difference, std::fabs(double(skipped[n]) - exact[n]));
-  }
+  const Deviation dev = deviation(skipped, exact);
+  const double scale = dev.scale, difference = dev.difference;
   EXPECT_LE(difference, 1e-6 * scale) << c.describe();
 }
 
