@@ -222,6 +222,24 @@ TEST_P(BadValues, HugeFiniteSlopeGivesTheNearestKey) {
   expect_matches_oracle(GetParam(), p);
 }
 
+// Keys so small that their squares underflow in fp32 (|k| < 2^-63), against a query so large that every
+// q.k is still 1000: block skipping must bound those keys' norms correctly, or it drops keys that carry
+// most of the mass. (Default skip_tolerance; 128 keys so there is a second block to skip.)
+TEST_P(BadValues, TinyKeysWithHugeQueriesAreNotSkipped) {
+  ALIBI_SKIP_UNLESS_CPU();
+  for (int mask : {0, 1}) {
+    ShapeSpec s;
+    s.q_len = 2, s.kv_len = 128, s.head_dim = 3, s.mask = mask;
+    Problem p = make_problem(s, 37);
+    for (std::int64_t n = 0; n < p.q_count(); ++n) p.q()[n] = 1e32f;
+    for (std::int64_t n = 0; n < p.kv_count(); ++n) p.k()[n] = 1e-29f / 3.0f;
+    for (std::int64_t j = 0; j < s.kv_len; ++j)
+      for (int d = 0; d < s.head_dim; ++d) p.v()[j * s.head_dim + d] = j < 64 ? 1.0f : 0.0f;
+    p.call.scale = 1.0f;
+    expect_matches_oracle(GetParam(), p);
+  }
+}
+
 TEST_P(BadValues, HugeScalesAndHugeValues) {
   ALIBI_SKIP_UNLESS_CPU();
   ShapeSpec s;

@@ -565,8 +565,12 @@ class FlashAttention {
     }
     const float block_max = O::reduce_max(vmax);
     const float new_max = std::max(row.max, block_max);
-    if (new_max == -std::numeric_limits<float>::infinity()) {
-      // Every visible logit is -inf: nothing to add (and exp(-inf - -inf) would be NaN).
+    if (block_max != block_max || new_max == -std::numeric_limits<float>::infinity()) {
+      // A NaN logit (NaN or inf in q or k; max() would silently drop it), or every visible logit at -inf
+      // (fp32 overflow of a huge but finite bias or dot product, or -inf inputs): poison the row so it is
+      // recomputed exactly in double (Note [non-finite rows]), which keeps finite inputs finite and puts
+      // NaN exactly where it is visible. Also avoids exp(-inf - -inf).
+      row.sum = std::numeric_limits<float>::quiet_NaN();
       std::fill_n(s, nk, 0.0f);
       return;
     }

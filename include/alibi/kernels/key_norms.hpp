@@ -23,7 +23,10 @@ inline float key_norm_bound(const float* key, int head_dim) {
   double sq = 0.0;
   for (int d = 0; d < head_dim; ++d) sq += static_cast<double>(key[d]) * key[d];
   const double norm = std::sqrt(sq) * (1.0 + 1e-6);
-  return std::isfinite(norm) && norm < 3.0e38 ? static_cast<float>(norm) : HUGE_VALF;
+  if (!(norm < 3.0e38)) return HUGE_VALF;
+  float bound = static_cast<float>(norm);
+  if (static_cast<double>(bound) < norm) bound = std::nextafter(bound, HUGE_VALF);  // denormal rounding
+  return bound;
 }
 
 template <class Isa>
@@ -48,6 +51,9 @@ ALIBI_ALWAYS_INLINE float key_norm_bound_fast(const float* key, int head_dim) {
   }
   const float sq = O::reduce_add(acc);
   if (!(sq < 3.0e38f)) return HUGE_VALF;  // overflow, inf or NaN: unbounded
+  // Squares of entries below ~2^-63 underflow in float, which could make the bound too small: tiny keys
+  // take the exact double path. Above 2^-60, the flushed squares (< 2^-126 each) are far inside the margin.
+  if (sq < 0x1p-60f) return key_norm_bound(key, head_dim);
   const double inflated = static_cast<double>(sq) * (1.0 + (head_dim + 16) * 0x1p-23);
   return static_cast<float>(std::sqrt(inflated) * (1.0 + 0x1p-22));
 }
