@@ -165,7 +165,7 @@ class FlashAttention {
       : pr_(pr),
         layout_(layout(pr)),
         group_(layout_.group),
-        dim_vecs_((pr.head_dim + W - 1) / W),
+        dim_vecs_(static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W)),
         dim_pad_(static_cast<std::int64_t>(dim_vecs_) * W),
         max_rows_(rows_per_unit(pr)),
         block_keys_(block_keys(layout_)) {
@@ -196,7 +196,7 @@ class FlashAttention {
   }
   // Floats of partial state per split piece: per row, max and sum then the padded output row.
   static std::int64_t partial_floats_per_piece(const Problem& pr) {
-    return rows_per_unit(pr) * (2 + (pr.head_dim + W - 1) / W * W);
+    return rows_per_unit(pr) * (2 + (static_cast<std::int64_t>(pr.head_dim) + W - 1) / W * W);
   }
 
   void run_unit(std::int64_t piece) {
@@ -280,7 +280,7 @@ class FlashAttention {
   static void merge_unit(const Problem& pr, std::int64_t unit) {
     const std::int64_t chunks = num_chunks(pr);
     const std::int64_t stride = partial_floats_per_piece(pr);
-    const std::int64_t dim_pad = (pr.head_dim + W - 1) / W * W;
+    const std::int64_t dim_pad = (static_cast<std::int64_t>(pr.head_dim) + W - 1) / W * W;
     const UnitLayout L = layout(pr);
     const UnitCoords u = coords(pr, L, unit);
     const std::int64_t b = u.b;
@@ -458,8 +458,9 @@ class FlashAttention {
       for (int hh = 0; hh < kv_heads; ++hh) {
         if (!head_active[hh]) continue;
         const std::int64_t to = (static_cast<std::int64_t>(hh) * kKeyBlock + j) * dim_pad_;
-        std::memcpy(k_pack_.data() + to, k_base + at + hh * pr_.head_dim, bytes);
-        std::memcpy(v_pack_.data() + to, v_base + at + hh * pr_.head_dim, bytes);
+        const std::int64_t head_at = at + static_cast<std::int64_t>(hh) * pr_.head_dim;
+        std::memcpy(k_pack_.data() + to, k_base + head_at, bytes);
+        std::memcpy(v_pack_.data() + to, v_base + head_at, bytes);
       }
     }
   }
