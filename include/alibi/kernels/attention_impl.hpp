@@ -45,7 +45,8 @@ void attention(const float* q, const float* k, const float* v, float* out, const
   }
   // Starting a thread team costs tens of microseconds: tiny calls (one decode token over a short cache)
   // run on the calling thread. The output does not depend on this choice.
-  const double visible = static_cast<double>(run.window > 0 ? std::min(run.window * 2, run.kv_len) : run.kv_len);
+  const double kv = static_cast<double>(run.kv_len);
+  const double visible = run.window > 0 ? std::min(2.0 * static_cast<double>(run.window), kv) : kv;
   const double flops = 4.0 * static_cast<double>(run.batch * run.q_len * run.num_heads) * visible * run.head_dim;
   if (flops < 4e6) run.num_threads = 1;
   const std::int64_t units = Kernel::num_units(run);
