@@ -16,6 +16,8 @@ namespace alibi_reliability {
 namespace {
 
 class Indexing : public KernelTest {};
+
+constexpr std::int64_t kTwoTo(int n) { return std::int64_t{1} << n; }
 ALIBI_INSTANTIATE_FOR_KERNELS(Indexing);
 
 // Runs the call and checks the whole output against the oracle (which computes each row from its visible
@@ -105,6 +107,25 @@ TEST_P(Indexing, PositionsBeyond32Bits) {
     }
 }
 
+// A window wider than any sequence is valid and means "unlimited": same bits as window 0. (Any arithmetic
+// on the window, e.g. 2 * window, must not overflow: the UBSan build of this test would report it.)
+TEST_P(Indexing, HugeWindowsMeanUnlimited) {
+  ALIBI_SKIP_UNLESS_CPU();
+  for (int mask : {0, 1}) {
+    ShapeSpec s;
+    s.q_len = 20, s.kv_len = 30, s.num_heads = 4, s.num_kv_heads = 2, s.head_dim = 8, s.mask = mask;
+    Problem unlimited = make_problem(s, 6);
+    ASSERT_NO_THROW(GetParam().attention(unlimited.call));
+    for (std::int64_t window : {std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::max() / 2 + 1,
+                                kTwoTo(40)}) {
+      Problem p = make_problem(s, 6);
+      p.call.window = window;
+      ASSERT_NO_THROW(GetParam().attention(p.call)) << "window " << window;
+      EXPECT_TRUE(bitwise_equal(p.call.out, unlimited.call.out, p.q_count())) << "window " << window;
+    }
+  }
+}
+
 // ---- sizes that overflow
 
 struct Overflow {
@@ -114,8 +135,6 @@ struct Overflow {
   int num_heads, num_kv_heads, head_dim;
   std::int64_t q_pos0;
 };
-
-constexpr std::int64_t kTwoTo(int n) { return std::int64_t{1} << n; }
 
 // Each must throw std::invalid_argument before touching the (tiny) tensors it is given. The element
 // counts: 2^64 (wraps to exactly 0 in 64-bit unsigned arithmetic), 2^61 (fits in int64 but its byte

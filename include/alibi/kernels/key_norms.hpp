@@ -83,7 +83,7 @@ class KeyNormBounds {
               bound = pr.key_norm_input[key_row * heads_ + kv_head];
               if (!(bound >= 0.0f)) bound = HUGE_VALF;  // NaN or negative: unbounded
             } else {
-              bound = key_norm_bound_fast<Isa>(pr.k + key_row * kv_row + kv_head * pr.head_dim, pr.head_dim);
+              bound = key_norm_bound_fast<Isa>(pr.k + key_row * kv_row + static_cast<std::int64_t>(kv_head) * pr.head_dim, pr.head_dim);
             }
             float& slot = prefix_[index(b * heads_ + kv_head, blk)];
             slot = std::max(slot, bound);
