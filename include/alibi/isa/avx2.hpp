@@ -15,8 +15,9 @@ template <>
 struct Ops<avx2> {
   using vec = __m256;
   static constexpr int width = 8;
-  // 3 x 4 dot accumulators + 3 query vectors + 1 key vector = 16 registers.
-  static constexpr int qk_rows = 3, qk_keys = 4;
+  static constexpr int registers = 16;
+  // Q.K tile: 3 row vectors x 4 keys = 12 accumulators + 3 query vectors + 1 broadcast key element.
+  static constexpr int qk_row_vecs = 3;
   // 4 x 3 output accumulators + 3 value vectors + 1 broadcast = 16 registers.
   static constexpr int pv_rows = 4, pv_vecs = 3;
 
@@ -32,6 +33,16 @@ struct Ops<avx2> {
   // vmaskmov never touches masked-off lanes, so a tail at the very end of a tensor is safe to read.
   static ALIBI_ALWAYS_INLINE vec load_partial(const float* p, int n) { return _mm256_maskload_ps(p, first_lanes(n)); }
   static ALIBI_ALWAYS_INLINE void store_partial(float* p, vec x, int n) { _mm256_maskstore_ps(p, first_lanes(n), x); }
+
+  // Keeps a reused operand in a register: without it GCC re-reads it as a memory operand of every FMA,
+  // and a micro-kernel tile then issues more loads than the load ports sustain.
+  static ALIBI_ALWAYS_INLINE void pin(vec& x) {
+#if defined(__GNUC__)
+    __asm__("" : "+x"(x));
+#else
+    (void)x;
+#endif
+  }
 
   // ---- arithmetic
   static ALIBI_ALWAYS_INLINE vec add(vec a, vec b) { return _mm256_add_ps(a, b); }
@@ -66,15 +77,6 @@ struct Ops<avx2> {
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-  }
-  static ALIBI_ALWAYS_INLINE __m128 reduce_add4_m128(vec a, vec b, vec c, vec d) {
-    const __m256 ab = _mm256_hadd_ps(a, b);
-    const __m256 cd = _mm256_hadd_ps(c, d);
-    const __m256 abcd = _mm256_hadd_ps(ab, cd);  // [a b c d] partial sums in each 128-bit half
-    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
-  }
-  static ALIBI_ALWAYS_INLINE void reduce_add4(vec a, vec b, vec c, vec d, float* out) {
-    _mm_storeu_ps(out, reduce_add4_m128(a, b, c, d));
   }
 };
 

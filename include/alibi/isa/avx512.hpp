@@ -24,8 +24,9 @@ template <>
 struct Ops<avx512> {
   using vec = __m512;
   static constexpr int width = 16;
-  // 6 x 4 dot accumulators + 6 query vectors + 1 key vector = 31 of 32 registers.
-  static constexpr int qk_rows = 6, qk_keys = 4;
+  static constexpr int registers = 32;
+  // Q.K tile: 3 row vectors x 8 keys = 24 accumulators + 3 query vectors + 1 broadcast key element.
+  static constexpr int qk_row_vecs = 3;
   // 6 x 4 output accumulators + 4 value vectors + 1 broadcast = 29 registers.
   static constexpr int pv_rows = 6, pv_vecs = 4;
 
@@ -43,6 +44,16 @@ struct Ops<avx512> {
   // Masked-off lanes are never accessed (no fault past the end of a tensor).
   static ALIBI_ALWAYS_INLINE vec load_partial(const float* p, int n) { return _mm512_maskz_loadu_ps(first_lanes(n), p); }
   static ALIBI_ALWAYS_INLINE void store_partial(float* p, vec x, int n) { _mm512_mask_storeu_ps(p, first_lanes(n), x); }
+
+  // Keeps a reused operand in a register: without it GCC re-reads it as a memory operand of every FMA,
+  // and a micro-kernel tile then issues more loads than the load ports sustain.
+  static ALIBI_ALWAYS_INLINE void pin(vec& x) {
+#if defined(__GNUC__)
+    __asm__("" : "+v"(x));
+#else
+    (void)x;
+#endif
+  }
 
   // ---- arithmetic
   static ALIBI_ALWAYS_INLINE vec add(vec a, vec b) { return _mm512_add_ps(a, b); }
@@ -68,16 +79,6 @@ struct Ops<avx512> {
   // ---- horizontal
   static ALIBI_ALWAYS_INLINE float reduce_add(vec a) { return _mm512_reduce_add_ps(a); }
   static ALIBI_ALWAYS_INLINE float reduce_max(vec a) { return _mm512_reduce_max_ps(a); }
-  static ALIBI_ALWAYS_INLINE __m256 fold(vec a) {
-    // vshuff32x4 (AVX-512F) brings the upper 256 bits down without needing AVX-512DQ.
-    return _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_castps512_ps256(_mm512_shuffle_f32x4(a, a, 0xEE)));
-  }
-  static ALIBI_ALWAYS_INLINE void reduce_add4(vec a, vec b, vec c, vec d, float* out) {
-    const __m256 ab = _mm256_hadd_ps(fold(a), fold(b));
-    const __m256 cd = _mm256_hadd_ps(fold(c), fold(d));
-    const __m256 abcd = _mm256_hadd_ps(ab, cd);
-    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
-  }
 };
 
 }  // namespace isa

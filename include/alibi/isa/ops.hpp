@@ -12,9 +12,9 @@
 //   select_lt(a, b, x, y)                                     per lane: a < b ? x : y
 //   round_even(a), pow2i(n)                                   pow2i: 2^n for integral n in [-126, 127]
 //   reduce_add, reduce_max                                    horizontal, to a float
-//   reduce_add4(v0, v1, v2, v3, out)                          out[i] = reduce_add(vi), fused
-// and the register-blocking shape of its micro-kernels (how many rows and key/dim vectors fit the
-// register file): qk_rows x qk_keys dot-product accumulators, pv_rows x pv_vecs P.V accumulators.
+// and the register-blocking shape of its micro-kernels: `registers` (vector registers the ISA has),
+// qk_row_vecs (row vectors of one Q.K tile; the tile's key count follows from the register budget) and
+// pv_rows x pv_vecs P.V accumulators.
 #include "alibi/detail/config.hpp"
 #include "alibi/isa/tags.hpp"
 

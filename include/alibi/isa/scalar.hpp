@@ -16,7 +16,8 @@ template <>
 struct Ops<scalar> {
   using vec = float;
   static constexpr int width = 1;
-  static constexpr int qk_rows = 3, qk_keys = 4;
+  static constexpr int registers = 16;  // what the compiler can keep in registers for the tiles below
+  static constexpr int qk_row_vecs = 3;
   static constexpr int pv_rows = 4, pv_vecs = 4;
 
   // ---- construction, memory
@@ -29,6 +30,8 @@ struct Ops<scalar> {
   static ALIBI_ALWAYS_INLINE void store_partial(float* p, vec x, int n) {
     if (n > 0) *p = x;
   }
+
+  static ALIBI_ALWAYS_INLINE void pin(vec&) {}  // see Ops<avx2>::pin
 
   // ---- arithmetic
   static ALIBI_ALWAYS_INLINE vec add(vec a, vec b) { return a + b; }
@@ -55,12 +58,6 @@ struct Ops<scalar> {
   // ---- horizontal
   static ALIBI_ALWAYS_INLINE float reduce_add(vec a) { return a; }
   static ALIBI_ALWAYS_INLINE float reduce_max(vec a) { return a; }
-  static ALIBI_ALWAYS_INLINE void reduce_add4(vec a, vec b, vec c, vec d, float* out) {
-    out[0] = a;
-    out[1] = b;
-    out[2] = c;
-    out[3] = d;
-  }
 };
 
 }  // namespace isa

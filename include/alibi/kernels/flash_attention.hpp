@@ -4,12 +4,18 @@
 // Work is split into units of (batch, kv head, block of query positions). A unit's rows are every
 // (query position, query head of the kv head's group) pair, so the heads sharing a kv head read each K/V
 // block once, each row keeping its own slope and position. For each key block the unit computes
-//   S = Qs K^T            register-blocked dot products (Qs: queries pre-multiplied by the scale)
-//   S += -m |p - j|       the ALiBi bias from the integer distance, then the mask
+//   S^T = K Qs^T          register-blocked rank-1 updates (Qs: queries pre-multiplied by the scale)
+//   S^T += -m |p - j|     the ALiBi bias from the integer distance, then the mask
 //   online softmax        running max and sum per row; the output is rescaled when the max grows
 //   O += P V              register-blocked rank-1 updates over the block's keys
 // and visits only the keys that some row of the unit can see (blocks hidden by the causal mask or the
 // window are never touched). Rows see a contiguous key interval [lo, hi), which makes masking a clamp.
+//
+// Note [rows in lanes]: the unit keeps its queries transposed (Qs^T: dimension-major, rows contiguous),
+// so S^T comes out key-major with one row per vector lane. Q.K then needs no horizontal reductions (one
+// broadcast key element times a vector of rows), and the softmax is purely vertical: each lane carries
+// its own row's slope, position, visible range, running max and sum. A kv head's rows are padded to
+// whole vectors; padding lanes see no key.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -41,37 +47,48 @@ ALIBI_ALWAYS_INLINE void with_count(int n, F&& f) {
   }
 }
 
-// S[r][c] = dot(q_r, k_c) for NR rows and one panel of NK keys (the key pointers may repeat: a panel
-// past the block's last key reuses it, and those columns are masked out later).
-template <class Isa, int NR>
-ALIBI_ALWAYS_INLINE void qk_panel(const float* qs, std::int64_t q_stride, const float* const* key, int dim_vecs,
-                                  float* s, std::int64_t s_stride) {
+// S^T[j][c*W ..] = sum_d K[j][d] * Qs^T[d][c*W ..] for J keys and C row vectors of one kv head.
+template <class Isa, int J, int C>
+ALIBI_ALWAYS_INLINE void qk_tile(const float* keys, std::int64_t key_stride, const float* qt, std::int64_t qt_stride,
+                                 int dim, float* st, std::int64_t st_stride) {
   using O = isa::Ops<Isa>;
   using vec = typename O::vec;
   constexpr int W = O::width;
-  constexpr int NK = O::qk_keys;
-  static_assert(NK == 4, "reduce_add4 folds exactly four accumulators");
-  vec acc[NR][NK];
+  vec acc[J][C];
 #pragma GCC unroll 16
-  for (int r = 0; r < NR; ++r)
+  for (int j = 0; j < J; ++j)
 #pragma GCC unroll 4
-    for (int c = 0; c < NK; ++c) acc[r][c] = O::zero();
-  for (int dv = 0; dv < dim_vecs; ++dv) {
-    vec qv[NR];
-#pragma GCC unroll 16
-    for (int r = 0; r < NR; ++r) qv[r] = O::load(qs + r * q_stride + dv * W);
+    for (int c = 0; c < C; ++c) acc[j][c] = O::zero();
+  for (int d = 0; d < dim; ++d) {
+    vec qv[C];
 #pragma GCC unroll 4
-    for (int c = 0; c < NK; ++c) {
-      const vec kv = O::load(key[c] + dv * W);
+    for (int c = 0; c < C; ++c) {
+      vec q = O::load(qt + d * qt_stride + c * W);
+      O::pin(q);  // on a temporary: pinning the array element would keep the array in memory
+      qv[c] = q;
+    }
 #pragma GCC unroll 16
-      for (int r = 0; r < NR; ++r) acc[r][c] = O::fma(qv[r], kv, acc[r][c]);
+    for (int j = 0; j < J; ++j) {
+      const vec kj = O::set1(keys[j * key_stride + d]);
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) acc[j][c] = O::fma(kj, qv[c], acc[j][c]);
     }
   }
 #pragma GCC unroll 16
-  for (int r = 0; r < NR; ++r) O::reduce_add4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], s + r * s_stride);
+  for (int j = 0; j < J; ++j)
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) O::store(st + j * st_stride + c * W, acc[j][c]);
 }
 
-// O[r][dv0*W ..] += sum_{j in [ja, jb)} P[r][j] * V[j][dv0*W ..] for NR rows and NV dimension vectors.
+// Keys per Q.K tile for C row vectors: as many as the register file holds next to the C query vectors
+// and the broadcast, at most 8 (enough independent FMA chains to hide the latency).
+template <class Isa>
+constexpr int qk_tile_keys(int row_vecs) {
+  const int fit = (isa::Ops<Isa>::registers - 1 - row_vecs) / row_vecs;
+  return fit < 8 ? fit : 8;
+}
+
+// O[r][dv0*W ..] += sum_{j in [ja, jb)} P^T[j][r] * V[j][dv0*W ..] for NR rows and NV dimension vectors.
 template <class Isa, int NR, int NV>
 ALIBI_ALWAYS_INLINE void pv_tile(const float* p, std::int64_t p_stride, const float* values, std::int64_t value_stride,
                                  int ja, int jb, float* o, std::int64_t o_stride, int dv0) {
@@ -87,10 +104,14 @@ ALIBI_ALWAYS_INLINE void pv_tile(const float* p, std::int64_t p_stride, const fl
     const float* value = values + j * value_stride + dv0 * W;
     vec vv[NV];
 #pragma GCC unroll 8
-    for (int c = 0; c < NV; ++c) vv[c] = O::load(value + c * W);
+    for (int c = 0; c < NV; ++c) {
+      vec v = O::load(value + c * W);
+      O::pin(v);
+      vv[c] = v;
+    }
 #pragma GCC unroll 16
     for (int r = 0; r < NR; ++r) {
-      const vec weight = O::set1(p[r * p_stride + j]);
+      const vec weight = O::set1(p[j * p_stride + r]);
 #pragma GCC unroll 8
       for (int c = 0; c < NV; ++c) acc[r][c] = O::fma(weight, vv[c], acc[r][c]);
     }
@@ -167,18 +188,23 @@ class FlashAttention {
         group_(layout_.group),
         dim_vecs_(static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W)),
         dim_pad_(static_cast<std::int64_t>(dim_vecs_) * W),
-        max_rows_(rows_per_unit(pr)),
+        pack_stride_(pack_stride(pr.head_dim)),
+        head_rows_(padded_head_rows(layout_)),
+        max_rows_(static_cast<std::int64_t>(head_rows_) * layout_.heads),
         block_keys_(block_keys(layout_)) {
-    rows_.resize(static_cast<std::size_t>(max_rows_));
-    const auto rows_alloc = static_cast<std::size_t>(max_rows_ + O::pv_rows);
-    qs_.assign(rows_alloc * static_cast<std::size_t>(dim_pad_), 0.0f);
-    o_.assign(rows_alloc * static_cast<std::size_t>(dim_pad_), 0.0f);
-    s_.assign(rows_alloc * kKeyBlock, 0.0f);
-    k_pack_.assign(static_cast<std::size_t>(layout_.heads * kKeyBlock * dim_pad_), 0.0f);
-    v_pack_.assign(static_cast<std::size_t>(layout_.heads * kKeyBlock * dim_pad_), 0.0f);
+    const auto rows = static_cast<std::size_t>(max_rows_);
+    rows_.resize(rows);
+    qt_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
+    o_.assign(rows * static_cast<std::size_t>(dim_pad_), 0.0f);
+    st_.assign(static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
+    k_pack_.assign(static_cast<std::size_t>(layout_.heads * kKeyBlock * pack_stride_), 0.0f);
+    v_pack_.assign(static_cast<std::size_t>(layout_.heads * kKeyBlock * pack_stride_), 0.0f);
+    for (auto* lane : {&max_, &sum_, &neg_slope_, &dist_, &lo_f_, &hi_f_}) lane->assign(rows, 0.0f);
+    lo_.assign(rows, 0);
+    hi_.assign(rows, 0);
+    alpha_.assign(static_cast<std::size_t>(W), 0.0f);
     head_active_.assign(static_cast<std::size_t>(layout_.heads), 0);
-    tile_active_.assign(static_cast<std::size_t>(max_rows_ / O::qk_rows + 1), 0);
-    key_range_.assign(static_cast<std::size_t>(max_rows_ / O::pv_rows + 1), {0, 0});
+    key_range_.assign(static_cast<std::size_t>(head_rows_ / O::pv_rows + head_rows_ / W + 1), {0, 0});
   }
 
   // Units before any split of the keys.
@@ -190,6 +216,7 @@ class FlashAttention {
     return pr.kv_chunk > 0 ? (pr.kv_len + pr.kv_chunk - 1) / pr.kv_chunk : 1;
   }
   static std::int64_t num_units(const Problem& pr) { return num_base_units(pr) * num_chunks(pr); }
+  // Real rows (query position x head) of a full unit, without lane padding.
   static std::int64_t rows_per_unit(const Problem& pr) {
     const UnitLayout L = layout(pr);
     return L.positions * L.group * L.heads;
@@ -203,15 +230,15 @@ class FlashAttention {
     const std::int64_t chunks = num_chunks(pr_);
     const std::int64_t unit = piece / chunks, chunk = piece % chunks;
     const UnitCoords u = coords(pr_, layout_, unit);
-    const int rows_per_head = static_cast<int>((u.i1 - u.i0) * group_);
-    const int num_rows = rows_per_head * u.kv_heads;
+    const int num_rows = head_rows_ * u.kv_heads;  // with padding lanes
     setup_rows(u);
 
     std::int64_t union_lo = pr_.kv_len, union_hi = 0;
     for (int r = 0; r < num_rows; ++r) {
-      if (rows_.data()[r].lo >= rows_.data()[r].hi) continue;
-      union_lo = std::min(union_lo, rows_.data()[r].lo);
-      union_hi = std::max(union_hi, rows_.data()[r].hi);
+      const Row& row = rows_.data()[r];
+      if (!row.real || row.lo >= row.hi) continue;
+      union_lo = std::min(union_lo, row.lo);
+      union_hi = std::max(union_hi, row.hi);
     }
     if (pr_.kv_chunk > 0) {
       union_lo = std::max(union_lo, chunk * pr_.kv_chunk);
@@ -229,7 +256,8 @@ class FlashAttention {
     // Block boundaries depend only on the unit, never on the thread count.
     std::int64_t anchor = union_hi;
     if (!pr_.causal) {
-      const std::int64_t mid = rows_.data()[0].pos + (rows_.data()[num_rows - 1].pos - rows_.data()[0].pos) / 2;
+      const std::int64_t first_pos = pr_.q_pos0 + u.i0, last_pos = pr_.q_pos0 + u.i1 - 1;
+      const std::int64_t mid = first_pos + (last_pos - first_pos) / 2;
       anchor = std::min(std::max(mid, union_lo - 1), union_hi - 1) + 1;
     }
     const double mid_pos = static_cast<double>(anchor) - 0.5;
@@ -258,14 +286,14 @@ class FlashAttention {
       const int nk = static_cast<int>(j1 - j0);
       bool any_head = false;
       for (int hh = 0; hh < u.kv_heads; ++hh) {
-        head_active_.data()[hh] = mark_active(hh * rows_per_head, rows_per_head, j0, nk);
+        head_active_.data()[hh] = prepare_lanes(hh, j0, nk);
         any_head |= head_active_.data()[hh] != 0;
       }
       if (any_head) pack_block(k_base, v_base, kv_row, j0, nk, u.kv_heads, head_active_.data());
       for (int hh = 0; hh < u.kv_heads; ++hh) {
         if (!head_active_.data()[hh]) continue;
-        const std::int64_t at = static_cast<std::int64_t>(hh) * kKeyBlock * dim_pad_;
-        process_block(hh * rows_per_head, rows_per_head, j0, nk, k_pack_.data() + at, v_pack_.data() + at);
+        const std::int64_t at = static_cast<std::int64_t>(hh) * kKeyBlock * pack_stride_;
+        process_block(hh, k_pack_.data() + at, v_pack_.data() + at);
       }
       if (pr_.key_norms != nullptr && rows_finished(num_rows, left, right)) break;
     }
@@ -324,42 +352,81 @@ class FlashAttention {
     std::int64_t pos;   // key position of this query
     std::int64_t lo;    // visible keys: [lo, hi)
     std::int64_t hi;
-    float neg_slope;    // -m_h
-    float max;          // running max of the logits seen so far
-    float sum;          // running sum of exp(logit - max)
-    bool active;        // sees at least one key of the current block
+    bool real;          // false for the lanes that pad a kv head's rows to whole vectors
     bool done;          // block skipping: the unvisited keys are negligible for this row
     double q_norm;      // |scale * q|, for the skipping bound
     double log_budget;  // log of the mass one unvisited side may carry, times (1 - e^{-m})
   };
 
+  // Floats between packed K/V rows: whole vectors, and an odd number of 64-byte lines. A power-of-two
+  // stride would put a block's slice of every row into the same few L1 sets; the P.V tiles re-read that
+  // slice for every row tile (measured at head_dim 128: 84 -> 96 GFLOP/s for the tile alone).
+  static std::int64_t pack_stride(int head_dim) {
+    constexpr std::int64_t kLine = 16;  // floats per 64-byte line
+    const std::int64_t lines = (static_cast<std::int64_t>(head_dim) + kLine - 1) / kLine;
+    return (lines % 2 == 1 ? lines : lines + 1) * kLine;
+  }
+
+  // A kv head's rows, padded to whole vectors (Note [rows in lanes]).
+  static int padded_head_rows(const UnitLayout& L) {
+    const std::int64_t rows = L.positions * L.group;
+    return static_cast<int>((rows + W - 1) / W * W);
+  }
+
+  // Qs^T of a kv head is stored per Q.K group of qk_row_vecs row vectors, [head_dim][group rows], so the
+  // slice a Q.K tile streams is contiguous. Lane l's first element and its stride:
+  std::int64_t qt_offset(int l, std::int64_t dim) const {
+    const int group_rows = O::qk_row_vecs * W;
+    return static_cast<std::int64_t>(l / group_rows) * group_rows * dim + l % group_rows;
+  }
+  std::int64_t qt_stride(int l) const {
+    const int group_rows = O::qk_row_vecs * W;
+    return std::min(group_rows, head_rows_ - l / group_rows * group_rows);
+  }
+
   void setup_rows(const UnitCoords& u) {
     const std::int64_t D = pr_.head_dim;
     const std::int64_t b = u.b;
-    int r = 0;
-    for (int kv_head = u.kv_head0; kv_head < u.kv_head0 + u.kv_heads; ++kv_head)
-    for (std::int64_t i = u.i0; i < u.i1; ++i) {
-      for (int g = 0; g < group_; ++g, ++r) {
-        const int h = kv_head * group_ + g;
-        const std::int64_t offset = ((b * pr_.q_len + i) * pr_.num_heads + h) * D;
+    const int rows_per_head = static_cast<int>((u.i1 - u.i0) * group_);
+    for (int hh = 0; hh < u.kv_heads; ++hh) {
+      const int kv_head = u.kv_head0 + hh;
+      float* qt = qt_.data() + static_cast<std::int64_t>(hh) * D * head_rows_;
+      for (int l = 0; l < head_rows_; ++l) {
+        const int r = hh * head_rows_ + l;
+        float* qt_lane = qt + qt_offset(l, D);  // then every qt_stride(l) floats, one per dimension
+        const std::int64_t qt_step = qt_stride(l);
         Row& row = rows_.data()[r];
+        max_.data()[r] = -std::numeric_limits<float>::infinity();
+        sum_.data()[r] = 0.0f;
+        std::fill(o_.data() + (r * dim_pad_), o_.data() + ((r + 1) * dim_pad_), 0.0f);
+        if (l >= rows_per_head) {  // padding lane: sees no key, never written out
+          row = Row{};
+          row.real = false;
+          row.done = true;
+          row.log_budget = -HUGE_VAL;
+          neg_slope_.data()[r] = 0.0f;
+          for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = 0.0f;
+          continue;
+        }
+        const std::int64_t i = u.i0 + l / group_;
+        const int h = kv_head * group_ + l % group_;
+        const std::int64_t offset = ((b * pr_.q_len + i) * pr_.num_heads + h) * D;
         row.out = pr_.out + offset;
         row.b = b;
         row.i = i;
         row.h = h;
         row.bk = b * pr_.num_kv_heads + kv_head;
         row.pos = pr_.q_pos0 + i;
-        visible_keys(pr_, row.pos, row.lo, row.hi);
-        row.neg_slope = -pr_.slopes[h];
-        row.max = -std::numeric_limits<float>::infinity();
-        row.sum = 0.0f;
+        row.real = true;
         row.done = false;
+        visible_keys(pr_, row.pos, row.lo, row.hi);
+        neg_slope_.data()[r] = -pr_.slopes[h];
         const float* q = pr_.q + offset;
-        float* qs = qs_.data() + (r * dim_pad_);
         double q_sq = 0.0;
         for (std::int64_t d = 0; d < D; ++d) {
-          qs[d] = q[d] * pr_.scale;
-          q_sq += static_cast<double>(qs[d]) * qs[d];
+          const float qs = q[d] * pr_.scale;
+          qt_lane[d * qt_step] = qs;
+          q_sq += static_cast<double>(qs) * qs;
         }
         row.q_norm = std::sqrt(q_sq) * (1.0 + 1e-6);
         const double m = pr_.slopes[h];
@@ -369,8 +436,6 @@ class FlashAttention {
                              ? std::log(static_cast<double>(pr_.skip_tolerance) * (pr_.causal ? 1.0 : 0.5)) +
                                    std::log(-std::expm1(-m))
                              : -HUGE_VAL;
-        std::fill(qs + D, qs + dim_pad_, 0.0f);
-        std::fill(o_.data() + (r * dim_pad_), o_.data() + ((r + 1) * dim_pad_), 0.0f);
       }
     }
   }
@@ -385,6 +450,7 @@ class FlashAttention {
       }
   }
 
+
   // Marks rows whose unvisited keys ([lo, left) and [right, hi)) are negligible; true when every row of the
   // unit is done or has nothing left to visit.
   const KeyNormBounds<Isa>* norms() const { return static_cast<const KeyNormBounds<Isa>*>(pr_.key_norms); }
@@ -397,25 +463,27 @@ class FlashAttention {
       const std::int64_t left_end = std::min(left, row.hi), right_begin = std::max(right, row.lo);
       const bool left_open = row.lo < left_end, right_open = right_begin < row.hi;
       if (!left_open && !right_open) continue;
-      if (row.log_budget == -HUGE_VAL || row.max == -std::numeric_limits<float>::infinity()) {
+      const float max = max_.data()[r], slope = -neg_slope_.data()[r];
+      if (row.log_budget == -HUGE_VAL || max == -std::numeric_limits<float>::infinity()) {
         all = false;
         continue;
       }
-      row.done = (!left_open || tail_negligible(row, row.lo, left_end, norms()->before(row.bk, left_end))) &&
-                 (!right_open || tail_negligible(row, right_begin, row.hi, norms()->from(row.bk, right_begin)));
+      row.done = (!left_open || tail_negligible(row, max, slope, row.lo, left_end, norms()->before(row.bk, left_end))) &&
+                 (!right_open || tail_negligible(row, max, slope, right_begin, row.hi, norms()->from(row.bk, right_begin)));
       all = all && row.done;
     }
     return all;
   }
 
   // Can the keys [begin, end), all with norm <= key_norm, carry more than the row's budget?
-  static bool tail_negligible(const Row& row, std::int64_t begin, std::int64_t end, float key_norm) {
+  static bool tail_negligible(const Row& row, float row_max, float slope, std::int64_t begin, std::int64_t end,
+                              float key_norm) {
     const std::int64_t d0 = row.pos < begin ? begin - row.pos : (row.pos >= end ? row.pos - end + 1 : 0);
     if (d0 <= 0) return false;
-    const double m = -static_cast<double>(row.neg_slope);
+    const double m = slope;
     const double reach = row.q_norm * key_norm;
     const double distance_term = m * static_cast<double>(d0);
-    const double max_logit = row.max;
+    const double max_logit = row_max;
     // The kernel's fp32 logits (and so `max`) carry rounding error; 2^-16 relative is far above it.
     const double slack = 0x1p-16 * (reach + std::fabs(max_logit) + distance_term) + 1e-6;
     return reach - distance_term - max_logit + slack <= row.log_budget;
@@ -434,18 +502,6 @@ class FlashAttention {
     if (hi < lo) hi = lo;  // empty
   }
 
-  // Folds keys [j0, j0 + nk) of one kv head into rows [first, first + num_rows), which all read it.
-  // Marks the rows of [first, first + num_rows) that see keys [j0, j0 + nk); false if none does.
-  bool mark_active(int first, int num_rows, std::int64_t j0, int nk) {
-    bool any_active = false;
-    for (int r = first; r < first + num_rows; ++r) {
-      Row& row = rows_.data()[r];
-      row.active = !row.done && row.lo < j0 + nk && row.hi > j0;
-      any_active |= row.active;
-    }
-    return any_active;
-  }
-
   // Copies keys [j0, j0 + nk) of the unit's active kv heads into contiguous zero-padded rows, key by key
   // so the reads sweep memory in order. In the input, a head's K/V rows sit num_kv_heads * head_dim
   // floats apart, often a multiple of 4 KiB, which would map a whole block onto a few L1 sets; the copy
@@ -457,7 +513,7 @@ class FlashAttention {
       const std::int64_t at = (j0 + j) * kv_row;
       for (int hh = 0; hh < kv_heads; ++hh) {
         if (!head_active[hh]) continue;
-        const std::int64_t to = (static_cast<std::int64_t>(hh) * kKeyBlock + j) * dim_pad_;
+        const std::int64_t to = (static_cast<std::int64_t>(hh) * kKeyBlock + j) * pack_stride_;
         const std::int64_t head_at = at + static_cast<std::int64_t>(hh) * pr_.head_dim;
         std::memcpy(k_pack_.data() + to, k_base + head_at, bytes);
         std::memcpy(v_pack_.data() + to, v_base + head_at, bytes);
@@ -465,56 +521,133 @@ class FlashAttention {
     }
   }
 
-  // Folds the packed keys [j0, j0 + nk) of one kv head into its rows [first, first + num_rows), whose
-  // `active` flags mark_active has set.
-  void process_block(int first, int num_rows, std::int64_t j0, int nk, const float* k_packed,
-                     const float* v_packed) {
-    const int end = first + num_rows;
-
-
-    // S = Qs K^T: key panels outside, row tiles inside, so a panel stays in L1 while every row uses it.
-    constexpr int QR = O::qk_rows;
-    constexpr int NK = O::qk_keys;
-    const int num_tiles = (num_rows + QR - 1) / QR;
-    for (int t = 0; t < num_tiles; ++t) {
-      bool any = false;
-      for (int r = first + t * QR; r < std::min(end, first + (t + 1) * QR); ++r) any |= rows_.data()[r].active;
-      tile_active_.data()[t] = any;
+  // Sets the lanes of kv head hh for keys [j0, j0 + nk): each row's visible part of the block relative to
+  // j0 (empty for padding lanes, rows that see none of it and rows done skipping) and its distance from
+  // key j0. False if no row of the head sees the block.
+  bool prepare_lanes(int hh, std::int64_t j0, int nk) {
+    bool any = false;
+    for (int r = hh * head_rows_; r < (hh + 1) * head_rows_; ++r) {
+      const Row& row = rows_.data()[r];
+      const bool active = !row.done && row.lo < j0 + nk && row.hi > j0;
+      const int a = active ? static_cast<int>(std::max<std::int64_t>(row.lo - j0, 0)) : 0;
+      const int b = active ? static_cast<int>(std::min<std::int64_t>(row.hi - j0, nk)) : 0;
+      lo_.data()[r] = a;
+      hi_.data()[r] = b;
+      lo_f_.data()[r] = static_cast<float>(a);
+      hi_f_.data()[r] = static_cast<float>(b);
+      // From the integer difference: exact below 2^24, where every fp32 key position would not be.
+      dist_.data()[r] = row.real ? static_cast<float>(row.pos - j0) : 0.0f;
+      any |= active;
     }
-    for (int c0 = 0; c0 < nk; c0 += NK) {
-      const float* key[NK];
-      for (int c = 0; c < NK; ++c) key[c] = k_packed + std::min(c0 + c, nk - 1) * dim_pad_;
-      for (int t = 0; t < num_tiles; ++t) {
-        if (!tile_active_.data()[t]) continue;
-        const int r0 = first + t * QR;
-        const float* qs = qs_.data() + (r0 * dim_pad_);
-        float* s = s_.data() + (r0) * kKeyBlock + static_cast<std::size_t>(c0);
-        with_count<QR>(std::min(QR, end - r0), [&](auto n) {
-          qk_panel<Isa, decltype(n)::value>(qs, dim_pad_, key, dim_vecs_, s, kKeyBlock);
-        });
+    return any;
+  }
+
+  // Keys [lo, hi) of the block that some row of [r0, r1) sees; empty if none.
+  std::pair<int, int> key_range(int r0, int r1) const {
+    int ja = std::numeric_limits<int>::max(), jb = 0;
+    for (int r = r0; r < r1; ++r) {
+      if (lo_.data()[r] >= hi_.data()[r]) continue;
+      ja = std::min(ja, lo_.data()[r]);
+      jb = std::max(jb, hi_.data()[r]);
+    }
+    return {ja, jb};
+  }
+
+  // Folds the packed block (prepare_lanes set its rows' lanes) into the rows of kv head hh. Rows go in
+  // groups of qk_row_vecs vectors: S^T of the group, its softmax, then its P.V, so S^T stays in L1.
+  void process_block(int hh, const float* k_packed, const float* v_packed) {
+    constexpr int QC = O::qk_row_vecs;
+    const int dim = pr_.head_dim;
+    const int first = hh * head_rows_;
+    const int row_vecs = head_rows_ / W;
+    const float* qt = qt_.data() + static_cast<std::int64_t>(hh) * dim * head_rows_;
+    for (int g0 = 0; g0 < row_vecs; g0 += QC) {
+      const int group_vecs = std::min(QC, row_vecs - g0);
+      const int r0 = first + g0 * W, r1 = r0 + group_vecs * W;
+      const auto [ja, jb] = key_range(r0, r1);
+      if (ja >= jb) continue;
+      float* st = st_.data() + g0 * W;  // S^T[j][row - first] = st[j * head_rows_ + row - r0]
+      const float* qt_group = qt + static_cast<std::int64_t>(g0) * W * dim;
+      with_count<QC>(group_vecs, [&](auto c) {
+        constexpr int C = decltype(c)::value;
+        constexpr int J = qk_tile_keys<Isa>(C);
+        int j = ja;
+        for (; j + J <= jb; j += J)
+          qk_tile<Isa, J, C>(k_packed + j * pack_stride_, pack_stride_, qt_group, group_vecs * W, dim,
+                             st + j * head_rows_, head_rows_);
+        if (j < jb)
+          with_count<J>(jb - j, [&](auto n) {
+            qk_tile<Isa, decltype(n)::value, C>(k_packed + j * pack_stride_, pack_stride_, qt_group, group_vecs * W,
+                                                dim, st + j * head_rows_, head_rows_);
+          });
+      });
+      for (int rv = r0; rv < r1; rv += W) softmax_lanes(rv, st + (rv - r0), ja, jb);
+      accumulate_pv(r0, r1, st, v_packed);
+    }
+  }
+
+  // Adds the bias to S^T of the W rows starting at r0 (keys [ja, jb)), masks, and folds them into the
+  // rows' online softmax; leaves P^T in place of S^T.
+  void softmax_lanes(int r0, float* st, int ja, int jb) {
+    bool needs_mask = false;
+    for (int r = r0; r < r0 + W; ++r) needs_mask |= lo_.data()[r] > ja || hi_.data()[r] < jb;
+    const vec minus_inf = O::set1(-std::numeric_limits<float>::infinity());
+    const vec lo = O::load(lo_f_.data() + r0), hi = O::load(hi_f_.data() + r0);
+    const vec dist0 = O::load(dist_.data() + r0);
+    const vec neg_slope = O::load(neg_slope_.data() + r0);
+    vec block_max = minus_inf;
+    for (int j = ja; j < jb; ++j) {
+      float* s = st + static_cast<std::int64_t>(j) * head_rows_;
+      const vec key = O::set1(static_cast<float>(j));
+      // causal: visible keys have p - j >= 0, so |p - j| is the paper's distance; bidirectional: symmetric.
+      vec x = O::fma(neg_slope, O::abs(O::sub(dist0, key)), O::load(s));
+      if (needs_mask) {
+        x = O::select_lt(key, lo, minus_inf, x);
+        x = O::select_lt(key, hi, x, minus_inf);
       }
+      O::store(s, x);
+      block_max = O::max(block_max, x);
     }
+    const vec old_max = O::load(max_.data() + r0);
+    const vec new_max = O::max(block_max, old_max);
+    // A lane that has seen no finite logit yet shifts by 0, which avoids -inf - -inf (its P stays 0).
+    const vec lowest = O::set1(std::numeric_limits<float>::lowest());
+    const vec shift = O::select_lt(new_max, lowest, O::zero(), new_max);
+    vec block_sum = O::zero();
+    for (int j = ja; j < jb; ++j) {
+      float* s = st + static_cast<std::int64_t>(j) * head_rows_;
+      const vec p = isa::exp<Isa>(O::sub(O::load(s), shift));
+      O::store(s, p);
+      block_sum = O::add(block_sum, p);
+    }
+    const vec alpha = isa::exp<Isa>(O::sub(old_max, shift));
+    vec sum = O::fma(O::load(sum_.data() + r0), alpha, block_sum);
+    // A NaN logit (NaN or inf in q or k) already made the sum NaN through exp. A lane that sees keys here
+    // but whose logits are all -inf (fp32 overflow of a huge but finite bias or dot product, or -inf
+    // inputs) is poisoned too; both are recomputed exactly in double (Note [non-finite rows]), which keeps
+    // finite inputs finite and puts NaN exactly where it is visible.
+    const vec nan = O::set1(std::numeric_limits<float>::quiet_NaN());
+    sum = O::select_lt(lo, hi, O::select_lt(new_max, lowest, nan, sum), sum);
+    O::store(sum_.data() + r0, sum);
+    O::store(max_.data() + r0, new_max);
+    O::store(alpha_.data(), alpha);
+    for (int l = 0; l < W; ++l) {
+      const float a = alpha_.data()[l];
+      if (a == 1.0f) continue;
+      float* o = o_.data() + (static_cast<std::int64_t>(r0 + l) * dim_pad_);
+      const vec va = O::set1(a);
+      for (int c = 0; c < dim_vecs_; ++c) O::store(o + c * W, O::mul(va, O::load(o + c * W)));
+    }
+  }
 
-    for (int r = first; r < end; ++r)
-      if (rows_.data()[r].active) softmax_row(r, j0, nk);
-
-    // O += P V: dimension chunks outside, row tiles inside, so a chunk of V stays in L1.
+  // O += P V for rows [r0, r1) (a Q.K group), each P.V tile over the keys its rows see.
+  void accumulate_pv(int r0, int r1, const float* pt, const float* v_packed) {
     constexpr int PR = O::pv_rows;
     constexpr int PV = O::pv_vecs;
-    const int pv_tiles = (num_rows + PR - 1) / PR;
-    for (int t = 0; t < pv_tiles; ++t) {
-      const int r0 = first + t * PR, r1 = std::min(end, r0 + PR);
-      int ja = nk, jb = 0;
-      for (int r = r0; r < r1; ++r) {
-        const Row& row = rows_.data()[r];
-        if (!row.active) continue;
-        ja = std::min<int>(ja, static_cast<int>(std::max<std::int64_t>(row.lo - j0, 0)));
-        jb = std::max<int>(jb, static_cast<int>(std::min<std::int64_t>(row.hi - j0, nk)));
-      }
-      key_range_.data()[t] = {ja, jb};
-      if (ja >= jb) continue;
-      for (int r = r0; r < r1; ++r)  // rows that see nothing here still ride along in the tile
-        if (!rows_.data()[r].active) std::fill_n(s_.data() + r * kKeyBlock, nk, 0.0f);
+    const int tiles = (r1 - r0 + PR - 1) / PR;
+    for (int t = 0; t < tiles; ++t) {
+      const int a = r0 + t * PR;
+      key_range_.data()[t] = key_range(a, std::min(r1, a + PR));
     }
     for (int dv0 = 0, chunk = 0; dv0 < dim_vecs_; dv0 += chunk) {
       // Full PV-wide chunks, but never leave a lone narrow one: with pv_rows x 1 accumulators the FMA
@@ -523,91 +656,40 @@ class FlashAttention {
       chunk = remaining == PV + 1 && PV > 2 ? (remaining + 1) / 2 : std::min(PV, remaining);
       with_count<PV>(chunk, [&](auto m) {
         constexpr int NV = decltype(m)::value;
-        for (int t = 0; t < pv_tiles; ++t) {
+        for (int t = 0; t < tiles; ++t) {
           const auto range = key_range_.data()[t];
           if (range.first >= range.second) continue;
-          const int r0 = first + t * PR;
-          const float* p = s_.data() + r0 * kKeyBlock;
-          float* o = o_.data() + (r0 * dim_pad_);
-          with_count<PR>(std::min(PR, end - r0), [&](auto n) {
-            pv_tile<Isa, decltype(n)::value, NV>(p, kKeyBlock, v_packed, dim_pad_, range.first, range.second, o,
-                                                 dim_pad_, dv0);
+          const int a = r0 + t * PR;
+          float* o = o_.data() + (a * dim_pad_);
+          // Rows of the tile that see fewer keys ride along with P = 0 there (masked to -inf, exp -> 0).
+          with_count<PR>(std::min(PR, r1 - a), [&](auto n) {
+            pv_tile<Isa, decltype(n)::value, NV>(pt + (a - r0), head_rows_, v_packed, pack_stride_, range.first,
+                                                 range.second, o, dim_pad_, dv0);
           });
         }
       });
     }
   }
 
-  // Adds the bias, masks, and folds the block into row r's online softmax; leaves P in S.
-  void softmax_row(int r, std::int64_t j0, int nk) {
-    Row& row = rows_.data()[r];
-    float* s = s_.data() + r * kKeyBlock;
-    const int a = static_cast<int>(std::max<std::int64_t>(row.lo - j0, 0));
-    const int b = static_cast<int>(std::min<std::int64_t>(row.hi - j0, nk));
-    const int nvec = (nk + W - 1) / W;
-    const vec minus_inf = O::set1(-std::numeric_limits<float>::infinity());
-    // Distance of lane 0 from the query, from the integer difference (exact below 2^24).
-    const vec dist0 = O::set1(static_cast<float>(row.pos - j0));
-    const vec neg_slope = O::set1(row.neg_slope);
-    const vec lane = O::iota();
-    const bool needs_mask = a > 0 || b < nvec * W;
-    const vec first = O::set1(static_cast<float>(a)), end = O::set1(static_cast<float>(b));
-    vec vmax = minus_inf;
-    for (int c = 0; c < nvec; ++c) {
-      const vec index = O::add(lane, O::set1(static_cast<float>(c * W)));
-      // causal: visible keys have p - j >= 0, so |p - j| is the paper's distance; bidirectional: symmetric.
-      vec x = O::fma(neg_slope, O::abs(O::sub(dist0, index)), O::load(s + c * W));
-      if (needs_mask) {
-        x = O::select_lt(index, first, minus_inf, x);
-        x = O::select_lt(index, end, x, minus_inf);
-      }
-      O::store(s + c * W, x);
-      vmax = O::max(vmax, x);
-    }
-    const float block_max = O::reduce_max(vmax);
-    const float new_max = std::max(row.max, block_max);
-    if (block_max != block_max || new_max == -std::numeric_limits<float>::infinity()) {
-      // A NaN logit (NaN or inf in q or k; max() would silently drop it), or every visible logit at -inf
-      // (fp32 overflow of a huge but finite bias or dot product, or -inf inputs): poison the row so it is
-      // recomputed exactly in double (Note [non-finite rows]), which keeps finite inputs finite and puts
-      // NaN exactly where it is visible. Also avoids exp(-inf - -inf).
-      row.sum = std::numeric_limits<float>::quiet_NaN();
-      std::fill_n(s, nk, 0.0f);
-      return;
-    }
-    const vec shift = O::set1(new_max);
-    vec vsum = O::zero();
-    for (int c = 0; c < nvec; ++c) {
-      const vec p = isa::exp<Isa>(O::sub(O::load(s + c * W), shift));
-      O::store(s + c * W, p);
-      vsum = O::add(vsum, p);
-    }
-    const float alpha = isa::exp<isa::scalar>(row.max - new_max);
-    row.sum = row.sum * alpha + O::reduce_add(vsum);
-    row.max = new_max;
-    if (alpha != 1.0f) {
-      float* o = o_.data() + (r * dim_pad_);
-      const vec va = O::set1(alpha);
-      for (int c = 0; c < dim_vecs_; ++c) O::store(o + c * W, O::mul(va, O::load(o + c * W)));
-    }
-  }
-
   void save_partial(int num_rows, std::int64_t piece, std::int64_t union_lo, std::int64_t union_hi) {
     const std::int64_t row_floats = 2 + dim_pad_;
     float* state = pr_.partial + piece * partial_floats_per_piece(pr_);
-    for (int r = 0; r < num_rows; ++r, state += row_floats) {
-      const Row& row = rows_.data()[r];
-      const bool saw_keys = union_lo < union_hi;  // else o_ and sum are still the initial zeros
-      state[0] = saw_keys ? row.max : -std::numeric_limits<float>::infinity();
-      state[1] = saw_keys ? row.sum : 0.0f;
+    const bool saw_keys = union_lo < union_hi;  // else o_ and sum are still the initial zeros
+    for (int r = 0; r < num_rows; ++r) {
+      if (!rows_.data()[r].real) continue;
+      state[0] = saw_keys ? max_.data()[r] : -std::numeric_limits<float>::infinity();
+      state[1] = saw_keys ? sum_.data()[r] : 0.0f;
       std::copy(o_.data() + r * dim_pad_, o_.data() + (r + 1) * dim_pad_, state + 2);
+      state += row_floats;
     }
   }
 
   void finish_rows(int num_rows) {
     for (int r = 0; r < num_rows; ++r) {
       const Row& row = rows_.data()[r];
-      const float inv = row.sum == 0.0f ? 0.0f : 1.0f / row.sum;  // a row that saw no key: zeros
+      if (!row.real) continue;
+      const float sum = sum_.data()[r];
+      const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;  // a row that saw no key: zeros
       const float* o = o_.data() + (r * dim_pad_);
       for (std::int64_t d = 0; d < pr_.head_dim; ++d) row.out[d] = o[d] * inv;
       if (!all_finite(row.out, pr_.head_dim))
@@ -620,12 +702,21 @@ class FlashAttention {
   int group_;
   int dim_vecs_;
   std::int64_t dim_pad_;
+  std::int64_t pack_stride_;  // floats between packed K/V rows
+  int head_rows_;  // rows per kv head, padded to whole vectors
   std::int64_t max_rows_;
   int block_keys_;
   std::vector<Row> rows_;
-  std::vector<float> qs_, o_, s_, k_pack_, v_pack_;
+  std::vector<float> qt_;  // per kv head: Qs^T per Q.K group (qt_offset)
+  std::vector<float> o_;   // per row: unnormalised output, [dim_pad_]
+  std::vector<float> st_;  // S^T, then P^T, of the current kv head: [kKeyBlock][head_rows_]
+  std::vector<float> k_pack_, v_pack_;
+  // Per row (lane): running max and sum, -slope, and for the current block: distance from its first key
+  // and the visible keys [lo, hi) relative to it (also as floats, for vector compares).
+  std::vector<float> max_, sum_, neg_slope_, dist_, lo_f_, hi_f_;
+  std::vector<int> lo_, hi_;
+  std::vector<float> alpha_;                      // one vector: rescale factors of the current lanes
   std::vector<char> head_active_;                 // per kv head of the unit: some row sees the block
-  std::vector<char> tile_active_;                 // per QK row tile: some row sees the current block
   std::vector<std::pair<int, int>> key_range_;    // per P.V row tile: keys of the block its rows see
 };
 
