@@ -422,13 +422,16 @@ class FlashAttention {
         visible_keys(pr_, row.pos, row.lo, row.hi);
         neg_slope_.data()[r] = -pr_.slopes[h];
         const float* q = pr_.q + offset;
-        double q_sq = 0.0;
-        for (std::int64_t d = 0; d < D; ++d) {
-          const float qs = q[d] * pr_.scale;
-          qt_lane[d * qt_step] = qs;
-          q_sq += static_cast<double>(qs) * qs;
+        for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = q[d] * pr_.scale;
+        row.q_norm = 0.0;
+        if (pr_.key_norms != nullptr) {  // only the skipping bound needs it
+          double q_sq[4] = {0.0, 0.0, 0.0, 0.0};  // independent chains: a single one is latency-bound
+          for (std::int64_t d = 0; d < D; ++d) {
+            const double qs = q[d] * pr_.scale;
+            q_sq[d % 4] += qs * qs;
+          }
+          row.q_norm = std::sqrt((q_sq[0] + q_sq[1]) + (q_sq[2] + q_sq[3])) * (1.0 + 1e-6);
         }
-        row.q_norm = std::sqrt(q_sq) * (1.0 + 1e-6);
         const double m = pr_.slopes[h];
         // Slopes <= 0 never skip (the bound needs a decaying bias); each unvisited side gets half the
         // budget when keys remain on both sides (bidirectional).
@@ -689,11 +692,22 @@ class FlashAttention {
       const Row& row = rows_.data()[r];
       if (!row.real) continue;
       const float sum = sum_.data()[r];
-      const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;  // a row that saw no key: zeros
+      const vec inv = O::set1(sum == 0.0f ? 0.0f : 1.0f / sum);  // a row that saw no key: zeros
       const float* o = o_.data() + (r * dim_pad_);
-      for (std::int64_t d = 0; d < pr_.head_dim; ++d) row.out[d] = o[d] * inv;
-      if (!all_finite(row.out, pr_.head_dim))
-        recompute_row_exactly(pr_, row.b, row.i, row.h, row.lo, row.hi, row.out);
+      // x * 0 is 0 for finite x and NaN for inf or NaN: `bad` stays 0 iff the whole row is finite.
+      vec bad = O::zero();
+      int d = 0;
+      for (; d + W <= pr_.head_dim; d += W) {
+        const vec y = O::mul(O::load(o + d), inv);
+        O::store(row.out + d, y);
+        bad = O::add(bad, O::mul(y, O::zero()));
+      }
+      if (d < pr_.head_dim) {
+        const vec y = O::mul(O::load_partial(o + d, pr_.head_dim - d), inv);
+        O::store_partial(row.out + d, y, pr_.head_dim - d);
+        bad = O::add(bad, O::mul(y, O::zero()));
+      }
+      if (O::reduce_add(bad) != 0.0f) recompute_row_exactly(pr_, row.b, row.i, row.h, row.lo, row.hi, row.out);
     }
   }
 
