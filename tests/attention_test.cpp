@@ -630,6 +630,22 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
           << c.describe() << ": differs from num_threads=1";
     }
   }
+  // Decode against a cache long enough to be split across threads (split-K: fixed key chunks, merged in
+  // key order), with and without a causal window.
+  for (int q_len : {1, 3}) {
+    Case c = make_case(1, q_len, 9000, 8, 2, 16);
+    c.options.skip_tolerance = 0.0f;
+    c.options.window = q_len == 3 ? 5000 : 0;
+    c.fill(rng);
+    c.options.num_threads = 1;
+    const std::vector<float> serial = run<Isa>(c);
+    for (int threads : {2, 3}) {
+      c.options.num_threads = threads;
+      const std::vector<float> parallel = run<Isa>(c);
+      ASSERT_EQ(std::memcmp(serial.data(), parallel.data(), serial.size() * sizeof(float)), 0)
+          << c.describe() << ": differs from num_threads=1";
+    }
+  }
 }
 
 ALIBI_ISA_TEST(UnalignedPointers) {

@@ -66,7 +66,7 @@ TEST_P(Indexing, LongSequenceSmallBidirectionalWindowGroupedQuery) {
   run_and_check(GetParam(), p);
 }
 
-// Decode against a long cache with no skipping: the split-K path (4096-key chunks merged in order).
+// Decode against a long cache with no skipping: the split-K path (fixed key chunks merged in order).
 TEST_P(Indexing, DecodeAgainstLongCache) {
   ALIBI_SKIP_UNLESS_CPU();
   ShapeSpec s;

@@ -35,7 +35,7 @@ void attention(const float* q, const float* k, const float* v, float* out, const
   // Split-K for decode-like calls with too few units to occupy the threads. The decision depends on the
   // shape only, never on num_threads, so the arithmetic (and the output) is the same for every thread
   // count. Not combined with block skipping, which needs the nearest keys' max before the far ones.
-  constexpr std::int64_t kSplitBelowUnits = 8, kKvChunk = 4096, kMaxSplitRows = 16;
+  constexpr std::int64_t kSplitBelowUnits = 8, kKvChunk = 2048, kMaxSplitRows = 256;
   std::vector<float> partial;
   if (norms == nullptr && Kernel::num_base_units(run) < kSplitBelowUnits &&
       Kernel::rows_per_unit(run) <= kMaxSplitRows && run.kv_len >= 2 * kKvChunk) {
