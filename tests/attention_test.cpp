@@ -648,6 +648,49 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
   }
 }
 
+// The vector exp of the softmax (isa/exp.hpp): within 2 ulp of exp over the whole normal range of its
+// results, exactly 0 below it (never a denormal: Note [exp flush to zero]), NaN through, exp(0) = 1.
+ALIBI_ISA_TEST(VectorExpIsAccurateAndFlushesToZero) {
+  using O = alibi::isa::Ops<Isa>;
+  constexpr int W = O::width;
+  float in[W], out[W];
+  const auto eval = [&] { O::store(out, alibi::isa::exp<Isa>(O::load(in))); };
+  double worst_ulp = 0.0;
+  float worst_x = 0.0f;
+  for (float x0 = -87.33f; x0 <= 0.0f; x0 += 0.000731f * W) {
+    for (int l = 0; l < W; ++l) in[l] = std::min(0.0f, x0 + 0.000731f * static_cast<float>(l));
+    eval();
+    for (int l = 0; l < W; ++l) {
+      const double exact = std::exp(static_cast<double>(in[l]));
+      const double ulp = std::ldexp(1.0, std::ilogb(static_cast<float>(exact)) - 23);
+      const double err = std::fabs(static_cast<double>(out[l]) - exact) / ulp;
+      if (err > worst_ulp) {
+        worst_ulp = err;
+        worst_x = in[l];
+      }
+    }
+  }
+  EXPECT_LE(worst_ulp, 2.0) << "at x = " << worst_x;
+  const float inf = std::numeric_limits<float>::infinity();
+  const float specials[] = {0.0f, -0.0f, -87.3365f, -87.34f, -88.0f, -103.0f, -1e30f, -inf,
+                            std::numeric_limits<float>::quiet_NaN()};
+  for (const float x : specials) {
+    std::fill_n(in, W, x);
+    eval();
+    for (int l = 0; l < W; ++l) {
+      if (std::isnan(x)) {
+        EXPECT_TRUE(std::isnan(out[l]));
+      } else if (x >= -87.3365f) {
+        EXPECT_GE(out[l], std::numeric_limits<float>::min()) << "x = " << x;  // normal, not flushed
+        EXPECT_NEAR(out[l], std::exp(static_cast<double>(x)), 2.5e-7 * std::exp(static_cast<double>(x))) << "x = " << x;
+      } else {
+        EXPECT_EQ(out[l], 0.0f) << "x = " << x;  // exact zero, not a denormal
+        EXPECT_FALSE(std::signbit(out[l]));
+      }
+    }
+  }
+}
+
 ALIBI_ISA_TEST(UnalignedPointers) {
   // Every tensor starts one float past an aligned allocation.
   std::mt19937 rng(20);
@@ -836,6 +879,7 @@ ALIBI_ISA_TEST(RejectsBadArgumentsWithoutWriting) {
   X(LargeNormsStayExactWithSkipping)       \
   X(NonPositiveSlopesNeverSkip)            \
   X(ThreadCountDoesNotChangeABit)          \
+  X(VectorExpIsAccurateAndFlushesToZero)   \
   X(UnalignedPointers)                     \
   X(OutputMayAdjoinTheInputs)              \
   X(ZeroSizedWork)                         \

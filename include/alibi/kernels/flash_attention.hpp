@@ -601,10 +601,13 @@ class FlashAttention {
     const vec lo = O::load(lo_f_.data() + r0), hi = O::load(hi_f_.data() + r0);
     const vec dist0 = O::load(dist_.data() + r0);
     const vec neg_slope = O::load(neg_slope_.data() + r0);
+    // Local copies: the compiler cannot keep members in registers across the stores through `st`.
+    const std::int64_t stride = head_rows_;
+    const vec one = O::set1(1.0f);
     vec block_max = minus_inf;
-    for (int j = ja; j < jb; ++j) {
-      float* s = st + static_cast<std::int64_t>(j) * head_rows_;
-      const vec key = O::set1(static_cast<float>(j));
+    vec key = O::set1(static_cast<float>(ja));
+    float* s = st + ja * stride;
+    for (int j = ja; j < jb; ++j, s += stride, key = O::add(key, one)) {
       // causal: visible keys have p - j >= 0, so |p - j| is the paper's distance; bidirectional: symmetric.
       vec x = O::fma(neg_slope, O::abs(O::sub(dist0, key)), O::load(s));
       if (needs_mask) {
@@ -620,8 +623,8 @@ class FlashAttention {
     const vec lowest = O::set1(std::numeric_limits<float>::lowest());
     const vec shift = O::select_lt(new_max, lowest, O::zero(), new_max);
     vec block_sum = O::zero();
-    for (int j = ja; j < jb; ++j) {
-      float* s = st + static_cast<std::int64_t>(j) * head_rows_;
+    s = st + ja * stride;
+    for (int j = ja; j < jb; ++j, s += stride) {
       const vec p = isa::exp<Isa>(O::sub(O::load(s), shift));
       O::store(s, p);
       block_sum = O::add(block_sum, p);
