@@ -391,6 +391,13 @@ class FlashAttention {
     const std::int64_t D = pr_.head_dim;
     const std::int64_t b = u.b;
     const int rows_per_head = static_cast<int>((u.i1 - u.i0) * group_);
+    // The unit's query rows sit num_heads * head_dim floats apart and are usually cold: request them all
+    // first so the misses overlap (the transposing loop below would otherwise wait on one row at a time;
+    // measured: setup 6 % -> 1 % of a 1024-token, 32-head prefill).
+    constexpr std::int64_t kLine = 64 / sizeof(float);
+    for (std::int64_t i = u.i0; i < u.i1; ++i)
+      for (int h = u.kv_head0 * group_; h < (u.kv_head0 + u.kv_heads) * group_; ++h)
+        for (std::int64_t d = 0; d < D; d += kLine) ALIBI_PREFETCH(pr_.q + ((b * pr_.q_len + i) * pr_.num_heads + h) * D + d);
     for (int hh = 0; hh < u.kv_heads; ++hh) {
       const int kv_head = u.kv_head0 + hh;
       float* qt = qt_.data() + static_cast<std::int64_t>(hh) * D * head_rows_;
