@@ -47,10 +47,12 @@ ALIBI_ALWAYS_INLINE void with_count(int n, F&& f) {
   }
 }
 
-// S^T[j][c*W ..] = sum_d K[j][d] * Qs^T[d][c*W ..] for J keys and C row vectors of one kv head.
-template <class Isa, int J, int C>
+// S^T[j][c*W ..] = epilogue(sum_d K[j][d] * Qs^T[d][c*W ..], j0 + j, c) for J keys and C row vectors of
+// one kv head; block_max[c] folds in the maximum of what is stored.
+template <class Isa, int J, int C, class Epilogue>
 ALIBI_ALWAYS_INLINE void qk_tile(const float* keys, std::int64_t key_stride, const float* qt, std::int64_t qt_stride,
-                                 int dim, float* st, std::int64_t st_stride) {
+                                 int dim, float* st, std::int64_t st_stride, int j0, const Epilogue& epilogue,
+                                 typename isa::Ops<Isa>::vec* block_max) {
   using O = isa::Ops<Isa>;
   using vec = typename O::vec;
   constexpr int W = O::width;
@@ -74,10 +76,17 @@ ALIBI_ALWAYS_INLINE void qk_tile(const float* keys, std::int64_t key_stride, con
       for (int c = 0; c < C; ++c) acc[j][c] = O::fma(kj, qv[c], acc[j][c]);
     }
   }
-#pragma GCC unroll 16
-  for (int j = 0; j < J; ++j)
 #pragma GCC unroll 4
-    for (int c = 0; c < C; ++c) O::store(st + j * st_stride + c * W, acc[j][c]);
+  for (int c = 0; c < C; ++c) {
+    vec m = block_max[c];
+#pragma GCC unroll 16
+    for (int j = 0; j < J; ++j) {
+      const vec x = epilogue(acc[j][c], j0 + j, c);
+      O::store(st + j * st_stride + c * W, x);
+      m = O::max(m, x);
+    }
+    block_max[c] = m;
+  }
 }
 
 // Keys per Q.K tile for C row vectors: as many as the register file holds next to the C query vectors
@@ -581,56 +590,71 @@ class FlashAttention {
       if (ja >= jb) continue;
       float* st = st_.data() + g0 * W;  // S^T[j][row - first] = st[j * head_rows_ + row - r0]
       const float* qt_group = qt + static_cast<std::int64_t>(g0) * W * dim;
+      // The bias and the mask are applied as each Q.K tile leaves its registers.
+      BiasEpilogue bias;
+      bias.dist0 = dist_.data() + r0;
+      bias.neg_slope = neg_slope_.data() + r0;
+      bias.lo = lo_f_.data() + r0;
+      bias.hi = hi_f_.data() + r0;
+      vec block_max[QC];
+      for (int c = 0; c < group_vecs; ++c) {
+        block_max[c] = O::set1(-std::numeric_limits<float>::infinity());
+        bias.needs_mask[c] = false;
+        for (int r = r0 + c * W; r < r0 + (c + 1) * W; ++r)
+          bias.needs_mask[c] = bias.needs_mask[c] || lo_.data()[r] > ja || hi_.data()[r] < jb;
+      }
       with_count<QC>(group_vecs, [&](auto c) {
         constexpr int C = decltype(c)::value;
         constexpr int J = qk_tile_keys<Isa>(C);
         int j = ja;
         for (; j + J <= jb; j += J)
           qk_tile<Isa, J, C>(k_packed + j * pack_stride_, pack_stride_, qt_group, group_vecs * W, dim,
-                             st + j * head_rows_, head_rows_);
+                             st + j * head_rows_, head_rows_, j, bias, block_max);
         if (j < jb)
           with_count<J>(jb - j, [&](auto n) {
             qk_tile<Isa, decltype(n)::value, C>(k_packed + j * pack_stride_, pack_stride_, qt_group, group_vecs * W,
-                                                dim, st + j * head_rows_, head_rows_);
+                                                dim, st + j * head_rows_, head_rows_, j, bias, block_max);
           });
       });
-      for (int rv = r0; rv < r1; rv += W) softmax_lanes(rv, st + (rv - r0), ja, jb);
+      for (int c = 0; c < group_vecs; ++c) softmax_lanes(r0 + c * W, st + c * W, ja, jb, block_max[c]);
       accumulate_pv(r0, r1, st, v_packed);
     }
   }
 
-  // Adds the bias to S^T of the W rows starting at r0 (keys [ja, jb)), masks, and folds them into the
-  // rows' online softmax; leaves P^T in place of S^T.
-  void softmax_lanes(int r0, float* st, int ja, int jb) {
-    bool needs_mask = false;
-    for (int r = r0; r < r0 + W; ++r) needs_mask |= lo_.data()[r] > ja || hi_.data()[r] < jb;
-    const vec minus_inf = O::set1(-std::numeric_limits<float>::infinity());
-    const vec lo = O::load(lo_f_.data() + r0), hi = O::load(hi_f_.data() + r0);
-    const vec dist0 = O::load(dist_.data() + r0);
-    const vec neg_slope = O::load(neg_slope_.data() + r0);
-    // Local copies: the compiler cannot keep members in registers across the stores through `st`.
-    const std::int64_t stride = head_rows_;
-    const vec one = O::set1(1.0f);
-    vec block_max = minus_inf;
-    vec key = O::set1(static_cast<float>(ja));
-    float* s = st + ja * stride;
-    for (int j = ja; j < jb; ++j, s += stride, key = O::add(key, one)) {
+  // S^T + bias, masked: x = s - m |p - j| for visible keys j, -inf for the others. Each lane carries its
+  // row's slope, distance from the block's first key and visible range (set by prepare_lanes).
+  struct BiasEpilogue {
+    const float* dist0;
+    const float* neg_slope;
+    const float* lo;
+    const float* hi;
+    bool needs_mask[O::qk_row_vecs];  // per row vector: some lane sees only part of the group's keys
+    ALIBI_ALWAYS_INLINE vec operator()(vec s, int j, int c) const {
+      const vec key = O::set1(static_cast<float>(j));
       // causal: visible keys have p - j >= 0, so |p - j| is the paper's distance; bidirectional: symmetric.
-      vec x = O::fma(neg_slope, O::abs(O::sub(dist0, key)), O::load(s));
-      if (needs_mask) {
-        x = O::select_lt(key, lo, minus_inf, x);
-        x = O::select_lt(key, hi, x, minus_inf);
+      vec x = O::fma(O::load(neg_slope + c * W), O::abs(O::sub(O::load(dist0 + c * W), key)), s);
+      if (needs_mask[c]) {
+        const vec minus_inf = O::set1(-std::numeric_limits<float>::infinity());
+        x = O::select_lt(key, O::load(lo + c * W), minus_inf, x);
+        x = O::select_lt(key, O::load(hi + c * W), x, minus_inf);
       }
-      O::store(s, x);
-      block_max = O::max(block_max, x);
+      return x;
     }
+  };
+
+  // Folds the biased, masked S^T of the W rows starting at r0 (keys [ja, jb); block_max: its maximum per
+  // lane) into the rows' online softmax; leaves P^T in place of S^T.
+  void softmax_lanes(int r0, float* st, int ja, int jb, vec block_max) {
+    const vec lo = O::load(lo_f_.data() + r0), hi = O::load(hi_f_.data() + r0);
+    // A local copy: the compiler cannot keep a member in a register across the stores through `st`.
+    const std::int64_t stride = head_rows_;
     const vec old_max = O::load(max_.data() + r0);
     const vec new_max = O::max(block_max, old_max);
     // A lane that has seen no finite logit yet shifts by 0, which avoids -inf - -inf (its P stays 0).
     const vec lowest = O::set1(std::numeric_limits<float>::lowest());
     const vec shift = O::select_lt(new_max, lowest, O::zero(), new_max);
     vec block_sum = O::zero();
-    s = st + ja * stride;
+    float* s = st + ja * stride;
     for (int j = ja; j < jb; ++j, s += stride) {
       const vec p = isa::exp<Isa>(O::sub(O::load(s), shift));
       O::store(s, p);
