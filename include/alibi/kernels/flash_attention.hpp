@@ -216,6 +216,17 @@ class FlashAttention {
     hi_.assign(rows, 0);
     alpha_.assign(static_cast<std::size_t>(W), 0.0f);
     head_active_.assign(static_cast<std::size_t>(layout_.heads), 0);
+    if (pr.key_norms != nullptr) {
+      // Per query head, for block skipping: log of the mass one unvisited side may carry, times
+      // (1 - e^{-m}). Slopes <= 0 never skip (the bound needs a decaying bias); each unvisited side gets
+      // half the budget when keys remain on both sides (bidirectional).
+      log_budget_.resize(static_cast<std::size_t>(pr.num_heads));
+      const double log_tolerance = std::log(static_cast<double>(pr.skip_tolerance) * (pr.causal ? 1.0 : 0.5));
+      for (int h = 0; h < pr.num_heads; ++h) {
+        const double m = pr.slopes[h];
+        log_budget_.data()[h] = m > 0.0 ? log_tolerance + std::log(-std::expm1(-m)) : -HUGE_VAL;
+      }
+    }
     key_range_.assign(static_cast<std::size_t>(head_rows_ / O::pv_rows + head_rows_ / W + 1), {0, 0});
   }
 
@@ -401,8 +412,7 @@ class FlashAttention {
     const std::int64_t b = u.b;
     const int rows_per_head = static_cast<int>((u.i1 - u.i0) * group_);
     // The unit's query rows sit num_heads * head_dim floats apart and are usually cold: request them all
-    // first so the misses overlap (the transposing loop below would otherwise wait on one row at a time;
-    // measured: setup 6 % -> 1 % of a 1024-token, 32-head prefill).
+    // first so the misses overlap (the transposing loop below would otherwise wait on one row at a time).
     constexpr std::int64_t kLine = 64 / sizeof(float);
     for (std::int64_t i = u.i0; i < u.i1; ++i)
       for (int h = u.kv_head0 * group_; h < (u.kv_head0 + u.kv_heads) * group_; ++h)
@@ -441,23 +451,18 @@ class FlashAttention {
         visible_keys(pr_, row.pos, row.lo, row.hi);
         neg_slope_.data()[r] = -pr_.slopes[h];
         const float* q = pr_.q + offset;
-        for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = q[d] * pr_.scale;
+        const float scale = pr_.scale;  // a local: the stores through qt_lane could alias a member
+        for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = q[d] * scale;
         row.q_norm = 0.0;
         if (pr_.key_norms != nullptr) {  // only the skipping bound needs it
           double q_sq[4] = {0.0, 0.0, 0.0, 0.0};  // independent chains: a single one is latency-bound
           for (std::int64_t d = 0; d < D; ++d) {
-            const double qs = q[d] * pr_.scale;
+            const double qs = q[d] * scale;
             q_sq[d % 4] += qs * qs;
           }
           row.q_norm = std::sqrt((q_sq[0] + q_sq[1]) + (q_sq[2] + q_sq[3])) * (1.0 + 1e-6);
         }
-        const double m = pr_.slopes[h];
-        // Slopes <= 0 never skip (the bound needs a decaying bias); each unvisited side gets half the
-        // budget when keys remain on both sides (bidirectional).
-        row.log_budget = m > 0.0 && pr_.key_norms != nullptr
-                             ? std::log(static_cast<double>(pr_.skip_tolerance) * (pr_.causal ? 1.0 : 0.5)) +
-                                   std::log(-std::expm1(-m))
-                             : -HUGE_VAL;
+        row.log_budget = log_budget_.empty() ? -HUGE_VAL : log_budget_.data()[h];
       }
     }
   }
@@ -725,6 +730,12 @@ class FlashAttention {
   }
 
   void finish_rows(int num_rows) {
+    // Output rows are num_heads * head_dim floats apart and usually not cached: request them all first
+    // so the write misses overlap.
+    constexpr std::int64_t kLine = 64 / sizeof(float);
+    for (int r = 0; r < num_rows; ++r)
+      if (rows_.data()[r].real)
+        for (std::int64_t d = 0; d < pr_.head_dim; d += kLine) ALIBI_PREFETCH_WRITE(rows_.data()[r].out + d);
     for (int r = 0; r < num_rows; ++r) {
       const Row& row = rows_.data()[r];
       if (!row.real) continue;
@@ -767,6 +778,7 @@ class FlashAttention {
   std::vector<float> max_, sum_, neg_slope_, dist_, lo_f_, hi_f_;
   std::vector<int> lo_, hi_;
   std::vector<float> alpha_;                      // one vector: rescale factors of the current lanes
+  std::vector<double> log_budget_;                // per query head (block skipping only): Row::log_budget
   std::vector<char> head_active_;                 // per kv head of the unit: some row sees the block
   std::vector<std::pair<int, int>> key_range_;    // per P.V row tile: keys of the block its rows see
 };
