@@ -535,18 +535,29 @@ class FlashAttention {
   // also pads head_dim to whole vectors.
   void pack_block(const float* k_base, const float* v_base, std::int64_t kv_row, std::int64_t j0, int nk,
                   int kv_heads, const char* head_active) {
-    const std::size_t bytes = sizeof(float) * static_cast<std::size_t>(pr_.head_dim);
+    const int dim = pr_.head_dim;
+    float* const k_pack = k_pack_.data();
+    float* const v_pack = v_pack_.data();
     for (int j = 0; j < nk; ++j) {
       const std::int64_t at = (j0 + j) * kv_row;
       for (int hh = 0; hh < kv_heads; ++hh) {
         if (!head_active[hh]) continue;
         const std::int64_t to = (static_cast<std::int64_t>(hh) * kKeyBlock + j) * pack_stride_;
-        const std::int64_t head_at = at + static_cast<std::int64_t>(hh) * pr_.head_dim;
-        std::memcpy(k_pack_.data() + to, k_base + head_at, bytes);
-        std::memcpy(v_pack_.data() + to, v_base + head_at, bytes);
+        const std::int64_t head_at = at + static_cast<std::int64_t>(hh) * dim;
+        copy_row(k_pack + to, k_base + head_at, dim);
+        copy_row(v_pack + to, v_base + head_at, dim);
       }
     }
   }
+
+  // Inline vector copy: rows are a few hundred bytes, where a memcpy call per row cost more than the copy
+  // (measured: packing took ~10 % of a 1024-token prefill).
+  static ALIBI_ALWAYS_INLINE void copy_row(float* to, const float* from, int n) {
+    int d = 0;
+    for (; d + W <= n; d += W) O::store(to + d, O::load(from + d));
+    if (d < n) O::store_partial(to + d, O::load_partial(from + d, n - d), n - d);
+  }
+
 
   // Sets the lanes of kv head hh for keys [j0, j0 + nk): each row's visible part of the block relative to
   // j0 (empty for padding lanes, rows that see none of it and rows done skipping) and its distance from
