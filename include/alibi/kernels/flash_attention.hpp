@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <utility>
@@ -138,7 +137,7 @@ class FlashAttention {
   static constexpr int W = O::width;
 
  public:
-  // Keys per block: a multiple of the vector width and of qk_keys; S for one unit stays in L1/L2.
+  // Keys per block: S^T of a unit (64 x 144 floats) stays in L1/L2 next to the packed block.
   static constexpr int kKeyBlock = 64;
   // Rows (query position x head) a unit aims for: enough to amortise packing each K/V block and the
   // per-block bookkeeping over many rows, while a unit's Qs^T, O and packed block stay within L2. A
@@ -176,7 +175,7 @@ class FlashAttention {
   // Keys per block: kKeyBlock for one kv head; fewer when a unit packs several heads, so the packed
   // K/V of all of them stays within L2.
   static int block_keys(const UnitLayout& L) {
-    constexpr int kQuantum = 16;  // a multiple of every ISA's width and of qk_keys
+    constexpr int kQuantum = 16;  // whole Q.K tiles of every ISA
     const int keys = (kKeyBlock / L.heads + kQuantum - 1) / kQuantum * kQuantum;
     return std::min(kKeyBlock, std::max(kQuantum, keys));
   }
@@ -550,8 +549,8 @@ class FlashAttention {
     }
   }
 
-  // Inline vector copy: rows are a few hundred bytes, where a memcpy call per row cost more than the copy
-  // (measured: packing took ~10 % of a 1024-token prefill).
+  // Inline vector copy: rows are a few hundred bytes, where a memcpy call per row costs about as much as
+  // the copy (measured: decode over 65536 keys, 8 kv heads, 8.4 -> 9.4 GB/s).
   static ALIBI_ALWAYS_INLINE void copy_row(float* to, const float* from, int n) {
     int d = 0;
     for (; d + W <= n; d += W) O::store(to + d, O::load(from + d));
