@@ -649,7 +649,8 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
 }
 
 // The vector exp of the softmax (isa/exp.hpp): within 2 ulp of exp over the whole normal range of its
-// results, exactly 0 below it (never a denormal: Note [exp flush to zero]), NaN through, exp(0) = 1.
+// results, exactly 0 below it (never a denormal: Note [exp flush to zero]), NaN through, exp(0) = 1, and
+// saturating (finite) far above the softmax's range.
 ALIBI_ISA_TEST(VectorExpIsAccurateAndFlushesToZero) {
   using O = alibi::isa::Ops<Isa>;
   constexpr int W = O::width;
@@ -673,13 +674,16 @@ ALIBI_ISA_TEST(VectorExpIsAccurateAndFlushesToZero) {
   EXPECT_LE(worst_ulp, 2.0) << "at x = " << worst_x;
   const float inf = std::numeric_limits<float>::infinity();
   const float specials[] = {0.0f, -0.0f, -87.3365f, -87.34f, -88.0f, -103.0f, -1e30f, -inf,
-                            std::numeric_limits<float>::quiet_NaN()};
+                            std::numeric_limits<float>::quiet_NaN(), 100.0f, 1e20f, inf};
   for (const float x : specials) {
     std::fill_n(in, W, x);
     eval();
     for (int l = 0; l < W; ++l) {
       if (std::isnan(x)) {
         EXPECT_TRUE(std::isnan(out[l]));
+      } else if (x > 88.0f) {
+        EXPECT_TRUE(std::isfinite(out[l])) << "x = " << x;  // saturates at e^88: never inf, never UB
+        EXPECT_GT(out[l], 1e38f) << "x = " << x;
       } else if (x >= -87.3365f) {
         EXPECT_GE(out[l], std::numeric_limits<float>::min()) << "x = " << x;  // normal, not flushed
         EXPECT_NEAR(out[l], std::exp(static_cast<double>(x)), 2.5e-7 * std::exp(static_cast<double>(x))) << "x = " << x;
@@ -688,6 +692,35 @@ ALIBI_ISA_TEST(VectorExpIsAccurateAndFlushesToZero) {
         EXPECT_FALSE(std::signbit(out[l]));
       }
     }
+  }
+}
+
+// q . k0 = -2 * 3e38 + 3 * 3e38 = 3e38 is finite and the largest logit, but the first partial sum
+// (-6e38) overflows fp32 to -inf: a kernel that trusts it gives key 0 no weight and returns v1. The row
+// must come out as the true softmax, ~v0 (found by the fuzzer).
+ALIBI_ISA_TEST(OverflowingPartialDotProductStillGivesTheTrueSoftmax) {
+  alibi::AttentionShape shape;
+  shape.q_len = 1;
+  shape.kv_len = 2;
+  shape.num_heads = 1;
+  shape.num_kv_heads = 1;
+  shape.head_dim = 2;
+  const float slope = 0.0f;
+  alibi::AttentionOptions options;
+  options.scale = 1.0f;
+  options.slopes = &slope;
+  options.mask = alibi::Mask::bidirectional;
+  for (int hot_key : {0, 1}) {
+    std::vector<float> q = {-2.0f, 3.0f}, k(4, 0.0f), v(4), out(2, -7.0f);
+    k[static_cast<std::size_t>(2 * hot_key)] = 3e38f;
+    k[static_cast<std::size_t>(2 * hot_key + 1)] = 3e38f;
+    for (int j = 0; j < 2; ++j) {
+      v[static_cast<std::size_t>(2 * j)] = j == hot_key ? 1.0f : -1.0f;
+      v[static_cast<std::size_t>(2 * j + 1)] = j == hot_key ? 2.0f : -2.0f;
+    }
+    alibi::attention<Isa>(q.data(), k.data(), v.data(), out.data(), shape, options);
+    EXPECT_NEAR(out[0], 1.0f, 1e-6f) << "hot key " << hot_key;
+    EXPECT_NEAR(out[1], 2.0f, 1e-6f) << "hot key " << hot_key;
   }
 }
 
@@ -880,6 +913,7 @@ ALIBI_ISA_TEST(RejectsBadArgumentsWithoutWriting) {
   X(NonPositiveSlopesNeverSkip)            \
   X(ThreadCountDoesNotChangeABit)          \
   X(VectorExpIsAccurateAndFlushesToZero)   \
+  X(OverflowingPartialDotProductStillGivesTheTrueSoftmax) \
   X(UnalignedPointers)                     \
   X(OutputMayAdjoinTheInputs)              \
   X(ZeroSizedWork)                         \

@@ -9,8 +9,7 @@
 // large negative biases put many softmax terms there; a denormal P entry would make every P.V FMA that
 // touches it take a microcode assist (several times slower) and carries no information at fp32 precision
 // next to the row's largest term, which is 1. Doing it here, not through MXCSR, leaves the caller's
-// floating-point environment alone. -inf gives 0; NaN gives NaN. Domain: x <= 88 (the kernels only
-// ever pass x <= 0).
+// floating-point environment alone. -inf gives 0; NaN gives NaN; large inputs saturate at e^88.
 #include "alibi/detail/config.hpp"
 #include "alibi/isa/ops.hpp"
 
@@ -22,9 +21,10 @@ ALIBI_ALWAYS_INLINE typename Ops<Isa>::vec exp(typename Ops<Isa>::vec x) {
   using O = Ops<Isa>;
   // Slightly above ln(FLT_MIN) = -87.33654475: at and above it n >= -126 and r >= 0, so the result is normal.
   const auto flush_below = O::set1(-87.3365f);
-  // max puts x second so a NaN in x propagates. No upper clamp: the domain is x <= 88 (softmax only
-  // ever passes x <= 0), which keeps n <= 127.
-  const auto xc = O::max(flush_below, x);
+  // max/min put x second so a NaN in x propagates. The softmax passes x <= 0, except when a NaN logit
+  // hid a larger one from the running max (that row is recomputed anyway): the upper clamp keeps n <= 127
+  // there, so building 2^n never overflows an int (found by the fuzzer).
+  const auto xc = O::min(O::set1(88.0f), O::max(flush_below, x));
   const auto n = O::round_even(O::mul(xc, O::set1(1.44269504088896341f)));
   auto r = O::fma(n, O::set1(-0.693359375f), xc);  // ln2 high part: exact product for |n| <= 2^9
   r = O::fma(n, O::set1(2.12194440e-4f), r);       // ln2 low part

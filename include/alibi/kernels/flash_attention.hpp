@@ -47,11 +47,12 @@ ALIBI_ALWAYS_INLINE void with_count(int n, F&& f) {
 }
 
 // S^T[j][c*W ..] = epilogue(sum_d K[j][d] * Qs^T[d][c*W ..], j0 + j, c) for J keys and C row vectors of
-// one kv head; block_max[c] folds in the maximum of what is stored.
+// one kv head; block_max[c] folds in the maximum of what is stored, and overflow[c] turns NaN in the lanes
+// whose dot product came out inf or NaN.
 template <class Isa, int J, int C, class Epilogue>
 ALIBI_ALWAYS_INLINE void qk_tile(const float* keys, std::int64_t key_stride, const float* qt, std::int64_t qt_stride,
                                  int dim, float* st, std::int64_t st_stride, int j0, const Epilogue& epilogue,
-                                 typename isa::Ops<Isa>::vec* block_max) {
+                                 typename isa::Ops<Isa>::vec* block_max, typename isa::Ops<Isa>::vec* overflow) {
   using O = isa::Ops<Isa>;
   using vec = typename O::vec;
   constexpr int W = O::width;
@@ -77,14 +78,16 @@ ALIBI_ALWAYS_INLINE void qk_tile(const float* keys, std::int64_t key_stride, con
   }
 #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) {
-    vec m = block_max[c];
+    vec m = block_max[c], bad = overflow[c];
 #pragma GCC unroll 16
     for (int j = 0; j < J; ++j) {
       const vec x = epilogue(acc[j][c], j0 + j, c);
       O::store(st + j * st_stride + c * W, x);
       m = O::max(m, x);
+      bad = O::add(bad, O::mul(acc[j][c], O::zero()));  // 0 for finite, NaN for inf or NaN
     }
     block_max[c] = m;
+    overflow[c] = bad;
   }
 }
 
@@ -226,7 +229,7 @@ class FlashAttention {
         log_budget_.data()[h] = m > 0.0 ? log_tolerance + std::log(-std::expm1(-m)) : -HUGE_VAL;
       }
     }
-    key_range_.assign(static_cast<std::size_t>(head_rows_ / O::pv_rows + head_rows_ / W + 1), {0, 0});
+    key_range_.assign(static_cast<std::size_t>(head_rows_) + 1, {0, 0});  // more than a group's P.V tiles
   }
 
   // Units before any split of the keys.
@@ -601,7 +604,9 @@ class FlashAttention {
     for (int g0 = 0; g0 < row_vecs; g0 += QC) {
       const int group_vecs = std::min(QC, row_vecs - g0);
       const int r0 = first + g0 * W, r1 = r0 + group_vecs * W;
-      const auto [ja, jb] = key_range(r0, r1);
+      // Plain ints, not a structured binding: C++17 lambdas may not capture those (clang rejects it).
+      const std::pair<int, int> range = key_range(r0, r1);
+      const int ja = range.first, jb = range.second;
       if (ja >= jb) continue;
       float* st = st_.data() + g0 * W;  // S^T[j][row - first] = st[j * head_rows_ + row - r0]
       const float* qt_group = qt + static_cast<std::int64_t>(g0) * W * dim;
@@ -611,9 +616,10 @@ class FlashAttention {
       bias.neg_slope = neg_slope_.data() + r0;
       bias.lo = lo_f_.data() + r0;
       bias.hi = hi_f_.data() + r0;
-      vec block_max[QC];
+      vec block_max[QC], overflow[QC];
       for (int c = 0; c < group_vecs; ++c) {
         block_max[c] = O::set1(-std::numeric_limits<float>::infinity());
+        overflow[c] = O::zero();
         bias.needs_mask[c] = false;
         for (int r = r0 + c * W; r < r0 + (c + 1) * W; ++r)
           bias.needs_mask[c] = bias.needs_mask[c] || lo_.data()[r] > ja || hi_.data()[r] < jb;
@@ -624,14 +630,15 @@ class FlashAttention {
         int j = ja;
         for (; j + J <= jb; j += J)
           qk_tile<Isa, J, C>(k_packed + j * pack_stride_, pack_stride_, qt_group, group_vecs * W, dim,
-                             st + j * head_rows_, head_rows_, j, bias, block_max);
+                             st + j * head_rows_, head_rows_, j, bias, block_max, overflow);
         if (j < jb)
           with_count<J>(jb - j, [&](auto n) {
             qk_tile<Isa, decltype(n)::value, C>(k_packed + j * pack_stride_, pack_stride_, qt_group, group_vecs * W,
-                                                dim, st + j * head_rows_, head_rows_, j, bias, block_max);
+                                                dim, st + j * head_rows_, head_rows_, j, bias, block_max, overflow);
           });
       });
-      for (int c = 0; c < group_vecs; ++c) softmax_lanes(r0 + c * W, st + c * W, ja, jb, block_max[c]);
+      for (int c = 0; c < group_vecs; ++c)
+        softmax_lanes(r0 + c * W, st + c * W, ja, jb, block_max[c], overflow[c]);
       accumulate_pv(r0, r1, st, v_packed);
     }
   }
@@ -658,8 +665,9 @@ class FlashAttention {
   };
 
   // Folds the biased, masked S^T of the W rows starting at r0 (keys [ja, jb); block_max: its maximum per
-  // lane) into the rows' online softmax; leaves P^T in place of S^T.
-  void softmax_lanes(int r0, float* st, int ja, int jb, vec block_max) {
+  // lane; overflow: NaN in lanes with a non-finite dot product) into the rows' online softmax; leaves P^T
+  // in place of S^T.
+  void softmax_lanes(int r0, float* st, int ja, int jb, vec block_max, vec overflow) {
     const vec lo = O::load(lo_f_.data() + r0), hi = O::load(hi_f_.data() + r0);
     // A local copy: the compiler cannot keep a member in a register across the stores through `st`.
     const std::int64_t stride = head_rows_;
@@ -683,6 +691,11 @@ class FlashAttention {
     // finite inputs finite and puts NaN exactly where it is visible.
     const vec nan = O::set1(std::numeric_limits<float>::quiet_NaN());
     sum = O::select_lt(lo, hi, O::select_lt(new_max, lowest, nan, sum), sum);
+    // A dot product that came out inf or NaN: inf or NaN inputs, or fp32 overflow of a partial sum even
+    // though the true logit is finite (it can even be the row's largest: Note [non-finite rows]). Such a
+    // row is recomputed exactly too; lanes whose row does not see that key are recomputed needlessly but
+    // correctly.
+    sum = O::add(sum, overflow);
     O::store(sum_.data() + r0, sum);
     O::store(max_.data() + r0, new_max);
     O::store(alpha_.data(), alpha);
