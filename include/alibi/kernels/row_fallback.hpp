@@ -2,9 +2,12 @@
 // Note [non-finite rows]: the fast kernel processes rows in tiles, and a tile multiplies a P entry of 0
 // by a value row that one of its rows cannot see; if that value row holds a NaN or inf, 0 * inf = NaN
 // would leak into a row that never saw it. Logits that overflow fp32 (huge but finite q and k) would
-// also turn finite inputs into NaN. Both can only happen when an output row comes out non-finite, so
-// such rows (and only they) are recomputed here: one row, only its visible keys, in double precision,
-// without skipping. Finite inputs then always give finite outputs, and a NaN or inf in q, k or v
+// also turn finite inputs into NaN. And a dot product's fp32 partial sums can overflow to -inf while
+// the true logit is finite, even the row's largest, which would silently drop that key. The kernel
+// poisons (sets the softmax sum to NaN in) every row where any of these can have happened: a non-finite
+// dot product, a NaN logit, or visible logits that are all -inf. Those rows (and only they) come out
+// non-finite and are recomputed here: one row, only its visible keys, in double precision, without
+// skipping. Finite inputs then always give finite, correct outputs, and a NaN or inf in q, k or v
 // reaches exactly the rows that see it.
 #include <cmath>
 #include <cstdint>
