@@ -1,0 +1,115 @@
+#pragma once
+// The register-blocked micro-kernels of the attention kernel (kernels/flash_attention.hpp), written once
+// over Ops<Isa>: the Q.K tile (rows in vector lanes, Note [rows in lanes]) with its epilogue, and the P.V
+// tile. Their shapes come from the ISA's register budget (Ops::registers, qk_row_vecs, pv_rows x pv_vecs);
+// Ops::pin keeps the reused operands in registers.
+#include <cstdint>
+#include <type_traits>
+
+#include "alibi/detail/config.hpp"
+#include "alibi/isa/ops.hpp"
+
+ALIBI_NAMESPACE_BEGIN
+namespace kernels {
+
+// Calls f(std::integral_constant<int, n>) for a runtime n in [1, N], so tails get their own unrolled code.
+template <int N, class F>
+ALIBI_ALWAYS_INLINE void with_count(int n, F&& f) {
+  if constexpr (N >= 1) {
+    if (n == N) {
+      f(std::integral_constant<int, N>{});
+      return;
+    }
+    with_count<N - 1>(n, f);
+  }
+}
+
+// S^T[j][c*W ..] = epilogue(sum_d K[j][d] * Qs^T[d][c*W ..], j0 + j, c) for J keys and C row vectors of
+// one kv head; block_max[c] folds in the maximum of what is stored, and overflow[c] turns NaN in the lanes
+// whose dot product came out inf or NaN.
+template <class Isa, int J, int C, class Epilogue>
+ALIBI_ALWAYS_INLINE void qk_tile(const float* keys, std::int64_t key_stride, const float* qt, std::int64_t qt_stride,
+                                 int dim, float* st, std::int64_t st_stride, int j0, const Epilogue& epilogue,
+                                 typename isa::Ops<Isa>::vec* block_max, typename isa::Ops<Isa>::vec* overflow) {
+  using O = isa::Ops<Isa>;
+  using vec = typename O::vec;
+  constexpr int W = O::width;
+  vec acc[J][C];
+#pragma GCC unroll 16
+  for (int j = 0; j < J; ++j)
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) acc[j][c] = O::zero();
+  for (int d = 0; d < dim; ++d) {
+    vec qv[C];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) {
+      vec q = O::load(qt + d * qt_stride + c * W);
+      O::pin(q);  // on a temporary: pinning the array element would keep the array in memory
+      qv[c] = q;
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < J; ++j) {
+      const vec kj = O::set1(keys[j * key_stride + d]);
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) acc[j][c] = O::fma(kj, qv[c], acc[j][c]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < C; ++c) {
+    vec m = block_max[c], bad = overflow[c];
+#pragma GCC unroll 16
+    for (int j = 0; j < J; ++j) {
+      const vec x = epilogue(acc[j][c], j0 + j, c);
+      O::store(st + j * st_stride + c * W, x);
+      m = O::max(m, x);
+      bad = O::add(bad, O::mul(acc[j][c], O::zero()));  // 0 for finite, NaN for inf or NaN
+    }
+    block_max[c] = m;
+    overflow[c] = bad;
+  }
+}
+
+// Keys per Q.K tile for C row vectors: as many as the register file holds next to the C query vectors
+// and the broadcast, at most 8 (enough independent FMA chains to hide the latency).
+template <class Isa>
+constexpr int qk_tile_keys(int row_vecs) {
+  const int fit = (isa::Ops<Isa>::registers - 1 - row_vecs) / row_vecs;
+  return fit < 8 ? fit : 8;
+}
+
+// O[r][dv0*W ..] += sum_{j in [ja, jb)} P^T[j][r] * V[j][dv0*W ..] for NR rows and NV dimension vectors.
+template <class Isa, int NR, int NV>
+ALIBI_ALWAYS_INLINE void pv_tile(const float* p, std::int64_t p_stride, const float* values, std::int64_t value_stride,
+                                 int ja, int jb, float* o, std::int64_t o_stride, int dv0) {
+  using O = isa::Ops<Isa>;
+  using vec = typename O::vec;
+  constexpr int W = O::width;
+  vec acc[NR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < NV; ++c) acc[r][c] = O::load(o + r * o_stride + (dv0 + c) * W);
+  for (int j = ja; j < jb; ++j) {
+    const float* value = values + j * value_stride + dv0 * W;
+    vec vv[NV];
+#pragma GCC unroll 8
+    for (int c = 0; c < NV; ++c) {
+      vec v = O::load(value + c * W);
+      O::pin(v);
+      vv[c] = v;
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < NR; ++r) {
+      const vec weight = O::set1(p[j * p_stride + r]);
+#pragma GCC unroll 8
+      for (int c = 0; c < NV; ++c) acc[r][c] = O::fma(weight, vv[c], acc[r][c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < NV; ++c) O::store(o + r * o_stride + (dv0 + c) * W, acc[r][c]);
+}
+
+}  // namespace kernels
+ALIBI_NAMESPACE_END
