@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <iterator>
 #include <limits>
 #include <random>
@@ -608,6 +609,19 @@ ALIBI_ISA_TEST(NonPositiveSlopesNeverSkip) {
   }
 }
 
+// Runs `c` with one thread, then with each of `thread_counts`, and requires the same bytes every time.
+template <class Isa>
+void expect_bitwise_equal_across_threads(Case c, std::initializer_list<int> thread_counts) {
+  c.options.num_threads = 1;
+  const std::vector<float> serial = run<Isa>(c);
+  for (int threads : thread_counts) {
+    c.options.num_threads = threads;
+    const std::vector<float> parallel = run<Isa>(c);
+    ASSERT_EQ(std::memcmp(serial.data(), parallel.data(), serial.size() * sizeof(float)), 0)
+        << c.describe() << ": differs from num_threads=1";
+  }
+}
+
 ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
   std::mt19937 rng(19);
   for (int index = 0; index < scaled(12, 4); ++index) {
@@ -621,14 +635,7 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
     c.options.window = index % 3 == 0 ? 37 : 0;
     if (index % 4 == 1) c.custom_slopes = {0.0f, -0.01f, 0.3f, 0.1f, 0.0f, 0.02f, -0.005f, 0.7f};
     c.fill(rng);
-    c.options.num_threads = 1;
-    const std::vector<float> serial = run<Isa>(c);
-    for (int threads : {2, 3, 0, 7}) {
-      c.options.num_threads = threads;
-      const std::vector<float> parallel = run<Isa>(c);
-      ASSERT_EQ(std::memcmp(serial.data(), parallel.data(), serial.size() * sizeof(float)), 0)
-          << c.describe() << ": differs from num_threads=1";
-    }
+    ASSERT_NO_FATAL_FAILURE(expect_bitwise_equal_across_threads<Isa>(c, {2, 3, 0, 7}));
   }
   // Decode against a cache long enough to be split across threads (split-K: fixed key chunks, merged in
   // key order), with and without a causal window.
@@ -637,14 +644,7 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
     c.options.skip_tolerance = 0.0f;
     c.options.window = q_len == 3 ? 5000 : 0;
     c.fill(rng);
-    c.options.num_threads = 1;
-    const std::vector<float> serial = run<Isa>(c);
-    for (int threads : {2, 3}) {
-      c.options.num_threads = threads;
-      const std::vector<float> parallel = run<Isa>(c);
-      ASSERT_EQ(std::memcmp(serial.data(), parallel.data(), serial.size() * sizeof(float)), 0)
-          << c.describe() << ": differs from num_threads=1";
-    }
+    ASSERT_NO_FATAL_FAILURE(expect_bitwise_equal_across_threads<Isa>(c, {2, 3}));
   }
 }
 
