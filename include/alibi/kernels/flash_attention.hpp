@@ -41,6 +41,9 @@ class FlashAttention {
   static constexpr int W = O::width;
 
  public:
+  // Floats per 64-byte cache line.
+  static constexpr std::int64_t kLineFloats = 64 / sizeof(float);
+
   // Keys per block: S^T of a unit (64 x 144 floats) stays in L1/L2 next to the packed block.
   static constexpr int kKeyBlock = 64;
   // Rows (query position x head) a unit aims for: enough to amortise packing each K/V block and the
@@ -288,9 +291,8 @@ class FlashAttention {
   // stride would put a block's slice of every row into the same few L1 sets; the P.V tiles re-read that
   // slice for every row tile (measured at head_dim 128: 84 -> 96 GFLOP/s for the tile alone).
   static std::int64_t pack_stride(int head_dim) {
-    constexpr std::int64_t kLine = 16;  // floats per 64-byte line
-    const std::int64_t lines = (static_cast<std::int64_t>(head_dim) + kLine - 1) / kLine;
-    return (lines % 2 == 1 ? lines : lines + 1) * kLine;
+    const std::int64_t lines = (static_cast<std::int64_t>(head_dim) + kLineFloats - 1) / kLineFloats;
+    return (lines % 2 == 1 ? lines : lines + 1) * kLineFloats;
   }
 
   // A kv head's rows, padded to whole vectors (Note [rows in lanes]).
@@ -316,10 +318,9 @@ class FlashAttention {
     const int rows_per_head = static_cast<int>((u.i1 - u.i0) * group_);
     // The unit's query rows sit num_heads * head_dim floats apart and are usually cold: request them all
     // first so the misses overlap (the transposing loop below would otherwise wait on one row at a time).
-    constexpr std::int64_t kLine = 64 / sizeof(float);
     for (std::int64_t i = u.i0; i < u.i1; ++i)
       for (int h = u.kv_head0 * group_; h < (u.kv_head0 + u.kv_heads) * group_; ++h)
-        for (std::int64_t d = 0; d < D; d += kLine) ALIBI_PREFETCH(pr_.q + ((b * pr_.q_len + i) * pr_.num_heads + h) * D + d);
+        prefetch_span(pr_.q + ((b * pr_.q_len + i) * pr_.num_heads + h) * D, D);
     for (int hh = 0; hh < u.kv_heads; ++hh) {
       const int kv_head = u.kv_head0 + hh;
       float* qt = qt_.data() + static_cast<std::int64_t>(hh) * D * head_rows_;
@@ -370,14 +371,22 @@ class FlashAttention {
     }
   }
 
+  // Requests the cache lines of floats [p, p + n).
+  static void prefetch_span(const float* p, std::int64_t n, bool for_write = false) {
+    for (std::int64_t d = 0; d < n; d += kLineFloats) {
+      if (for_write)
+        ALIBI_PREFETCH_WRITE(p + d);
+      else
+        ALIBI_PREFETCH(p + d);
+    }
+  }
+
   void prefetch_rows(const float* k_base, const float* v_base, std::int64_t kv_row, std::int64_t j0,
                      std::int64_t j1, std::int64_t span) const {
-    constexpr std::int64_t kLine = 64 / sizeof(float);
-    for (std::int64_t j = j0; j < j1; ++j)
-      for (std::int64_t d = 0; d < span; d += kLine) {
-        ALIBI_PREFETCH(k_base + j * kv_row + d);
-        ALIBI_PREFETCH(v_base + j * kv_row + d);
-      }
+    for (std::int64_t j = j0; j < j1; ++j) {
+      prefetch_span(k_base + j * kv_row, span);
+      prefetch_span(v_base + j * kv_row, span);
+    }
   }
 
 
@@ -656,10 +665,8 @@ class FlashAttention {
   void finish_rows(int num_rows) {
     // Output rows are num_heads * head_dim floats apart and usually not cached: request them all first
     // so the write misses overlap.
-    constexpr std::int64_t kLine = 64 / sizeof(float);
     for (int r = 0; r < num_rows; ++r)
-      if (rows_.data()[r].real)
-        for (std::int64_t d = 0; d < pr_.head_dim; d += kLine) ALIBI_PREFETCH_WRITE(rows_.data()[r].out + d);
+      if (rows_.data()[r].real) prefetch_span(rows_.data()[r].out, pr_.head_dim, /*for_write=*/true);
     for (int r = 0; r < num_rows; ++r) {
       const Row& row = rows_.data()[r];
       if (!row.real) continue;
