@@ -24,6 +24,29 @@ ALIBI_ALWAYS_INLINE void with_count(int n, F&& f) {
   }
 }
 
+// acc[r][c] += scalars[r * scalar_stride] * vectors[c*W ..]: the rank-1 update both tiles are made of
+// (Q.K: key elements times query vectors; P.V: probabilities times value vectors).
+template <class Isa, int R, int C>
+ALIBI_ALWAYS_INLINE void rank1_update(typename isa::Ops<Isa>::vec (&acc)[R][C], const float* scalars,
+                                      std::int64_t scalar_stride, const float* vectors) {
+  using O = isa::Ops<Isa>;
+  using vec = typename O::vec;
+  constexpr int W = O::width;
+  vec v[C];
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) {
+    vec x = O::load(vectors + c * W);
+    O::pin(x);  // on a temporary: pinning the array element would keep the array in memory
+    v[c] = x;
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const vec s = O::set1(scalars[r * scalar_stride]);
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[r][c] = O::fma(s, v[c], acc[r][c]);
+  }
+}
+
 // S^T[j][c*W ..] = epilogue(sum_d K[j][d] * Qs^T[d][c*W ..], j0 + j, c) for J keys and C row vectors of
 // one kv head; block_max[c] folds in the maximum of what is stored, and overflow[c] turns NaN in the lanes
 // whose dot product came out inf or NaN.
@@ -39,21 +62,7 @@ ALIBI_ALWAYS_INLINE void qk_tile(const float* keys, std::int64_t key_stride, con
   for (int j = 0; j < J; ++j)
 #pragma GCC unroll 4
     for (int c = 0; c < C; ++c) acc[j][c] = O::zero();
-  for (int d = 0; d < dim; ++d) {
-    vec qv[C];
-#pragma GCC unroll 4
-    for (int c = 0; c < C; ++c) {
-      vec q = O::load(qt + d * qt_stride + c * W);
-      O::pin(q);  // on a temporary: pinning the array element would keep the array in memory
-      qv[c] = q;
-    }
-#pragma GCC unroll 16
-    for (int j = 0; j < J; ++j) {
-      const vec kj = O::set1(keys[j * key_stride + d]);
-#pragma GCC unroll 4
-      for (int c = 0; c < C; ++c) acc[j][c] = O::fma(kj, qv[c], acc[j][c]);
-    }
-  }
+  for (int d = 0; d < dim; ++d) rank1_update<Isa, J, C>(acc, keys + d, key_stride, qt + d * qt_stride);
 #pragma GCC unroll 4
   for (int c = 0; c < C; ++c) {
     vec m = block_max[c], bad = overflow[c];
@@ -89,22 +98,7 @@ ALIBI_ALWAYS_INLINE void pv_tile(const float* p, std::int64_t p_stride, const fl
   for (int r = 0; r < NR; ++r)
 #pragma GCC unroll 8
     for (int c = 0; c < NV; ++c) acc[r][c] = O::load(o + r * o_stride + (dv0 + c) * W);
-  for (int j = ja; j < jb; ++j) {
-    const float* value = values + j * value_stride + dv0 * W;
-    vec vv[NV];
-#pragma GCC unroll 8
-    for (int c = 0; c < NV; ++c) {
-      vec v = O::load(value + c * W);
-      O::pin(v);
-      vv[c] = v;
-    }
-#pragma GCC unroll 16
-    for (int r = 0; r < NR; ++r) {
-      const vec weight = O::set1(p[j * p_stride + r]);
-#pragma GCC unroll 8
-      for (int c = 0; c < NV; ++c) acc[r][c] = O::fma(weight, vv[c], acc[r][c]);
-    }
-  }
+  for (int j = ja; j < jb; ++j) rank1_update<Isa, NR, NV>(acc, p + j * p_stride, 1, values + j * value_stride + dv0 * W);
 #pragma GCC unroll 16
   for (int r = 0; r < NR; ++r)
 #pragma GCC unroll 8
