@@ -652,10 +652,10 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
 // results, exactly 0 below it (never a denormal: Note [exp flush to zero]), NaN through, exp(0) = 1, and
 // saturating (finite) far above the softmax's range.
 ALIBI_ISA_TEST(VectorExpIsAccurateAndFlushesToZero) {
-  using O = alibi::isa::Ops<Isa>;
+  using O = alibi::simd::Ops<Isa>;
   constexpr int W = O::width;
   float in[W], out[W];
-  const auto eval = [&] { O::store(out, alibi::isa::exp<Isa>(O::load(in))); };
+  const auto eval = [&] { O::store(out, alibi::simd::exp<Isa>(O::load(in))); };
   double worst_ulp = 0.0;
   float worst_x = 0.0f;
   for (float x0 = -87.33f; x0 <= 0.0f; x0 += 0.000731f * W) {

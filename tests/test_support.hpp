@@ -25,7 +25,7 @@ bool alibi_test_quick_mode();
 
 namespace alibi_test {
 
-// The ISAs this binary's flags allow (alibi::isa::X::compiled); scalar always.
+// The ISAs this binary's flags allow (alibi::isa::compiled<X>); scalar always.
 template <class List, class Isa, bool keep>
 struct append_if {
   using type = List;
@@ -36,8 +36,8 @@ struct append_if<IsaList<Isas...>, Isa, true> {
 };
 
 using CompiledIsas = typename append_if<
-    typename append_if<IsaList<alibi::isa::scalar>, alibi::isa::avx2, alibi::isa::avx2::compiled>::type,
-    alibi::isa::avx512, alibi::isa::avx512::compiled>::type;
+    typename append_if<IsaList<alibi::isa::scalar>, alibi::isa::avx2, alibi::isa::compiled<alibi::isa::avx2>>::type,
+    alibi::isa::avx512, alibi::isa::compiled<alibi::isa::avx512>>::type;
 
 // The test table of a source: make(static_cast<Isa*>(nullptr)) lists one ISA's tests, and the entries of
 // every ISA in the list are concatenated (constexpr, so the table is constant-initialised data).

@@ -4,7 +4,9 @@
 #include <cstdint>
 
 #include "alibi/detail/config.hpp"
+#include "alibi/detail/require_isa.hpp"
 #include "alibi/isa/tags.hpp"
+#include "alibi/kernels/attention_call.hpp"
 #include "alibi/types.hpp"
 
 ALIBI_NAMESPACE_BEGIN
@@ -15,7 +17,9 @@ ALIBI_NAMESPACE_BEGIN
 ///   bidirectional: bias = -m_h * |p - j|,  visible iff |p - j| < window when window > 0, else always.
 /// A query row that sees no key gets an output row of zeros.
 ///
-/// Guarantees: extra memory is O(block sizes * head_dim) per thread, independent of q_len * kv_len; the
+/// Guarantees: no q_len x kv_len matrix: extra memory is O(block sizes * head_dim) per thread, plus, for
+/// block skipping without caller key_norms, two floats per (batch, kv head, 64 keys) of key-norm bounds,
+/// and, for split-K (few query rows over many keys), one partial output row per (row, 2048-key chunk). The
 /// output is bitwise identical for every num_threads value; the bias comes from the integer distance
 /// p - j, so it is exact at any context length; exp() flushes results below the normal range to exactly
 /// zero (no denormals reach the P.V products, whatever the caller's MXCSR).
@@ -29,15 +33,19 @@ ALIBI_NAMESPACE_BEGIN
 ///         num_threads < 0, a non-finite scale or slope, a negative or non-finite skip_tolerance, a null
 ///         pointer where a non-empty tensor is expected, `out` overlapping q, k or v, or sizes whose
 ///         element counts overflow. Nothing is written to `out` then.
+///
+/// `Isa` must be enabled by this translation unit's compile flags (isa::native: the widest that is);
+/// alibi::dispatch::attention (alibi/dispatch.hpp) picks the widest one the running CPU has instead.
+template <class Isa = isa::native>
+void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& shape,
+               const AttentionOptions& options = {}) {
+  detail::require_isa<Isa>();
+  kernels::attention<Isa>(q, k, v, out, shape, options);
+}
+
 /// Writes an upper bound on |k| for every key row: out[(b * kv_len + j) * num_kv_heads + kv_head], the
 /// input AttentionOptions::key_norms expects. Only batch, kv_len, num_kv_heads and head_dim of `shape` are
 /// read. @throws std::invalid_argument for invalid sizes or a null pointer with non-empty k.
-inline void key_norms(const float* k, const AttentionShape& shape, float* out);
-
-template <class Isa = isa::native>
-void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& shape,
-               const AttentionOptions& options = {});
+inline void key_norms(const float* k, const AttentionShape& shape, float* out) { kernels::key_norms(k, shape, out); }
 
 ALIBI_NAMESPACE_END
-
-#include "alibi/kernels/attention_impl.hpp"

@@ -97,7 +97,7 @@ template <class Isa = isa::native>
 void attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::Ref<const RowMatrixXf>& k,
                const Eigen::Ref<const RowMatrixXf>& v, Eigen::Ref<RowMatrixXf> out, float slope,
                const AttentionOptions& options = {}) {
-  isa::require_compiled<Isa>();
+  detail::require_isa<Isa>();
   const Eigen::Index head_dim = q.cols();
   detail::require_columns(k.cols(), head_dim, "k");
   detail::require_columns(v.cols(), head_dim, "v");

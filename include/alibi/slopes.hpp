@@ -6,6 +6,7 @@
 
 #include "alibi/detail/config.hpp"
 #include "alibi/detail/errors.hpp"
+#include "alibi/detail/slope_values.hpp"
 
 ALIBI_NAMESPACE_BEGIN
 
@@ -21,14 +22,8 @@ inline std::vector<float> slopes(int num_heads, float max_bias = 8.0f) {
   detail::require(num_heads > 0, "slopes", "num_heads", "must be >= 1, got " + std::to_string(num_heads));
   detail::require(std::isfinite(max_bias) && max_bias > 0.0f, "slopes", "max_bias",
                   "must be finite and > 0, got " + std::to_string(max_bias));
-  int p = 1;
-  while (p <= num_heads / 2) p *= 2;
   std::vector<float> result(static_cast<std::size_t>(num_heads));
-  const double bias = max_bias;
-  for (int h = 0; h < num_heads; ++h) {
-    const double exponent = h < p ? -bias * (h + 1) / p : -(bias / 2.0) * (2.0 * (h - p) + 1.0) / p;
-    result[static_cast<std::size_t>(h)] = static_cast<float>(std::exp2(exponent));
-  }
+  detail::slope_values(num_heads, max_bias, result.data());
   return result;
 }
 

@@ -1,10 +1,11 @@
 #pragma once
-// The value types of the attention API: mask, shape and options.
+// The value types of the attention API: mask, shape and options. Plain data in namespace alibi itself,
+// shared by translation units built with any flags (Note [ABI namespace]).
 #include <cstdint>
 
 #include "alibi/detail/config.hpp"
 
-ALIBI_NAMESPACE_BEGIN
+namespace alibi {
 
 /// Which keys a query sees.
 enum class Mask {
@@ -48,4 +49,4 @@ struct AttentionOptions {
   const float* key_norms = nullptr;
 };
 
-ALIBI_NAMESPACE_END
+}  // namespace alibi

@@ -29,8 +29,8 @@ void instantiate_for(const float* q, const float* k, const float* v, float* out)
 
 void alibi_tidy_entry(const float* q, const float* k, const float* v, float* out, float* norms) {
   instantiate_for<alibi::isa::scalar>(q, k, v, out);
-  if constexpr (alibi::isa::avx2::compiled) instantiate_for<alibi::isa::avx2>(q, k, v, out);
-  if constexpr (alibi::isa::avx512::compiled) instantiate_for<alibi::isa::avx512>(q, k, v, out);
+  if constexpr (alibi::isa::compiled<alibi::isa::avx2>) instantiate_for<alibi::isa::avx2>(q, k, v, out);
+  if constexpr (alibi::isa::compiled<alibi::isa::avx512>) instantiate_for<alibi::isa::avx512>(q, k, v, out);
   alibi::AttentionShape shape;
   shape.kv_len = shape.num_kv_heads = shape.head_dim = 1;
   alibi::key_norms(k, shape, norms);

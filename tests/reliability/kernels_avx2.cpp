@@ -4,7 +4,7 @@
 #include "kernel_entry.hpp"
 #include "kernels.hpp"
 
-static_assert(alibi::isa::avx2::compiled, "kernels_avx2.cpp must be compiled with -mavx2 -mfma");
+static_assert(alibi::isa::compiled<alibi::isa::avx2>, "kernels_avx2.cpp must be compiled with -mavx2 -mfma");
 
 namespace alibi_reliability {
 

@@ -1,6 +1,16 @@
-#pragma once
 // Size arithmetic that cannot overflow silently: every element count the library derives from caller
 // sizes goes through checked_mul, so a product past PTRDIFF_MAX is an argument error, not a wrap-around.
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_CHECKED_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_CHECKED_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_DETAIL_CHECKED_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_DETAIL_CHECKED_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_DETAIL_CHECKED_HPP_1
+#else
+#define ALIBI_DETAIL_CHECKED_HPP_2
+#endif
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -25,3 +35,4 @@ inline std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* func
 
 }  // namespace detail
 ALIBI_NAMESPACE_END
+#endif  // per-target guard

@@ -1,6 +1,16 @@
-#pragma once
 // Argument errors: std::invalid_argument naming the offending parameter (abort with the message when the
 // including TU is compiled without exceptions).
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_ERRORS_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_ERRORS_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_DETAIL_ERRORS_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_DETAIL_ERRORS_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_DETAIL_ERRORS_HPP_1
+#else
+#define ALIBI_DETAIL_ERRORS_HPP_2
+#endif
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -26,3 +36,4 @@ inline void require(bool ok, const char* function, const char* parameter, const 
 
 }  // namespace detail
 ALIBI_NAMESPACE_END
+#endif  // per-target guard

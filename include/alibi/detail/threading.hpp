@@ -1,22 +1,30 @@
-#pragma once
 // Runs `task(unit)` for unit in [0, num_units) on up to `num_threads` threads.
 //
 // Units are claimed dynamically, but a unit's arithmetic never depends on which thread runs it, so the
 // results are the same for any thread count. With OpenMP enabled in the calling TU the team comes from
 // OpenMP's persistent pool; otherwise std::thread workers are started for the call (the calling thread
 // works too). With one thread or one unit everything runs on the calling thread.
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_THREADING_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_THREADING_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_DETAIL_THREADING_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_DETAIL_THREADING_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_DETAIL_THREADING_HPP_1
+#else
+#define ALIBI_DETAIL_THREADING_HPP_2
+#endif
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <exception>
 #include <thread>
-#include <vector>
 
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
 
-#include "alibi/detail/config.hpp"
+#include "alibi/detail/buffer.hpp"
 
 ALIBI_NAMESPACE_BEGIN
 namespace detail {
@@ -52,9 +60,8 @@ void parallel_for_units(std::int64_t num_units, int num_threads, MakeWorker&& ma
 #pragma omp parallel num_threads(threads)
   drain();
 #else
-  std::vector<std::thread> helpers;
-  helpers.reserve(static_cast<std::size_t>(threads - 1));
-  for (int t = 1; t < threads; ++t) helpers.emplace_back(drain);
+  Buffer<std::thread> helpers(static_cast<std::size_t>(threads - 1));
+  for (std::thread& helper : helpers) helper = std::thread(drain);
   drain();
   for (auto& helper : helpers) helper.join();
 #endif
@@ -62,3 +69,4 @@ void parallel_for_units(std::int64_t num_units, int num_threads, MakeWorker&& ma
 
 }  // namespace detail
 ALIBI_NAMESPACE_END
+#endif  // per-target guard

@@ -1,19 +1,28 @@
-#pragma once
 // Argument checks for attention(): every rejection happens before anything is written to `out`.
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_VALIDATE_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_VALIDATE_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_DETAIL_VALIDATE_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_DETAIL_VALIDATE_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_DETAIL_VALIDATE_HPP_1
+#else
+#define ALIBI_DETAIL_VALIDATE_HPP_2
+#endif
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <string>
-#include <vector>
 
 #include "alibi/types.hpp"
 #include "alibi/detail/checked.hpp"
-#include "alibi/detail/config.hpp"
 #include "alibi/detail/errors.hpp"
 #include "alibi/detail/threading.hpp"
-#include "alibi/kernels/problem.hpp"
-#include "alibi/slopes.hpp"
+#include "alibi/detail/problem.hpp"
+#include "alibi/detail/buffer.hpp"
+#include "alibi/detail/slope_values.hpp"
 
 ALIBI_NAMESPACE_BEGIN
 namespace detail {
@@ -29,9 +38,9 @@ inline bool overlaps(const void* a, std::int64_t na, const void* b, std::int64_t
 }
 
 // Validates the call and resolves defaults. `default_slopes` owns the slopes when options.slopes is null.
-inline kernels::Problem validate_attention(const float* q, const float* k, const float* v, float* out,
+inline Problem validate_attention(const float* q, const float* k, const float* v, float* out,
                                            const AttentionShape& shape, const AttentionOptions& options,
-                                           std::vector<float>& default_slopes) {
+                                           Buffer<float>& default_slopes) {
   const char* fn = "attention";
   auto str = [](auto x) { return std::to_string(x); };
   require(shape.batch >= 0, fn, "batch", "must be >= 0, got " + str(shape.batch));
@@ -82,11 +91,12 @@ inline kernels::Problem validate_attention(const float* q, const float* k, const
     for (int h = 0; h < shape.num_heads; ++h)
       require(std::isfinite(slopes[h]), fn, "slopes", "must be finite, slopes[" + str(h) + "] is not");
   } else {
-    default_slopes = alibi::slopes(shape.num_heads);
+    default_slopes.assign(static_cast<std::size_t>(shape.num_heads), 0.0f);
+    slope_values(shape.num_heads, 8.0f, default_slopes.data());
     slopes = default_slopes.data();
   }
 
-  kernels::Problem pr;
+  Problem pr;
   pr.q = q;
   pr.k = k;
   pr.v = v;
@@ -110,3 +120,4 @@ inline kernels::Problem validate_attention(const float* q, const float* k, const
 
 }  // namespace detail
 ALIBI_NAMESPACE_END
+#endif  // per-target guard

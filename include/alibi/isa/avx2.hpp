@@ -1,18 +1,28 @@
-#pragma once
 // AVX2 + FMA: 8 floats per register, 16 registers.
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_ISA_AVX2_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_ISA_AVX2_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_ISA_AVX2_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_ISA_AVX2_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_ISA_AVX2_HPP_1
+#else
+#define ALIBI_ISA_AVX2_HPP_2
+#endif
 #include "alibi/detail/config.hpp"
 #include "alibi/isa/tags.hpp"
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if ALIBI_TARGET_AVX2
 #include <immintrin.h>
 
 ALIBI_NAMESPACE_BEGIN
-namespace isa {
+namespace simd {
 template <class Isa>
 struct Ops;
 
 template <>
-struct Ops<avx2> {
+struct Ops<isa::avx2> {
   using vec = __m256;
   static constexpr int width = 8;
   static constexpr int registers = 16;
@@ -24,7 +34,6 @@ struct Ops<avx2> {
   // ---- construction, memory
   static ALIBI_ALWAYS_INLINE vec zero() { return _mm256_setzero_ps(); }
   static ALIBI_ALWAYS_INLINE vec set1(float x) { return _mm256_set1_ps(x); }
-  static ALIBI_ALWAYS_INLINE vec iota() { return _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7); }
   static ALIBI_ALWAYS_INLINE vec load(const float* p) { return _mm256_loadu_ps(p); }
   static ALIBI_ALWAYS_INLINE void store(float* p, vec x) { _mm256_storeu_ps(p, x); }
   static ALIBI_ALWAYS_INLINE __m256i first_lanes(int n) {
@@ -72,14 +81,9 @@ struct Ops<avx2> {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  static ALIBI_ALWAYS_INLINE float reduce_max(vec a) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-  }
 };
 
-}  // namespace isa
+}  // namespace simd
 ALIBI_NAMESPACE_END
 #endif
+#endif  // per-target guard

@@ -1,9 +1,19 @@
-#pragma once
-// AVX-512F: 16 floats per register, 32 registers. Uses AVX-512F instructions only.
+// AVX-512 (F, BW, DQ, VL: the set the avx512 tag requires): 16 floats per register, 32 registers.
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_ISA_AVX512_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_ISA_AVX512_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_ISA_AVX512_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_ISA_AVX512_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_ISA_AVX512_HPP_1
+#else
+#define ALIBI_ISA_AVX512_HPP_2
+#endif
 #include "alibi/detail/config.hpp"
 #include "alibi/isa/tags.hpp"
 
-#if defined(__AVX512F__)
+#if ALIBI_TARGET_AVX512
 #include <immintrin.h>
 
 // GCC 12's own AVX-512 intrinsics start from _mm512_undefined_ps(), which its -Wmaybe-uninitialized
@@ -16,12 +26,12 @@
 #endif
 
 ALIBI_NAMESPACE_BEGIN
-namespace isa {
+namespace simd {
 template <class Isa>
 struct Ops;
 
 template <>
-struct Ops<avx512> {
+struct Ops<isa::avx512> {
   using vec = __m512;
   static constexpr int width = 16;
   static constexpr int registers = 32;
@@ -33,9 +43,6 @@ struct Ops<avx512> {
   // ---- construction, memory
   static ALIBI_ALWAYS_INLINE vec zero() { return _mm512_setzero_ps(); }
   static ALIBI_ALWAYS_INLINE vec set1(float x) { return _mm512_set1_ps(x); }
-  static ALIBI_ALWAYS_INLINE vec iota() {
-    return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  }
   static ALIBI_ALWAYS_INLINE vec load(const float* p) { return _mm512_loadu_ps(p); }
   static ALIBI_ALWAYS_INLINE void store(float* p, vec x) { _mm512_storeu_ps(p, x); }
   static ALIBI_ALWAYS_INLINE __mmask16 first_lanes(int n) {
@@ -78,10 +85,9 @@ struct Ops<avx512> {
 
   // ---- horizontal
   static ALIBI_ALWAYS_INLINE float reduce_add(vec a) { return _mm512_reduce_add_ps(a); }
-  static ALIBI_ALWAYS_INLINE float reduce_max(vec a) { return _mm512_reduce_max_ps(a); }
 };
 
-}  // namespace isa
+}  // namespace simd
 ALIBI_NAMESPACE_END
 
 #if defined(ALIBI_AVX512_DIAGNOSTICS_PUSHED)
@@ -89,3 +95,4 @@ ALIBI_NAMESPACE_END
 #undef ALIBI_AVX512_DIAGNOSTICS_PUSHED
 #endif
 #endif
+#endif  // per-target guard

@@ -1,4 +1,3 @@
-#pragma once
 // Vector exp written once over Ops<Isa>.
 //
 // Range reduction x = n ln2 + r with |r| <= ln2/2 (ln2 split in two parts so r is exact to ~1 ulp), a
@@ -11,10 +10,21 @@
 // next to the row's largest term, which is 1. Doing it here, not through MXCSR, leaves the caller's
 // floating-point environment alone. -inf gives 0; NaN gives NaN; large inputs saturate at e^88.
 #include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_ISA_EXP_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_ISA_EXP_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_ISA_EXP_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_ISA_EXP_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_ISA_EXP_HPP_1
+#else
+#define ALIBI_ISA_EXP_HPP_2
+#endif
+#include "alibi/detail/config.hpp"
 #include "alibi/isa/ops.hpp"
 
 ALIBI_NAMESPACE_BEGIN
-namespace isa {
+namespace simd {
 
 template <class Isa>
 ALIBI_ALWAYS_INLINE typename Ops<Isa>::vec exp(typename Ops<Isa>::vec x) {
@@ -41,5 +51,6 @@ ALIBI_ALWAYS_INLINE typename Ops<Isa>::vec exp(typename Ops<Isa>::vec x) {
   return O::select_lt(x, flush_below, O::zero(), result);
 }
 
-}  // namespace isa
+}  // namespace simd
 ALIBI_NAMESPACE_END
+#endif  // per-target guard

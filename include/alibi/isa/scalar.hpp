@@ -1,5 +1,15 @@
-#pragma once
 // Scalar "vectors" of one float: the portable path, and the semantic model the SIMD ISAs follow.
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_ISA_SCALAR_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_ISA_SCALAR_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_ISA_SCALAR_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_ISA_SCALAR_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_ISA_SCALAR_HPP_1
+#else
+#define ALIBI_ISA_SCALAR_HPP_2
+#endif
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -8,12 +18,12 @@
 #include "alibi/isa/tags.hpp"
 
 ALIBI_NAMESPACE_BEGIN
-namespace isa {
+namespace simd {
 template <class Isa>
 struct Ops;
 
 template <>
-struct Ops<scalar> {
+struct Ops<isa::scalar> {
   using vec = float;
   static constexpr int width = 1;
   static constexpr int registers = 16;  // what the compiler can keep in registers for the tiles below
@@ -23,7 +33,6 @@ struct Ops<scalar> {
   // ---- construction, memory
   static ALIBI_ALWAYS_INLINE vec zero() { return 0.0f; }
   static ALIBI_ALWAYS_INLINE vec set1(float x) { return x; }
-  static ALIBI_ALWAYS_INLINE vec iota() { return 0.0f; }
   static ALIBI_ALWAYS_INLINE vec load(const float* p) { return *p; }
   static ALIBI_ALWAYS_INLINE void store(float* p, vec x) { *p = x; }
   static ALIBI_ALWAYS_INLINE vec load_partial(const float* p, int n) { return n > 0 ? *p : 0.0f; }
@@ -57,8 +66,8 @@ struct Ops<scalar> {
 
   // ---- horizontal
   static ALIBI_ALWAYS_INLINE float reduce_add(vec a) { return a; }
-  static ALIBI_ALWAYS_INLINE float reduce_max(vec a) { return a; }
 };
 
-}  // namespace isa
+}  // namespace simd
 ALIBI_NAMESPACE_END
+#endif  // per-target guard

@@ -1,4 +1,3 @@
-#pragma once
 // The fused ALiBi attention kernel, written once over the ISA tag.
 //
 // Work is split into units of (batch, kv head, block of query positions). A unit's rows are every
@@ -16,6 +15,17 @@
 // broadcast key element times a vector of rows), and the softmax is purely vertical: each lane carries
 // its own row's slope, position, visible range, running max and sum. A kv head's rows are padded to
 // whole vectors; padding lanes see no key.
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_FLASH_ATTENTION_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_FLASH_ATTENTION_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_FLASH_ATTENTION_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_KERNELS_FLASH_ATTENTION_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_KERNELS_FLASH_ATTENTION_HPP_1
+#else
+#define ALIBI_KERNELS_FLASH_ATTENTION_HPP_2
+#endif
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -27,7 +37,7 @@
 #include "alibi/isa/exp.hpp"
 #include "alibi/isa/ops.hpp"
 #include "alibi/kernels/key_norms.hpp"
-#include "alibi/kernels/problem.hpp"
+#include "alibi/detail/problem.hpp"
 #include "alibi/kernels/row_fallback.hpp"
 #include "alibi/kernels/tiles.hpp"
 
@@ -36,7 +46,7 @@ namespace kernels {
 
 template <class Isa>
 class FlashAttention {
-  using O = isa::Ops<Isa>;
+  using O = simd::Ops<Isa>;
   using vec = typename O::vec;
   static constexpr int W = O::width;
 
@@ -68,7 +78,7 @@ class FlashAttention {
     int kv_head0, kv_heads;  // kv heads [kv_head0, kv_head0 + kv_heads)
   };
 
-  static UnitLayout layout(const Problem& pr) {
+  static UnitLayout layout(const detail::Problem& pr) {
     UnitLayout L;
     L.group = pr.num_heads / pr.num_kv_heads;
     L.positions = std::max<std::int64_t>(1, std::min<std::int64_t>(pr.q_len, std::max(1, kTargetRows / L.group)));
@@ -87,7 +97,7 @@ class FlashAttention {
     return std::min(kKeyBlock, std::max(kQuantum, keys));
   }
 
-  static UnitCoords coords(const Problem& pr, const UnitLayout& L, std::int64_t unit) {
+  static UnitCoords coords(const detail::Problem& pr, const UnitLayout& L, std::int64_t unit) {
     UnitCoords u;
     // Last query blocks first: under the causal mask they are the longest, which balances the threads.
     const std::int64_t block = L.q_blocks - 1 - unit % L.q_blocks;
@@ -100,7 +110,7 @@ class FlashAttention {
     return u;
   }
 
-  explicit FlashAttention(const Problem& pr)
+  explicit FlashAttention(const detail::Problem& pr)
       : pr_(pr),
         layout_(layout(pr)),
         group_(layout_.group),
@@ -137,21 +147,21 @@ class FlashAttention {
   }
 
   // Units before any split of the keys.
-  static std::int64_t num_base_units(const Problem& pr) {
+  static std::int64_t num_base_units(const detail::Problem& pr) {
     const UnitLayout L = layout(pr);
     return pr.batch * L.head_groups * L.q_blocks;
   }
-  static std::int64_t num_chunks(const Problem& pr) {
+  static std::int64_t num_chunks(const detail::Problem& pr) {
     return pr.kv_chunk > 0 ? (pr.kv_len + pr.kv_chunk - 1) / pr.kv_chunk : 1;
   }
-  static std::int64_t num_units(const Problem& pr) { return num_base_units(pr) * num_chunks(pr); }
+  static std::int64_t num_units(const detail::Problem& pr) { return num_base_units(pr) * num_chunks(pr); }
   // Real rows (query position x head) of a full unit, without lane padding.
-  static std::int64_t rows_per_unit(const Problem& pr) {
+  static std::int64_t rows_per_unit(const detail::Problem& pr) {
     const UnitLayout L = layout(pr);
     return L.positions * L.group * L.heads;
   }
   // Floats of partial state per split piece: per row, max and sum then the padded output row.
-  static std::int64_t partial_floats_per_piece(const Problem& pr) {
+  static std::int64_t partial_floats_per_piece(const detail::Problem& pr) {
     return rows_per_unit(pr) * (2 + (static_cast<std::int64_t>(pr.head_dim) + W - 1) / W * W);
   }
 
@@ -234,7 +244,7 @@ class FlashAttention {
 
   // Combines the split pieces of `unit` in key order into the output rows. The order is fixed, so the
   // result does not depend on which threads computed the pieces.
-  static void merge_unit(const Problem& pr, std::int64_t unit) {
+  static void merge_unit(const detail::Problem& pr, std::int64_t unit) {
     const std::int64_t chunks = num_chunks(pr);
     const std::int64_t stride = partial_floats_per_piece(pr);
     const std::int64_t dim_pad = (static_cast<std::int64_t>(pr.head_dim) + W - 1) / W * W;
@@ -256,7 +266,7 @@ class FlashAttention {
           for (std::int64_t c = 0; c < chunks; ++c) {
             const float* state = pr.partial + (unit * chunks + c) * stride + r * (2 + dim_pad);
             if (state[1] == 0.0f) continue;  // this piece saw nothing
-            const float weight = isa::exp<isa::scalar>(state[0] - max);
+            const float weight = simd::exp<isa::scalar>(state[0] - max);
             sum += state[1] * weight;
             for (int d = 0; d < pr.head_dim; ++d) acc.data()[d] += state[2 + d] * weight;
           }
@@ -429,7 +439,7 @@ class FlashAttention {
   }
 
   // Written to avoid overflow for any position and window (positions may be far outside [0, kv_len)).
-  static void visible_keys(const Problem& pr, std::int64_t pos, std::int64_t& lo, std::int64_t& hi) {
+  static void visible_keys(const detail::Problem& pr, std::int64_t pos, std::int64_t& lo, std::int64_t& hi) {
     const std::int64_t w = pr.window;
     lo = (w > 0 && pos >= w) ? pos - w + 1 : 0;
     if (pr.causal) {
@@ -589,11 +599,11 @@ class FlashAttention {
     vec block_sum = O::zero();
     float* s = st + ja * stride;
     for (int j = ja; j < jb; ++j, s += stride) {
-      const vec p = isa::exp<Isa>(O::sub(O::load(s), shift));
+      const vec p = simd::exp<Isa>(O::sub(O::load(s), shift));
       O::store(s, p);
       block_sum = O::add(block_sum, p);
     }
-    const vec alpha = isa::exp<Isa>(O::sub(old_max, shift));
+    const vec alpha = simd::exp<Isa>(O::sub(old_max, shift));
     vec sum = O::fma(O::load(sum_.data() + r0), alpha, block_sum);
     // A NaN logit (NaN or inf in q or k) already made the sum NaN through exp. A lane that sees keys here
     // but whose logits are all -inf (fp32 overflow of a huge but finite bias or dot product, or -inf
@@ -690,7 +700,7 @@ class FlashAttention {
     }
   }
 
-  const Problem& pr_;
+  const detail::Problem& pr_;
   UnitLayout layout_;
   int group_;
   int dim_vecs_;
@@ -716,3 +726,4 @@ class FlashAttention {
 
 }  // namespace kernels
 ALIBI_NAMESPACE_END
+#endif  // per-target guard

@@ -1,9 +1,19 @@
-#pragma once
 // Upper bounds on key norms, per block of keys, for ALiBi block skipping (see Note [block skipping]).
 //
 // For every (batch, kv head) the keys are cut into blocks of kNormBlock absolute positions; each block
 // gets an upper bound on the Euclidean norm of its keys, and prefix/suffix maxima of those bounds answer
 // "how large can any key in [0, L) or [R, kv_len) be" in O(1).
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_KEY_NORMS_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_KEY_NORMS_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_KEY_NORMS_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_KERNELS_KEY_NORMS_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_KERNELS_KEY_NORMS_HPP_1
+#else
+#define ALIBI_KERNELS_KEY_NORMS_HPP_2
+#endif
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,7 +22,7 @@
 #include "alibi/detail/config.hpp"
 #include "alibi/detail/threading.hpp"
 #include "alibi/isa/ops.hpp"
-#include "alibi/kernels/problem.hpp"
+#include "alibi/detail/problem.hpp"
 
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
@@ -37,7 +47,7 @@ class KeyNormBounds;
 // 2^-22 keeps a true upper bound. Cheap enough to run over every key of a long cache.
 template <class Isa>
 ALIBI_ALWAYS_INLINE float key_norm_bound_fast(const float* key, int head_dim) {
-  using O = isa::Ops<Isa>;
+  using O = simd::Ops<Isa>;
   constexpr int W = O::width;
   auto acc = O::zero();
   int d = 0;
@@ -63,7 +73,7 @@ class KeyNormBounds {
  public:
   static constexpr std::int64_t kNormBlock = 64;
 
-  explicit KeyNormBounds(const Problem& pr)
+  explicit KeyNormBounds(const detail::Problem& pr)
       : heads_(pr.num_kv_heads), blocks_((pr.kv_len + kNormBlock - 1) / kNormBlock) {
     const std::int64_t per_batch = static_cast<std::int64_t>(heads_) * blocks_;
     prefix_.assign(static_cast<std::size_t>(pr.batch * per_batch), 0.0f);
@@ -115,3 +125,4 @@ class KeyNormBounds {
 
 }  // namespace kernels
 ALIBI_NAMESPACE_END
+#endif  // per-target guard

@@ -1,4 +1,3 @@
-#pragma once
 // Note [non-finite rows]: the fast kernel processes rows in tiles, and a tile multiplies a P entry of 0
 // by a value row that one of its rows cannot see; if that value row holds a NaN or inf, 0 * inf = NaN
 // would leak into a row that never saw it. Logits that overflow fp32 (huge but finite q and k) would
@@ -9,13 +8,24 @@
 // non-finite and are recomputed here: one row, only its visible keys, in double precision, without
 // skipping. Finite inputs then always give finite, correct outputs, and a NaN or inf in q, k or v
 // reaches exactly the rows that see it.
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_ROW_FALLBACK_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_ROW_FALLBACK_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_ROW_FALLBACK_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_KERNELS_ROW_FALLBACK_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_KERNELS_ROW_FALLBACK_HPP_1
+#else
+#define ALIBI_KERNELS_ROW_FALLBACK_HPP_2
+#endif
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
 
 #include "alibi/detail/config.hpp"
-#include "alibi/kernels/problem.hpp"
+#include "alibi/detail/problem.hpp"
 
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
@@ -27,7 +37,7 @@ inline bool all_finite(const float* row, int n) {
 }
 
 // Recomputes output row (b, i, h) whose visible keys are [lo, hi) into `out`.
-inline void recompute_row_exactly(const Problem& pr, std::int64_t b, std::int64_t i, int h, std::int64_t lo,
+inline void recompute_row_exactly(const detail::Problem& pr, std::int64_t b, std::int64_t i, int h, std::int64_t lo,
                                   std::int64_t hi, float* out) {
   const int D = pr.head_dim;
   const int kv_head = h / (pr.num_heads / pr.num_kv_heads);
@@ -59,3 +69,4 @@ inline void recompute_row_exactly(const Problem& pr, std::int64_t b, std::int64_
 
 }  // namespace kernels
 ALIBI_NAMESPACE_END
+#endif  // per-target guard

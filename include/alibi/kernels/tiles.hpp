@@ -1,8 +1,18 @@
-#pragma once
 // The register-blocked micro-kernels of the attention kernel (kernels/flash_attention.hpp), written once
 // over Ops<Isa>: the Q.K tile (rows in vector lanes, Note [rows in lanes]) with its epilogue, and the P.V
 // tile. Their shapes come from the ISA's register budget (Ops::registers, qk_row_vecs, pv_rows x pv_vecs);
 // Ops::pin keeps the reused operands in registers.
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_TILES_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_TILES_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_TILES_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_KERNELS_TILES_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_KERNELS_TILES_HPP_1
+#else
+#define ALIBI_KERNELS_TILES_HPP_2
+#endif
 #include <cstdint>
 #include <type_traits>
 
@@ -27,9 +37,9 @@ ALIBI_ALWAYS_INLINE void with_count(int n, F&& f) {
 // acc[r][c] += scalars[r * scalar_stride] * vectors[c*W ..]: the rank-1 update both tiles are made of
 // (Q.K: key elements times query vectors; P.V: probabilities times value vectors).
 template <class Isa, int R, int C>
-ALIBI_ALWAYS_INLINE void rank1_update(typename isa::Ops<Isa>::vec (&acc)[R][C], const float* scalars,
+ALIBI_ALWAYS_INLINE void rank1_update(typename simd::Ops<Isa>::vec (&acc)[R][C], const float* scalars,
                                       std::int64_t scalar_stride, const float* vectors) {
-  using O = isa::Ops<Isa>;
+  using O = simd::Ops<Isa>;
   using vec = typename O::vec;
   constexpr int W = O::width;
   vec v[C];
@@ -53,8 +63,8 @@ ALIBI_ALWAYS_INLINE void rank1_update(typename isa::Ops<Isa>::vec (&acc)[R][C], 
 template <class Isa, int J, int C, class Epilogue>
 ALIBI_ALWAYS_INLINE void qk_tile(const float* keys, std::int64_t key_stride, const float* qt, std::int64_t qt_stride,
                                  int dim, float* st, std::int64_t st_stride, int j0, const Epilogue& epilogue,
-                                 typename isa::Ops<Isa>::vec* block_max, typename isa::Ops<Isa>::vec* overflow) {
-  using O = isa::Ops<Isa>;
+                                 typename simd::Ops<Isa>::vec* block_max, typename simd::Ops<Isa>::vec* overflow) {
+  using O = simd::Ops<Isa>;
   using vec = typename O::vec;
   constexpr int W = O::width;
   vec acc[J][C];
@@ -82,7 +92,7 @@ ALIBI_ALWAYS_INLINE void qk_tile(const float* keys, std::int64_t key_stride, con
 // and the broadcast, at most 8 (enough independent FMA chains to hide the latency).
 template <class Isa>
 constexpr int qk_tile_keys(int row_vecs) {
-  const int fit = (isa::Ops<Isa>::registers - 1 - row_vecs) / row_vecs;
+  const int fit = (simd::Ops<Isa>::registers - 1 - row_vecs) / row_vecs;
   return fit < 8 ? fit : 8;
 }
 
@@ -90,7 +100,7 @@ constexpr int qk_tile_keys(int row_vecs) {
 template <class Isa, int NR, int NV>
 ALIBI_ALWAYS_INLINE void pv_tile(const float* p, std::int64_t p_stride, const float* values, std::int64_t value_stride,
                                  int ja, int jb, float* o, std::int64_t o_stride, int dv0) {
-  using O = isa::Ops<Isa>;
+  using O = simd::Ops<Isa>;
   using vec = typename O::vec;
   constexpr int W = O::width;
   vec acc[NR][NV];
@@ -107,3 +117,4 @@ ALIBI_ALWAYS_INLINE void pv_tile(const float* p, std::int64_t p_stride, const fl
 
 }  // namespace kernels
 ALIBI_NAMESPACE_END
+#endif  // per-target guard

@@ -1,11 +1,21 @@
-#pragma once
 // A validated attention call with every default resolved: what the kernels consume.
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_PROBLEM_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_PROBLEM_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_DETAIL_PROBLEM_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_DETAIL_PROBLEM_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_DETAIL_PROBLEM_HPP_1
+#else
+#define ALIBI_DETAIL_PROBLEM_HPP_2
+#endif
 #include <cstdint>
 
 #include "alibi/detail/config.hpp"
 
 ALIBI_NAMESPACE_BEGIN
-namespace kernels {
+namespace detail {
 
 
 struct Problem {
@@ -34,5 +44,6 @@ struct Problem {
   int num_threads = 1;       // resolved, >= 1
 };
 
-}  // namespace kernels
+}  // namespace detail
 ALIBI_NAMESPACE_END
+#endif  // per-target guard

@@ -1,0 +1,76 @@
+// Owning scratch arrays for code compiled per ISA.
+//
+// Not std::vector: its out-of-line member templates (_M_fill_assign, _M_default_append, ...) are emitted
+// as weak symbols in namespace std, so an AVX-512 TU's copy, full of zmm instructions, could be the one
+// the linker keeps for an AVX2 TU of the same program (Note [ABI namespace]). This type lives in the
+// per-ISA namespace, and its loops are ours.
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_BUFFER_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_BUFFER_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_DETAIL_BUFFER_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_DETAIL_BUFFER_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_DETAIL_BUFFER_HPP_1
+#else
+#define ALIBI_DETAIL_BUFFER_HPP_2
+#endif
+#include <cstddef>
+
+ALIBI_NAMESPACE_BEGIN
+namespace detail {
+
+template <class T>
+class Buffer {
+ public:
+  Buffer() = default;
+  /// n value-initialised elements.
+  explicit Buffer(std::size_t n) : data_(n > 0 ? new T[n]() : nullptr), size_(n) {}
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& other) noexcept : data_(other.data_), size_(other.size_) {
+    other.data_ = nullptr;
+    other.size_ = 0;
+  }
+  Buffer& operator=(Buffer&& other) noexcept {
+    if (this != &other) {
+      delete[] data_;
+      data_ = other.data_;
+      size_ = other.size_;
+      other.data_ = nullptr;
+      other.size_ = 0;
+    }
+    return *this;
+  }
+  ~Buffer() { delete[] data_; }
+
+  /// n elements, all equal to `value` (reallocates only when the size changes).
+  void assign(std::size_t n, const T& value) {
+    if (n != size_) {
+      T* fresh = n > 0 ? new T[n] : nullptr;
+      delete[] data_;
+      data_ = fresh;
+      size_ = n;
+    }
+    for (std::size_t i = 0; i < n; ++i) data_[i] = value;
+  }
+
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  T& operator[](std::size_t i) { return data_[i]; }
+  const T& operator[](std::size_t i) const { return data_[i]; }
+  T* begin() { return data_; }
+  T* end() { return data_ + size_; }
+  const T* begin() const { return data_; }
+  const T* end() const { return data_ + size_; }
+
+ private:
+  T* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace detail
+ALIBI_NAMESPACE_END
+#endif  // per-target guard
