@@ -1,0 +1,212 @@
+#pragma once
+// Runtime dispatch: alibi::dispatch::attention runs the widest kernel the running CPU supports, from a
+// translation unit compiled without any ISA flags. For binaries built once for many CPUs: distribution
+// packages, Python extensions, plugins.
+//
+// How (Note [per-target headers] in detail/config.hpp): this header includes the kernel once for the TU's
+// own flags and once more for each wider ISA the flags lack, each time inside a target region
+// (`#pragma GCC target`, or clang's `#pragma clang attribute`) and in that ISA's namespace, as Highway's
+// foreach_target.h does. The code of each pass is the code a TU built with that ISA's flags gets, in the
+// same namespace, so the output is bitwise equal to alibi::attention<isa::X> compiled with X's flags.
+//
+// The environment variable ALIBI_ISA=scalar|avx2|avx512 caps the choice (as oneDNN's ONEDNN_MAX_CPU_ISA
+// does); it is read once, on the first call. An unknown value, an ISA this CPU lacks, or one below what
+// the TU's flags already require throws std::invalid_argument naming ALIBI_ISA.
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <type_traits>
+
+#include "alibi/detail/config.hpp"
+#include "alibi/isa/tags.hpp"
+#include "alibi/types.hpp"
+// Pass 0: the kernels for this TU's own flags (and every standard header they use).
+#include "alibi/detail/errors.hpp"
+#include "alibi/kernels/attention_call.hpp"
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define ALIBI_DISPATCH_X86 1
+#include <immintrin.h>
+#else
+#define ALIBI_DISPATCH_X86 0
+#endif
+
+// ---- Pass 1: AVX2 + FMA, when the TU's flags do not already give it ------------------------------------
+#if ALIBI_DISPATCH_X86 && !ALIBI_FLAGS_AVX2
+#define ALIBI_DISPATCH_PASS_AVX2 1
+#undef ALIBI_PASS
+#define ALIBI_PASS 1
+#undef ALIBI_TARGET_AVX2
+#define ALIBI_TARGET_AVX2 1
+#undef ALIBI_TARGET_AVX512
+#define ALIBI_TARGET_AVX512 0
+#undef ALIBI_ISA_NAMESPACE
+#define ALIBI_ISA_NAMESPACE ALIBI_ISA_NAMESPACE_OF(avx2)
+#undef ALIBI_ISA_NAMESPACE_INLINE
+#define ALIBI_ISA_NAMESPACE_INLINE
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+#include "alibi/kernels/attention_call.hpp"
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#else
+#define ALIBI_DISPATCH_PASS_AVX2 0
+#endif
+
+// ---- Pass 2: AVX-512 F/BW/DQ/VL (with AVX2 + FMA), when the TU's flags do not already give it ----------
+#if ALIBI_DISPATCH_X86 && !ALIBI_FLAGS_AVX512
+#define ALIBI_DISPATCH_PASS_AVX512 1
+#undef ALIBI_PASS
+#define ALIBI_PASS 2
+#undef ALIBI_TARGET_AVX2
+#define ALIBI_TARGET_AVX2 1
+#undef ALIBI_TARGET_AVX512
+#define ALIBI_TARGET_AVX512 1
+#undef ALIBI_ISA_NAMESPACE
+#define ALIBI_ISA_NAMESPACE ALIBI_ISA_NAMESPACE_OF(avx512)
+#undef ALIBI_ISA_NAMESPACE_INLINE
+#define ALIBI_ISA_NAMESPACE_INLINE
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")
+#endif
+#include "alibi/kernels/attention_call.hpp"
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#else
+#define ALIBI_DISPATCH_PASS_AVX512 0
+#endif
+
+// ---- Back to the TU's own pass -------------------------------------------------------------------------
+#undef ALIBI_PASS
+#define ALIBI_PASS 0
+#undef ALIBI_TARGET_AVX2
+#define ALIBI_TARGET_AVX2 ALIBI_FLAGS_AVX2
+#undef ALIBI_TARGET_AVX512
+#define ALIBI_TARGET_AVX512 ALIBI_FLAGS_AVX512
+#undef ALIBI_ISA_NAMESPACE
+#define ALIBI_ISA_NAMESPACE ALIBI_ISA_NAMESPACE_OF(ALIBI_FLAGS_LEVEL)
+#undef ALIBI_ISA_NAMESPACE_INLINE
+#define ALIBI_ISA_NAMESPACE_INLINE inline
+
+ALIBI_NAMESPACE_BEGIN
+namespace dispatch {
+namespace detail {
+
+// ISA levels in increasing width; the index into the kernel table.
+enum class Level : int { scalar = 0, avx2 = 1, avx512 = 2 };
+
+inline const char* level_name(Level level) {
+  switch (level) {
+    case Level::avx2:
+      return isa::avx2::name;
+    case Level::avx512:
+      return isa::avx512::name;
+    case Level::scalar:
+      break;
+  }
+  return isa::scalar::name;
+}
+
+// The lowest level this TU has a kernel for: its own flags' level (a TU built with -mavx2 cannot hold a
+// kernel free of AVX2 instructions).
+constexpr Level floor_level() {
+  return ALIBI_FLAGS_AVX512 ? Level::avx512 : (ALIBI_FLAGS_AVX2 ? Level::avx2 : Level::scalar);
+}
+
+// The widest level the running CPU (and its OS, for the register state) supports.
+inline Level cpu_level() {
+#if ALIBI_DISPATCH_X86
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  return avx512 ? Level::avx512 : (avx2 ? Level::avx2 : Level::scalar);
+#else
+  return Level::scalar;
+#endif
+}
+
+// The CPU's level, capped by ALIBI_ISA when it is set (and not empty).
+inline Level resolve_level() {
+  const Level cpu = cpu_level();
+  const char* cap = std::getenv("ALIBI_ISA");
+  if (cap == nullptr || *cap == '\0') return cpu < floor_level() ? floor_level() : cpu;
+  Level wanted;
+  if (std::strcmp(cap, "scalar") == 0) {
+    wanted = Level::scalar;
+  } else if (std::strcmp(cap, "avx2") == 0) {
+    wanted = Level::avx2;
+  } else if (std::strcmp(cap, "avx512") == 0) {
+    wanted = Level::avx512;
+  } else {
+    alibi::detail::invalid_argument(std::string("alibi::dispatch: ALIBI_ISA must be scalar, avx2 or avx512, got \"") + cap + "\"");
+  }
+  if (wanted > cpu)
+    alibi::detail::invalid_argument(std::string("alibi::dispatch: ALIBI_ISA=") + cap +
+                                                           " but this CPU supports at most " + level_name(cpu));
+  if (wanted < floor_level())
+    alibi::detail::invalid_argument(std::string("alibi::dispatch: ALIBI_ISA=") + cap + " but this program was compiled with " +
+        level_name(floor_level()) + " flags, so its narrowest kernel is " + level_name(floor_level()));
+  return wanted;
+}
+
+// Read once: the first call decides for the whole program (a throwing first call decides nothing).
+inline Level chosen_level() {
+  static const Level level = resolve_level();
+  return level;
+}
+
+}  // namespace detail
+
+/// The ISA attention() runs on: "scalar", "avx2" or "avx512".
+/// @throws std::invalid_argument naming ALIBI_ISA when that variable holds an unusable value.
+inline const char* isa_name() { return detail::level_name(detail::chosen_level()); }
+
+/// alibi::attention on the widest ISA the running CPU supports (capped by ALIBI_ISA); same arguments,
+/// same guarantees, and bitwise the output of alibi::attention<isa::X> compiled with X's flags.
+/// KV is the element type of k and v: float (16-bit types come with the 16-bit K/V work).
+template <class KV = float>
+void attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
+               const AttentionOptions& options = {}) {
+  static_assert(std::is_same<KV, float>::value, "alibi::dispatch::attention: k and v must be float for now");
+  switch (detail::chosen_level()) {
+#if ALIBI_DISPATCH_PASS_AVX512
+    case detail::Level::avx512:
+      ::alibi::ALIBI_ISA_NAMESPACE_OF(avx512)::kernels::attention<isa::avx512>(q, k, v, out, shape, options);
+      return;
+#elif ALIBI_FLAGS_AVX512
+    case detail::Level::avx512:
+      kernels::attention<isa::avx512>(q, k, v, out, shape, options);
+      return;
+#endif
+#if ALIBI_DISPATCH_PASS_AVX2
+    case detail::Level::avx2:
+      ::alibi::ALIBI_ISA_NAMESPACE_OF(avx2)::kernels::attention<isa::avx2>(q, k, v, out, shape, options);
+      return;
+#elif ALIBI_FLAGS_AVX2
+    case detail::Level::avx2:
+      kernels::attention<isa::avx2>(q, k, v, out, shape, options);
+      return;
+#endif
+    default:
+      break;
+  }
+  kernels::attention<isa::native>(q, k, v, out, shape, options);
+}
+
+}  // namespace dispatch
+ALIBI_NAMESPACE_END

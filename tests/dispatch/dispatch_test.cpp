@@ -1,0 +1,209 @@
+// alibi::dispatch from a TU compiled WITHOUT ISA flags: the ISA it picks (widest the CPU has, capped by
+// ALIBI_ISA), bitwise equality with alibi::attention<isa::X> compiled with X's flags on many shapes,
+// agreement with a float64 reference, and argument errors.
+//
+// Usage: alibi_dispatch_test EXPECTED, run by ctest once per ALIBI_ISA setting. EXPECTED is the ISA that
+// must be chosen ("scalar", "avx2", "avx512"), "widest" (the widest this CPU supports), or "error" (every
+// call must throw std::invalid_argument naming ALIBI_ISA). "avx2"/"avx512" on a CPU without them means
+// "error" (a cap above what the CPU has is refused).
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "alibi/dispatch.hpp"
+#include "../reference.hpp"
+#include "reference_kernels.hpp"
+
+namespace {
+
+int failures = 0;
+
+void fail(const std::string& what) {
+  ++failures;
+  std::fprintf(stderr, "FAIL: %s\n", what.c_str());
+}
+
+bool cpu_has(const std::string& isa) {
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (isa == "avx2") return avx2;
+  if (isa == "avx512")
+    return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  return isa == "scalar";
+}
+
+alibi_dispatch_test::AttentionFn reference_for(const std::string& isa) {
+  if (isa == "avx512") return alibi_dispatch_test::attention_avx512;
+  if (isa == "avx2") return alibi_dispatch_test::attention_avx2;
+  return alibi_dispatch_test::attention_scalar;
+}
+
+struct Case {
+  alibi::AttentionShape shape;
+  alibi::AttentionOptions options;
+  std::vector<float> slopes;
+};
+
+std::vector<Case> make_cases() {
+  std::mt19937 rng(20261130);
+  std::vector<Case> cases;
+  // Awkward sizes first, then random ones.
+  const int dims[] = {1, 17, 80, 64, 128, 3};
+  const std::int64_t lengths[] = {1, 63, 65, 257, 2, 130};
+  const int heads[][2] = {{3, 1}, {5, 5}, {12, 4}, {8, 2}, {4, 4}, {6, 3}};
+  for (int n = 0; n < 6; ++n) {
+    Case c;
+    c.shape.batch = 1 + n % 2;
+    c.shape.q_len = lengths[n];
+    c.shape.kv_len = lengths[(n + 2) % 6] + lengths[n];
+    c.shape.num_heads = heads[n][0];
+    c.shape.num_kv_heads = heads[n][1];
+    c.shape.head_dim = dims[n];
+    c.options.num_threads = 1 + n % 2;
+    cases.push_back(c);
+  }
+  for (int n = 0; n < 24; ++n) {
+    Case c;
+    std::uniform_int_distribution<int> batch(1, 2), dim(1, 96), groups(1, 3), kv_heads(1, 3);
+    std::uniform_int_distribution<std::int64_t> len(1, 300);
+    c.shape.batch = batch(rng);
+    c.shape.head_dim = dim(rng);
+    c.shape.num_kv_heads = kv_heads(rng);
+    c.shape.num_heads = c.shape.num_kv_heads * groups(rng);
+    c.shape.q_len = len(rng);
+    const std::int64_t extra = len(rng);
+    c.shape.kv_len = n % 3 == 0 ? c.shape.q_len : c.shape.q_len + extra;
+    c.options.mask = n % 4 == 1 ? alibi::Mask::bidirectional : alibi::Mask::causal;
+    c.options.window = n % 5 == 2 ? 1 + extra / 3 : 0;
+    c.options.num_threads = 1 + n % 2;
+    if (n % 6 == 3) c.options.skip_tolerance = 0.0f;
+    if (n % 7 == 4) {
+      std::uniform_real_distribution<float> slope(-0.2f, 0.6f);
+      for (int h = 0; h < c.shape.num_heads; ++h) c.slopes.push_back(slope(rng));
+    }
+    cases.push_back(c);
+  }
+  // Decode over a long cache (split-K) and a long causal prefill (block skipping).
+  Case decode;
+  decode.shape = {1, 1, 9000, 8, 2, 64};
+  decode.options.num_threads = 2;
+  cases.push_back(decode);
+  Case prefill;
+  prefill.shape = {1, 700, 700, 4, 4, 32};
+  cases.push_back(prefill);
+  return cases;
+}
+
+std::vector<float> random_values(std::size_t count, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> values(count);
+  for (float& x : values) x = normal(rng);
+  return values;
+}
+
+std::string describe(const Case& c) {
+  const alibi::AttentionShape& s = c.shape;
+  char text[256];
+  std::snprintf(text, sizeof text, "batch=%d q_len=%lld kv_len=%lld heads=%d/%d head_dim=%d mask=%d window=%lld",
+                s.batch, static_cast<long long>(s.q_len), static_cast<long long>(s.kv_len), s.num_heads,
+                s.num_kv_heads, s.head_dim, static_cast<int>(c.options.mask),
+                static_cast<long long>(c.options.window));
+  return text;
+}
+
+void check_cases(const std::string& isa) {
+  std::mt19937 rng(7);
+  for (Case& c : make_cases()) {
+    if (!c.slopes.empty()) c.options.slopes = c.slopes.data();
+    const alibi::AttentionShape& s = c.shape;
+    const auto q_count = static_cast<std::size_t>(s.batch * s.q_len * s.num_heads * s.head_dim);
+    const auto kv_count = static_cast<std::size_t>(s.batch * s.kv_len * s.num_kv_heads * s.head_dim);
+    const std::vector<float> q = random_values(q_count, rng);
+    const std::vector<float> k = random_values(kv_count, rng);
+    const std::vector<float> v = random_values(kv_count, rng);
+    std::vector<float> out(q_count, -7.0f), expected(q_count, -9.0f);
+    alibi::dispatch::attention(q.data(), k.data(), v.data(), out.data(), s, c.options);
+    reference_for(isa)(q.data(), k.data(), v.data(), expected.data(), s, c.options);
+    if (std::memcmp(out.data(), expected.data(), q_count * sizeof(float)) != 0) {
+      std::size_t first = 0;
+      while (first < q_count && std::memcmp(&out[first], &expected[first], sizeof(float)) == 0) ++first;
+      fail("dispatch output differs from alibi::attention<isa::" + isa + "> built with its flags, " + describe(c) +
+           ", first at element " + std::to_string(first));
+      continue;
+    }
+    const alibi_test::ReferenceOutput exact =
+        alibi_test::reference_attention(alibi_test::make_reference_problem(q.data(), k.data(), v.data(), s, c.options));
+    double worst = 0.0;
+    for (std::size_t n = 0; n < q_count; ++n) {
+      const double error = std::fabs(double(out[n]) - exact.out[n]) - exact.rounding_bound[n];
+      worst = std::max(worst, error / (1.0 + std::fabs(exact.out[n])));
+    }
+    if (!(worst <= 2e-5)) fail("dispatch output is far from the float64 reference (" + std::to_string(worst) + "), " + describe(c));
+  }
+}
+
+void check_argument_errors() {
+  const alibi::AttentionShape shape{1, 4, 4, 2, 3, 8};  // num_kv_heads does not divide num_heads
+  std::vector<float> q(64, 1.0f), k(96, 1.0f), v(96, 1.0f), out(64, 5.0f);
+  try {
+    alibi::dispatch::attention(q.data(), k.data(), v.data(), out.data(), shape);
+    fail("num_kv_heads = 3 with num_heads = 2 was accepted");
+  } catch (const std::invalid_argument& e) {
+    if (std::strstr(e.what(), "num_kv_heads") == nullptr) fail(std::string("the message does not name num_kv_heads: ") + e.what());
+  }
+  for (float x : out)
+    if (x != 5.0f) {
+      fail("a rejected call wrote to out");
+      break;
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s scalar|avx2|avx512|widest|error\n", argv[0]);
+    return 2;
+  }
+  std::string expected = argv[1];
+  if (expected == "widest") expected = cpu_has("avx512") ? "avx512" : (cpu_has("avx2") ? "avx2" : "scalar");
+  if (expected != "error" && !cpu_has(expected)) expected = "error";
+  const char* cap = std::getenv("ALIBI_ISA");
+  std::printf("ALIBI_ISA=%s, expecting %s\n", cap != nullptr ? cap : "(unset)", expected.c_str());
+
+  if (expected == "error") {
+    for (int attempt = 0; attempt < 2; ++attempt) {  // a refused value stays refused
+      try {
+        const char* name = alibi::dispatch::isa_name();
+        fail(std::string("ALIBI_ISA was accepted, isa_name() = ") + name);
+      } catch (const std::invalid_argument& e) {
+        if (std::strstr(e.what(), "ALIBI_ISA") == nullptr) fail(std::string("the message does not name ALIBI_ISA: ") + e.what());
+      }
+    }
+    std::vector<float> q(8, 1.0f), k(8, 1.0f), v(8, 1.0f), out(8, 3.0f);
+    try {
+      alibi::dispatch::attention(q.data(), k.data(), v.data(), out.data(), alibi::AttentionShape{1, 1, 1, 1, 1, 8});
+      fail("attention() ran although ALIBI_ISA is unusable");
+    } catch (const std::invalid_argument& e) {
+      if (std::strstr(e.what(), "ALIBI_ISA") == nullptr) fail(std::string("the message does not name ALIBI_ISA: ") + e.what());
+    }
+    if (out[0] != 3.0f) fail("a refused call wrote to out");
+  } else {
+    const std::string chosen = alibi::dispatch::isa_name();
+    if (chosen != expected) fail("isa_name() is " + chosen + ", expected " + expected);
+    check_cases(chosen);
+    check_argument_errors();
+  }
+  if (failures != 0) {
+    std::fprintf(stderr, "%d failure(s)\n", failures);
+    return 1;
+  }
+  std::printf("ok: dispatch runs %s\n", expected.c_str());
+  return 0;
+}
