@@ -21,7 +21,7 @@ ALIBI_NAMESPACE_BEGIN
 inline std::vector<float> slopes(int num_heads, float max_bias = 8.0f) {
   detail::require(num_heads > 0, "slopes", "num_heads", "must be >= 1, got " + std::to_string(num_heads));
   detail::require(std::isfinite(max_bias) && max_bias > 0.0f, "slopes", "max_bias",
-                  "must be finite and > 0, got " + std::to_string(max_bias));
+                  "must be finite and > 0, got " + detail::float_text(max_bias));
   std::vector<float> result(static_cast<std::size_t>(num_heads));
   detail::slope_values(num_heads, max_bias, result.data());
   return result;

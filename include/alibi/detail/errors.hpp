@@ -30,6 +30,14 @@ namespace detail {
 #endif
 }
 
+// A float for a message. Not std::to_string(float): it instantiates __gnu_cxx::__to_xstring, a weak
+// variadic template whose register-saving prologue differs with the ISA flags (Note [ABI namespace]).
+inline std::string float_text(double x) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.9g", x);
+  return text;
+}
+
 inline void require(bool ok, const char* function, const char* parameter, const std::string& why) {
   if (!ok) invalid_argument(std::string("alibi::") + function + ": " + parameter + " " + why);
 }
