@@ -1,7 +1,9 @@
 // What every packaging test builds: a program that uses alibi the way a downstream project would. It runs
 // one small grouped-query causal attention, compares it with a float64 evaluation of the documented
-// formula written out below, prints the kernel ISA it was compiled for, and fails on any mismatch.
+// formula written out below, prints the kernel ISA it was compiled for, does the same through runtime
+// dispatch (alibi/dispatch.hpp, from this TU built without ISA flags), and fails on any mismatch.
 #include <alibi/alibi.hpp>
+#include <alibi/dispatch.hpp>
 #include <alibi/version.hpp>
 
 #include <cmath>
@@ -72,15 +74,21 @@ int main() {
   options.slopes = kSlopes;
   alibi::attention(q.data(), k.data(), v.data(), out.data(), shape, options);
 
+  std::vector<float> dispatched(q.size(), NAN);
+  alibi::dispatch::attention(q.data(), k.data(), v.data(), dispatched.data(), shape, options);
+
   const std::vector<double> expected = naive_attention(q, k, v);
   double worst_error = 0.0;
   for (std::size_t n = 0; n < out.size(); ++n) {
-    const double error = std::fabs(double(out[n]) - expected[n]);
-    worst_error = std::isnan(error) ? INFINITY : std::fmax(worst_error, error);
+    for (const float value : {out[n], dispatched[n]}) {
+      const double error = std::fabs(double(value) - expected[n]);
+      worst_error = std::isnan(error) ? INFINITY : std::fmax(worst_error, error);
+    }
   }
 
   std::printf("alibi version: %s\n", ALIBI_VERSION_STRING);
   std::printf("alibi isa: %s\n", alibi::isa::native::name);
+  std::printf("alibi dispatch isa: %s\n", alibi::dispatch::isa_name());
   std::printf("max abs error vs float64: %.3g\n", worst_error);
   if (!(worst_error <= 1e-5)) {
     std::printf("attention FAILED\n");
