@@ -622,12 +622,29 @@ void expect_bitwise_equal_across_threads(Case c, std::initializer_list<int> thre
   }
 }
 
+// Lowers the plan's single-thread threshold for its lifetime, so small shapes really run on a thread team.
+class AllCallsUseThreads {
+ public:
+  AllCallsUseThreads() : saved_(alibi::test_hooks::single_thread_flops) { alibi::test_hooks::single_thread_flops = 0.0; }
+  ~AllCallsUseThreads() { alibi::test_hooks::single_thread_flops = saved_; }
+  AllCallsUseThreads(const AllCallsUseThreads&) = delete;
+  AllCallsUseThreads& operator=(const AllCallsUseThreads&) = delete;
+
+ private:
+  double saved_;
+};
+
 ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
+  const AllCallsUseThreads threads_even_for_small_calls;
   std::mt19937 rng(19);
   for (int index = 0; index < scaled(12, 4); ++index) {
-    // Several query blocks per (batch, kv head) so the threads really share the work.
+    // Several query blocks per (batch, kv head) so the threads really share the work. One draw per
+    // statement: the order of evaluation of function arguments is unspecified, so draws inside one call
+    // would give different cases with different compilers.
     const int head_dims[] = {1, 7, 16, 33, 64};
-    Case c = make_case(std::uniform_int_distribution<int>(1, 2)(rng), 0, 0, 8, 2, pick(head_dims, rng));
+    const int batch = std::uniform_int_distribution<int>(1, 2)(rng);
+    const int head_dim = pick(head_dims, rng);
+    Case c = make_case(batch, 0, 0, 8, 2, head_dim);
     c.shape.q_len = std::uniform_int_distribution<std::int64_t>(1, 200)(rng);
     c.shape.kv_len = std::uniform_int_distribution<std::int64_t>(1, 200)(rng);
     c.shape.num_kv_heads = random_divisor(c.shape.num_heads, rng);
@@ -638,13 +655,15 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
     ASSERT_NO_FATAL_FAILURE(expect_bitwise_equal_across_threads<Isa>(c, {2, 3, 0, 7}));
   }
   // Decode against a cache long enough to be split across threads (split-K: fixed key chunks, merged in
-  // key order), with and without a causal window.
+  // key order), with and without a causal window, with and without skipping.
   for (int q_len : {1, 3}) {
-    Case c = make_case(1, q_len, 9000, 8, 2, 16);
-    c.options.skip_tolerance = 0.0f;
-    c.options.window = q_len == 3 ? 5000 : 0;
-    c.fill(rng);
-    ASSERT_NO_FATAL_FAILURE(expect_bitwise_equal_across_threads<Isa>(c, {2, 3}));
+    for (float tolerance : {0.0f, alibi::AttentionOptions{}.skip_tolerance}) {
+      Case c = make_case(1, q_len, 9000, 8, 2, 16);
+      c.options.skip_tolerance = tolerance;
+      c.options.window = q_len == 3 ? 5000 : 0;
+      c.fill(rng);
+      ASSERT_NO_FATAL_FAILURE(expect_bitwise_equal_across_threads<Isa>(c, {2, 3}));
+    }
   }
 }
 

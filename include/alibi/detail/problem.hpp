@@ -17,7 +17,6 @@
 ALIBI_NAMESPACE_BEGIN
 namespace detail {
 
-
 struct Problem {
   const float* q = nullptr;
   const float* k = nullptr;
@@ -35,14 +34,23 @@ struct Problem {
   float scale = 0.0f;        // resolved (never 0 from the default here)
   const float* slopes = nullptr;  // num_heads finite values
   float skip_tolerance = 0.0f;
-  const void* key_norms = nullptr;           // KeyNormBounds<Isa>, set iff block skipping is on
   const float* key_norm_input = nullptr;     // AttentionOptions::key_norms
-  // Split-K (few work units, long keys): each unit's keys are cut at multiples of kv_chunk, every piece
-  // writes a partial softmax state to `partial`, and the pieces are merged in key order. 0: no split.
-  std::int64_t kv_chunk = 0;
-  float* partial = nullptr;
   int num_threads = 1;       // resolved, >= 1
 };
+
+// The keys [lo, hi) the query at position `pos` sees (empty: lo == hi). Written to avoid overflow for any
+// position and window (positions may be far outside [0, kv_len)).
+inline void visible_keys(const Problem& pr, std::int64_t pos, std::int64_t& lo, std::int64_t& hi) {
+  const std::int64_t w = pr.window;
+  lo = (w > 0 && pos >= w) ? pos - w + 1 : 0;
+  if (pr.causal) {
+    hi = pos < pr.kv_len ? pos + 1 : pr.kv_len;
+  } else {
+    hi = (w > 0 && pos < pr.kv_len - w) ? pos + w : pr.kv_len;
+  }
+  lo = lo < pr.kv_len ? lo : pr.kv_len;
+  if (hi < lo) hi = lo;  // empty
+}
 
 }  // namespace detail
 ALIBI_NAMESPACE_END

@@ -1,5 +1,6 @@
-// One attention call: validation, defaults, the skipping and split-K decisions, then the kernel on the
-// thread team. alibi::attention and alibi::dispatch::attention both land here.
+// One attention call: validation and defaults, the key-norm bounds for skipping, the plan
+// (kernels/plan.hpp), then the unit workers on the thread team and the split-K merge. alibi::attention
+// and alibi::dispatch::attention both land here.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_ATTENTION_CALL_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_ATTENTION_CALL_HPP_1)) || \
@@ -12,13 +13,19 @@
 #define ALIBI_KERNELS_ATTENTION_CALL_HPP_2
 #endif
 #include <algorithm>
+#include <cstdint>
 #include <memory>
+#include <string>
 
 #include "alibi/types.hpp"
 #include "alibi/detail/buffer.hpp"
 #include "alibi/detail/threading.hpp"
 #include "alibi/detail/validate.hpp"
-#include "alibi/kernels/flash_attention.hpp"
+#include "alibi/kernels/key_norms.hpp"
+#include "alibi/kernels/partials.hpp"
+#include "alibi/kernels/plan.hpp"
+#include "alibi/kernels/skipping.hpp"
+#include "alibi/kernels/unit_worker.hpp"
 
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
@@ -31,41 +38,29 @@ void attention(const float* q, const float* k, const float* v, float* out, const
   const std::int64_t q_count = pr.batch * pr.q_len * pr.num_heads * pr.head_dim;
   if (q_count == 0) return;
   if (pr.kv_len == 0) {  // no key at all: every row sees nothing
-    std::fill(out, out + q_count, 0.0f);
+    for (std::int64_t n = 0; n < q_count; ++n) out[n] = 0.0f;
     return;
   }
   // Block skipping needs key norm bounds (one pass over K); only worth it when some slope decays.
-  detail::Problem run = pr;
-  std::unique_ptr<KeyNormBounds<Isa>> norms;
-  if (pr.skip_tolerance > 0.0f && std::any_of(pr.slopes, pr.slopes + pr.num_heads, [](float m) { return m > 0.0f; })) {
-    norms = std::make_unique<KeyNormBounds<Isa>>(pr);
-    run.key_norms = norms.get();
-  }
-  using Kernel = FlashAttention<Isa>;
-  // Split-K for decode-like calls with too few units to occupy the threads. The decision depends on the
-  // shape only, never on num_threads, so the arithmetic (and the output) is the same for every thread
-  // count. Not combined with block skipping, which needs the nearest keys' max before the far ones.
-  constexpr std::int64_t kSplitBelowUnits = 8, kKvChunk = 2048, kMaxSplitRows = 256;
+  bool some_slope_decays = false;
+  for (int h = 0; h < pr.num_heads; ++h) some_slope_decays = some_slope_decays || pr.slopes[h] > 0.0f;
+  std::unique_ptr<KeyNormBounds<Isa>> bounds;
+  if (pr.skip_tolerance > 0.0f && some_slope_decays)
+    bounds = std::make_unique<KeyNormBounds<Isa>>(pr);
+  const Plan<Isa> plan = Plan<Isa>::make(pr, bounds != nullptr);
   detail::Buffer<float> partial;
-  if (norms == nullptr && Kernel::num_base_units(run) < kSplitBelowUnits &&
-      Kernel::rows_per_unit(run) <= kMaxSplitRows && run.kv_len >= 2 * kKvChunk) {
-    run.kv_chunk = kKvChunk;
-    partial.assign(static_cast<std::size_t>(Kernel::num_units(run) * Kernel::partial_floats_per_piece(run)), 0.0f);
-    run.partial = partial.data();
-  }
-  // Starting a thread team costs tens of microseconds: tiny calls (one decode token over a short cache)
-  // run on the calling thread. The output does not depend on this choice.
-  const double kv = static_cast<double>(run.kv_len);
-  const double visible = run.window > 0 ? std::min(2.0 * static_cast<double>(run.window), kv) : kv;
-  const double flops = 4.0 * static_cast<double>(run.batch * run.q_len * run.num_heads) * visible * run.head_dim;
-  if (flops < 4e6) run.num_threads = 1;
-  const std::int64_t units = Kernel::num_units(run);
-  detail::parallel_for_units(units, run.num_threads, [&run] {
-    return [kernel = Kernel(run)](std::int64_t unit) mutable { kernel.run_unit(unit); };
+  if (plan.kv_chunk > 0)
+    partial.assign(static_cast<std::size_t>(plan.pieces() * plan.partial_floats_per_piece()), 0.0f);
+  const KeyNormBounds<Isa>* bounds_ptr = bounds.get();
+  float* partial_ptr = partial.data();
+  detail::parallel_for_units(plan.pieces(), plan.threads, [&] {
+    return [worker = UnitWorker<Isa>(pr, plan, bounds_ptr, partial_ptr)](std::int64_t piece) mutable {
+      worker.run_piece(piece);
+    };
   });
-  if (run.kv_chunk > 0) {
-    detail::parallel_for_units(Kernel::num_base_units(run), run.num_threads, [&run] {
-      return [&run](std::int64_t unit) { Kernel::merge_unit(run, unit); };
+  if (plan.kv_chunk > 0) {
+    detail::parallel_for_units(plan.base_units, plan.threads, [&] {
+      return [&](std::int64_t unit) { merge_unit<Isa>(pr, plan, partial_ptr, unit); };
     });
   }
 }

@@ -1,4 +1,4 @@
-// The register-blocked micro-kernels of the attention kernel (kernels/flash_attention.hpp), written once
+// The register-blocked micro-kernels of the attention kernel (kernels/unit_worker.hpp), written once
 // over Ops<Isa>: the Q.K tile (rows in vector lanes, Note [rows in lanes]) with its epilogue, and the P.V
 // tile. Their shapes come from the ISA's register budget (Ops::registers, qk_row_vecs, pv_rows x pv_vecs);
 // Ops::pin keeps the reused operands in registers.

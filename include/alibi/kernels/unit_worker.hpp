@@ -1,14 +1,16 @@
-// The fused ALiBi attention kernel, written once over the ISA tag.
+// The per-thread worker of the attention kernel: one unit (or split-K piece of one) at a time, from the
+// queries to its output rows. Written once over the ISA tag.
 //
-// Work is split into units of (batch, kv head, block of query positions). A unit's rows are every
-// (query position, query head of the kv head's group) pair, so the heads sharing a kv head read each K/V
-// block once, each row keeping its own slope and position. For each key block the unit computes
+// A unit's rows are every (query position, query head of the kv head's group) pair of its kv heads
+// (kernels/plan.hpp), so the heads sharing a kv head read each K/V block once, each row keeping its own
+// slope and position. For each key block the unit computes
 //   S^T = K Qs^T          register-blocked rank-1 updates (Qs: queries pre-multiplied by the scale)
 //   S^T += -m |p - j|     the ALiBi bias from the integer distance, then the mask
 //   online softmax        running max and sum per row; the output is rescaled when the max grows
 //   O += P V              register-blocked rank-1 updates over the block's keys
 // and visits only the keys that some row of the unit can see (blocks hidden by the causal mask or the
-// window are never touched). Rows see a contiguous key interval [lo, hi), which makes masking a clamp.
+// window are never touched), nearest keys first (Note [block skipping] in kernels/skipping.hpp). Rows see
+// a contiguous key interval [lo, hi), which makes masking a clamp.
 //
 // Note [rows in lanes]: the unit keeps its queries transposed (Qs^T: dimension-major, rows contiguous),
 // so S^T comes out key-major with one row per vector lane. Q.K then needs no horizontal reductions (one
@@ -17,160 +19,83 @@
 // whole vectors; padding lanes see no key.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_FLASH_ATTENTION_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_FLASH_ATTENTION_HPP_1)) || \
-    (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_FLASH_ATTENTION_HPP_2))
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_2))
 #if ALIBI_PASS == 0
-#define ALIBI_KERNELS_FLASH_ATTENTION_HPP_0
+#define ALIBI_KERNELS_UNIT_WORKER_HPP_0
 #elif ALIBI_PASS == 1
-#define ALIBI_KERNELS_FLASH_ATTENTION_HPP_1
+#define ALIBI_KERNELS_UNIT_WORKER_HPP_1
 #else
-#define ALIBI_KERNELS_FLASH_ATTENTION_HPP_2
+#define ALIBI_KERNELS_UNIT_WORKER_HPP_2
 #endif
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <utility>
-#include <vector>
 
+#include "alibi/detail/buffer.hpp"
 #include "alibi/detail/config.hpp"
+#include "alibi/detail/problem.hpp"
 #include "alibi/isa/exp.hpp"
 #include "alibi/isa/ops.hpp"
-#include "alibi/kernels/key_norms.hpp"
-#include "alibi/detail/problem.hpp"
+#include "alibi/kernels/kv_source.hpp"
+#include "alibi/kernels/partials.hpp"
+#include "alibi/kernels/plan.hpp"
 #include "alibi/kernels/row_fallback.hpp"
+#include "alibi/kernels/skipping.hpp"
 #include "alibi/kernels/tiles.hpp"
 
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
 
 template <class Isa>
-class FlashAttention {
+class UnitWorker {
   using O = simd::Ops<Isa>;
   using vec = typename O::vec;
   static constexpr int W = O::width;
+  static constexpr int kKeyBlock = Tuning::kKeyBlock;
 
  public:
-  // Floats per 64-byte cache line.
-  static constexpr std::int64_t kLineFloats = 64 / sizeof(float);
-
-  // Keys per block: S^T of a unit (64 x 144 floats) stays in L1/L2 next to the packed block.
-  static constexpr int kKeyBlock = 64;
-  // Rows (query position x head) a unit aims for: enough to amortise packing each K/V block and the
-  // per-block bookkeeping over many rows, while a unit's Qs^T, O and packed block stay within L2. A
-  // multiple of every ISA's Q.K group (24 rows AVX2, 48 AVX-512). Measured, one AVX2 core, 2048 tokens:
-  // 48 -> 144 rows gave 58 -> 62 GFLOP/s at head_dim 64 and 63 -> 69 at 128 (and 72 at 256).
-  static constexpr int kTargetRows = 144;
-
-  // A unit is (batch, group of kv heads, block of query positions). Its rows are ordered kv head,
-  // position, query head of the group. Decode-like calls (few rows per kv head) put several kv heads in
-  // one unit: key j of all of them is one contiguous run of memory, so a block then reads whole pages
-  // instead of one head's slice of each (a slice per 4 KiB page would miss the TLB on every key).
-  struct UnitLayout {
-    std::int64_t positions;  // query positions per unit
-    int heads;               // kv heads per unit
-    std::int64_t q_blocks;   // query blocks per (batch, head group)
-    int head_groups;         // kv head groups per batch entry
-    int group;               // query heads per kv head
-  };
-  struct UnitCoords {
-    std::int64_t b, i0, i1;  // batch entry, query rows [i0, i1)
-    int kv_head0, kv_heads;  // kv heads [kv_head0, kv_head0 + kv_heads)
-  };
-
-  static UnitLayout layout(const detail::Problem& pr) {
-    UnitLayout L;
-    L.group = pr.num_heads / pr.num_kv_heads;
-    L.positions = std::max<std::int64_t>(1, std::min<std::int64_t>(pr.q_len, std::max(1, kTargetRows / L.group)));
-    const std::int64_t rows_per_head = L.positions * L.group;
-    L.heads = static_cast<int>(std::min<std::int64_t>(pr.num_kv_heads, (kTargetRows + rows_per_head - 1) / rows_per_head));
-    L.q_blocks = (pr.q_len + L.positions - 1) / L.positions;
-    L.head_groups = (pr.num_kv_heads + L.heads - 1) / L.heads;
-    return L;
-  }
-
-  // Keys per block: kKeyBlock for one kv head; fewer when a unit packs several heads, so the packed
-  // K/V of all of them stays within L2.
-  static int block_keys(const UnitLayout& L) {
-    constexpr int kQuantum = 16;  // whole Q.K tiles of every ISA
-    const int keys = (kKeyBlock / L.heads + kQuantum - 1) / kQuantum * kQuantum;
-    return std::min(kKeyBlock, std::max(kQuantum, keys));
-  }
-
-  static UnitCoords coords(const detail::Problem& pr, const UnitLayout& L, std::int64_t unit) {
-    UnitCoords u;
-    // Last query blocks first: under the causal mask they are the longest, which balances the threads.
-    const std::int64_t block = L.q_blocks - 1 - unit % L.q_blocks;
-    const std::int64_t rest = unit / L.q_blocks;
-    u.kv_head0 = static_cast<int>(rest % L.head_groups) * L.heads;
-    u.kv_heads = std::min(L.heads, pr.num_kv_heads - u.kv_head0);
-    u.b = rest / L.head_groups;
-    u.i0 = block * L.positions;
-    u.i1 = std::min(pr.q_len, u.i0 + L.positions);
-    return u;
-  }
-
-  explicit FlashAttention(const detail::Problem& pr)
+  // `bounds`: key-norm bounds when block skipping is on, else null. `partial`: the split-K state buffer
+  // (plan.kv_chunk > 0), else null.
+  UnitWorker(const detail::Problem& pr, const Plan<Isa>& plan, const KeyNormBounds<Isa>* bounds, float* partial)
       : pr_(pr),
-        layout_(layout(pr)),
-        group_(layout_.group),
-        dim_vecs_(static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W)),
-        dim_pad_(static_cast<std::int64_t>(dim_vecs_) * W),
-        pack_stride_(pack_stride(pr.head_dim)),
-        head_rows_(padded_head_rows(layout_)),
-        max_rows_(static_cast<std::int64_t>(head_rows_) * layout_.heads),
-        block_keys_(block_keys(layout_)) {
-    const auto rows = static_cast<std::size_t>(max_rows_);
-    rows_.resize(rows);
+        plan_(plan),
+        kv_(pr),
+        skipping_(pr, bounds),
+        partial_(partial),
+        group_(plan.layout.group),
+        dim_vecs_(plan.dim_vecs),
+        dim_pad_(plan.dim_pad),
+        pack_stride_(plan.pack_stride),
+        head_rows_(plan.head_rows),
+        block_keys_(plan.block_keys) {
+    const auto rows = static_cast<std::size_t>(static_cast<std::int64_t>(head_rows_) * plan.layout.heads);
+    rows_.assign(rows, Row{});
     qt_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
     o_.assign(rows * static_cast<std::size_t>(dim_pad_), 0.0f);
     st_.assign(static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
-    k_pack_.assign(static_cast<std::size_t>(layout_.heads * kKeyBlock * pack_stride_), 0.0f);
-    v_pack_.assign(static_cast<std::size_t>(layout_.heads * kKeyBlock * pack_stride_), 0.0f);
+    k_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
+    v_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
     for (auto* lane : {&max_, &sum_, &neg_slope_, &dist_, &lo_f_, &hi_f_}) lane->assign(rows, 0.0f);
     lo_.assign(rows, 0);
     hi_.assign(rows, 0);
     alpha_.assign(static_cast<std::size_t>(W), 0.0f);
-    head_active_.assign(static_cast<std::size_t>(layout_.heads), 0);
-    if (pr.key_norms != nullptr) {
-      // Per query head, for block skipping: log of the mass one unvisited side may carry, times
-      // (1 - e^{-m}). Slopes <= 0 never skip (the bound needs a decaying bias); each unvisited side gets
-      // half the budget when keys remain on both sides (bidirectional).
-      log_budget_.resize(static_cast<std::size_t>(pr.num_heads));
-      const double log_tolerance = std::log(static_cast<double>(pr.skip_tolerance) * (pr.causal ? 1.0 : 0.5));
-      for (int h = 0; h < pr.num_heads; ++h) {
-        const double m = pr.slopes[h];
-        log_budget_.data()[h] = m > 0.0 ? log_tolerance + std::log(-std::expm1(-m)) : -HUGE_VAL;
-      }
-    }
+    head_active_.assign(static_cast<std::size_t>(plan.layout.heads), 0);
     key_range_.assign(static_cast<std::size_t>(head_rows_) + 1, {0, 0});  // more than a group's P.V tiles
   }
 
-  // Units before any split of the keys.
-  static std::int64_t num_base_units(const detail::Problem& pr) {
-    const UnitLayout L = layout(pr);
-    return pr.batch * L.head_groups * L.q_blocks;
-  }
-  static std::int64_t num_chunks(const detail::Problem& pr) {
-    return pr.kv_chunk > 0 ? (pr.kv_len + pr.kv_chunk - 1) / pr.kv_chunk : 1;
-  }
-  static std::int64_t num_units(const detail::Problem& pr) { return num_base_units(pr) * num_chunks(pr); }
-  // Real rows (query position x head) of a full unit, without lane padding.
-  static std::int64_t rows_per_unit(const detail::Problem& pr) {
-    const UnitLayout L = layout(pr);
-    return L.positions * L.group * L.heads;
-  }
-  // Floats of partial state per split piece: per row, max and sum then the padded output row.
-  static std::int64_t partial_floats_per_piece(const detail::Problem& pr) {
-    return rows_per_unit(pr) * (2 + (static_cast<std::int64_t>(pr.head_dim) + W - 1) / W * W);
-  }
-
-  void run_unit(std::int64_t piece) {
-    const std::int64_t chunks = num_chunks(pr_);
+  // Computes piece `piece` (unit piece / chunks, key chunk piece % chunks): its output rows, or without
+  // split-K, its partial state.
+  void run_piece(std::int64_t piece) {
+    const std::int64_t chunks = plan_.chunks;
     const std::int64_t unit = piece / chunks, chunk = piece % chunks;
-    const UnitCoords u = coords(pr_, layout_, unit);
+    const UnitCoords u = plan_.coords(pr_, unit);
     const int num_rows = head_rows_ * u.kv_heads;  // with padding lanes
     setup_rows(u);
+    kv_.bind(u.b, u.kv_head0);
 
     std::int64_t union_lo = pr_.kv_len, union_hi = 0;
     for (int r = 0; r < num_rows; ++r) {
@@ -179,20 +104,11 @@ class FlashAttention {
       union_lo = std::min(union_lo, row.lo);
       union_hi = std::max(union_hi, row.hi);
     }
-    if (pr_.kv_chunk > 0) {
-      union_lo = std::max(union_lo, chunk * pr_.kv_chunk);
-      union_hi = std::min(union_hi, (chunk + 1) * pr_.kv_chunk);
+    if (plan_.kv_chunk > 0) {
+      union_lo = std::max(union_lo, chunk * plan_.kv_chunk);
+      union_hi = std::min(union_hi, (chunk + 1) * plan_.kv_chunk);
     }
-    const std::int64_t kv_row = static_cast<std::int64_t>(pr_.num_kv_heads) * pr_.head_dim;
-    const std::int64_t head_offset = (u.b * pr_.kv_len * pr_.num_kv_heads + u.kv_head0) * pr_.head_dim;
-    const float* k_base = pr_.k + head_offset;  // key 0 of the unit's first kv head
-    const float* v_base = pr_.v + head_offset;
-    // Note [block skipping]: blocks are visited from the keys nearest the unit's queries outward (causal:
-    // newest first). The nearest keys carry the largest bias, so each row's running max settles early and
-    // the output is rarely rescaled; and after each block, a row whose unvisited keys provably carry less
-    // softmax mass than skip_tolerance (relative to its largest term) stops, by Cauchy-Schwarz:
-    //   logit_j = qs.k_j - m d_j <= |qs| |k_j| - m d_j,   sum_{d >= d0} e^{-m d} = e^{-m d0} / (1 - e^{-m}).
-    // Block boundaries depend only on the unit, never on the thread count.
+    // Nearest keys first (Note [block skipping]).
     std::int64_t anchor = union_hi;
     if (!pr_.causal) {
       const std::int64_t first_pos = pr_.q_pos0 + u.i0, last_pos = pr_.q_pos0 + u.i1 - 1;
@@ -214,13 +130,13 @@ class FlashAttention {
         j1 = std::min(union_hi, right + block_keys_);
         right = j1;
       }
-      // One kv head per unit: its rows are strided (num_kv_heads * head_dim apart), which the hardware
-      // prefetchers follow poorly, so warm the caches with the block that most likely comes next. Units
-      // spanning several heads sweep memory in order and are left to the hardware (measured: faster).
+      // One kv head per unit: its rows are strided, so warm the caches with the block that most likely
+      // comes next. Units spanning several heads sweep memory in order and are left to the hardware
+      // (measured: faster).
       if (u.kv_heads == 1) {
         const std::int64_t next = go_left ? std::max(union_lo, j0 - block_keys_) : j1;
         const std::int64_t next_end = go_left ? j0 : std::min(union_hi, j1 + block_keys_);
-        prefetch_rows(k_base, v_base, kv_row, next, next_end, pr_.head_dim);
+        kv_.prefetch(next, next_end);
       }
       const int nk = static_cast<int>(j1 - j0);
       bool any_head = false;
@@ -228,58 +144,19 @@ class FlashAttention {
         head_active_.data()[hh] = prepare_lanes(hh, j0, nk);
         any_head |= head_active_.data()[hh] != 0;
       }
-      if (any_head) pack_block(k_base, v_base, kv_row, j0, nk, u.kv_heads, head_active_.data());
+      if (any_head)
+        kv_.pack_block(j0, nk, u.kv_heads, head_active_.data(), k_pack_.data(), v_pack_.data(), kKeyBlock, pack_stride_);
       for (int hh = 0; hh < u.kv_heads; ++hh) {
         if (!head_active_.data()[hh]) continue;
         const std::int64_t at = static_cast<std::int64_t>(hh) * kKeyBlock * pack_stride_;
         process_block(hh, k_pack_.data() + at, v_pack_.data() + at);
       }
-      if (pr_.key_norms != nullptr && rows_finished(num_rows, left, right)) break;
+      if (skipping_.on() && rows_finished(num_rows, left, right)) break;
     }
-    if (pr_.kv_chunk > 0)
-      save_partial(num_rows, piece, union_lo, union_hi);
+    if (plan_.kv_chunk > 0)
+      save_partial(num_rows, piece, union_lo < union_hi);
     else
       finish_rows(num_rows);
-  }
-
-  // Combines the split pieces of `unit` in key order into the output rows. The order is fixed, so the
-  // result does not depend on which threads computed the pieces.
-  static void merge_unit(const detail::Problem& pr, std::int64_t unit) {
-    const std::int64_t chunks = num_chunks(pr);
-    const std::int64_t stride = partial_floats_per_piece(pr);
-    const std::int64_t dim_pad = (static_cast<std::int64_t>(pr.head_dim) + W - 1) / W * W;
-    const UnitLayout L = layout(pr);
-    const UnitCoords u = coords(pr, L, unit);
-    const std::int64_t b = u.b;
-    std::vector<float> acc(static_cast<std::size_t>(pr.head_dim));
-    std::int64_t r = 0;
-    for (int kv_head = u.kv_head0; kv_head < u.kv_head0 + u.kv_heads; ++kv_head)
-    for (std::int64_t i = u.i0; i < u.i1; ++i) {
-      for (int g = 0; g < L.group; ++g, ++r) {
-        const std::int64_t h = static_cast<std::int64_t>(kv_head) * L.group + g;
-        float* out = pr.out + ((b * pr.q_len + i) * pr.num_heads + h) * pr.head_dim;
-        float max = -std::numeric_limits<float>::infinity();
-        for (std::int64_t c = 0; c < chunks; ++c) max = std::max(max, pr.partial[(unit * chunks + c) * stride + r * (2 + dim_pad)]);
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        float sum = 0.0f;
-        if (max != -std::numeric_limits<float>::infinity()) {
-          for (std::int64_t c = 0; c < chunks; ++c) {
-            const float* state = pr.partial + (unit * chunks + c) * stride + r * (2 + dim_pad);
-            if (state[1] == 0.0f) continue;  // this piece saw nothing
-            const float weight = simd::exp<isa::scalar>(state[0] - max);
-            sum += state[1] * weight;
-            for (int d = 0; d < pr.head_dim; ++d) acc.data()[d] += state[2 + d] * weight;
-          }
-        }
-        const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
-        for (int d = 0; d < pr.head_dim; ++d) out[d] = acc.data()[d] * inv;
-        if (!all_finite(out, pr.head_dim)) {
-          std::int64_t lo, hi;
-          visible_keys(pr, pr.q_pos0 + i, lo, hi);
-          recompute_row_exactly(pr, b, i, static_cast<int>(h), lo, hi, out);
-        }
-      }
-    }
   }
 
  private:
@@ -287,29 +164,12 @@ class FlashAttention {
     float* out;
     std::int64_t b, i;  // batch and query row
     int h;              // query head
-    std::int64_t bk;    // batch * num_kv_heads + kv head
-    std::int64_t pos;   // key position of this query
     std::int64_t lo;    // visible keys: [lo, hi)
     std::int64_t hi;
     bool real;          // false for the lanes that pad a kv head's rows to whole vectors
     bool done;          // block skipping: the unvisited keys are negligible for this row
-    double q_norm;      // |scale * q|, for the skipping bound
-    double log_budget;  // log of the mass one unvisited side may carry, times (1 - e^{-m})
+    SkipRow skip;
   };
-
-  // Floats between packed K/V rows: whole vectors, and an odd number of 64-byte lines. A power-of-two
-  // stride would put a block's slice of every row into the same few L1 sets; the P.V tiles re-read that
-  // slice for every row tile (measured at head_dim 128: 84 -> 96 GFLOP/s for the tile alone).
-  static std::int64_t pack_stride(int head_dim) {
-    const std::int64_t lines = (static_cast<std::int64_t>(head_dim) + kLineFloats - 1) / kLineFloats;
-    return (lines % 2 == 1 ? lines : lines + 1) * kLineFloats;
-  }
-
-  // A kv head's rows, padded to whole vectors (Note [rows in lanes]).
-  static int padded_head_rows(const UnitLayout& L) {
-    const std::int64_t rows = L.positions * L.group;
-    return static_cast<int>((rows + W - 1) / W * W);
-  }
 
   // Qs^T of a kv head is stored per Q.K group of qk_row_vecs row vectors, [head_dim][group rows], so the
   // slice a Q.K tile streams is contiguous. Lane l's first element and its stride:
@@ -330,7 +190,7 @@ class FlashAttention {
     // first so the misses overlap (the transposing loop below would otherwise wait on one row at a time).
     for (std::int64_t i = u.i0; i < u.i1; ++i)
       for (int h = u.kv_head0 * group_; h < (u.kv_head0 + u.kv_heads) * group_; ++h)
-        prefetch_span(pr_.q + ((b * pr_.q_len + i) * pr_.num_heads + h) * D, D);
+        KvSource<Isa>::prefetch_span(pr_.q + ((b * pr_.q_len + i) * pr_.num_heads + h) * D, D);
     for (int hh = 0; hh < u.kv_heads; ++hh) {
       const int kv_head = u.kv_head0 + hh;
       float* qt = qt_.data() + static_cast<std::int64_t>(hh) * D * head_rows_;
@@ -341,12 +201,13 @@ class FlashAttention {
         Row& row = rows_.data()[r];
         max_.data()[r] = -std::numeric_limits<float>::infinity();
         sum_.data()[r] = 0.0f;
-        std::fill(o_.data() + (r * dim_pad_), o_.data() + ((r + 1) * dim_pad_), 0.0f);
+        float* o = o_.data() + r * dim_pad_;
+        for (std::int64_t d = 0; d < dim_pad_; ++d) o[d] = 0.0f;
         if (l >= rows_per_head) {  // padding lane: sees no key, never written out
           row = Row{};
           row.real = false;
           row.done = true;
-          row.log_budget = -HUGE_VAL;
+          row.skip.log_budget = -HUGE_VAL;
           neg_slope_.data()[r] = 0.0f;
           for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = 0.0f;
           continue;
@@ -358,52 +219,32 @@ class FlashAttention {
         row.b = b;
         row.i = i;
         row.h = h;
-        row.bk = b * pr_.num_kv_heads + kv_head;
-        row.pos = pr_.q_pos0 + i;
         row.real = true;
         row.done = false;
-        visible_keys(pr_, row.pos, row.lo, row.hi);
+        row.skip.pos = pr_.q_pos0 + i;
+        row.skip.bk = b * pr_.num_kv_heads + kv_head;
+        row.skip.slope = pr_.slopes[h];
+        detail::visible_keys(pr_, row.skip.pos, row.lo, row.hi);
         neg_slope_.data()[r] = -pr_.slopes[h];
         const float* q = pr_.q + offset;
         const float scale = pr_.scale;  // a local: the stores through qt_lane could alias a member
         for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = q[d] * scale;
-        row.q_norm = 0.0;
-        if (pr_.key_norms != nullptr) {  // only the skipping bound needs it
+        row.skip.q_norm = 0.0;
+        if (skipping_.on()) {  // only the skipping bound needs it
           double q_sq[4] = {0.0, 0.0, 0.0, 0.0};  // independent chains: a single one is latency-bound
           for (std::int64_t d = 0; d < D; ++d) {
             const double qs = q[d] * scale;
             q_sq[d % 4] += qs * qs;
           }
-          row.q_norm = std::sqrt((q_sq[0] + q_sq[1]) + (q_sq[2] + q_sq[3])) * (1.0 + 1e-6);
+          row.skip.q_norm = std::sqrt((q_sq[0] + q_sq[1]) + (q_sq[2] + q_sq[3])) * (1.0 + 1e-6);
         }
-        row.log_budget = log_budget_.empty() ? -HUGE_VAL : log_budget_.data()[h];
+        row.skip.log_budget = skipping_.log_budget(h);
       }
     }
   }
 
-  // Requests the cache lines of floats [p, p + n).
-  static void prefetch_span(const float* p, std::int64_t n, bool for_write = false) {
-    for (std::int64_t d = 0; d < n; d += kLineFloats) {
-      if (for_write)
-        ALIBI_PREFETCH_WRITE(p + d);
-      else
-        ALIBI_PREFETCH(p + d);
-    }
-  }
-
-  void prefetch_rows(const float* k_base, const float* v_base, std::int64_t kv_row, std::int64_t j0,
-                     std::int64_t j1, std::int64_t span) const {
-    for (std::int64_t j = j0; j < j1; ++j) {
-      prefetch_span(k_base + j * kv_row, span);
-      prefetch_span(v_base + j * kv_row, span);
-    }
-  }
-
-
   // Marks rows whose unvisited keys ([lo, left) and [right, hi)) are negligible; true when every row of the
   // unit is done or has nothing left to visit.
-  const KeyNormBounds<Isa>* norms() const { return static_cast<const KeyNormBounds<Isa>*>(pr_.key_norms); }
-
   bool rows_finished(int num_rows, std::int64_t left, std::int64_t right) {
     bool all = true;
     for (int r = 0; r < num_rows; ++r) {
@@ -412,74 +253,16 @@ class FlashAttention {
       const std::int64_t left_end = std::min(left, row.hi), right_begin = std::max(right, row.lo);
       const bool left_open = row.lo < left_end, right_open = right_begin < row.hi;
       if (!left_open && !right_open) continue;
-      const float max = max_.data()[r], slope = -neg_slope_.data()[r];
-      if (row.log_budget == -HUGE_VAL || max == -std::numeric_limits<float>::infinity()) {
+      const float max = max_.data()[r];
+      if (row.skip.log_budget == -HUGE_VAL || max == -std::numeric_limits<float>::infinity()) {
         all = false;
         continue;
       }
-      row.done = (!left_open || tail_negligible(row, max, slope, row.lo, left_end, norms()->before(row.bk, left_end))) &&
-                 (!right_open || tail_negligible(row, max, slope, right_begin, row.hi, norms()->from(row.bk, right_begin)));
+      row.done = skipping_.tails_negligible(row.skip, max, row.lo, left_end, right_begin, row.hi);
       all = all && row.done;
     }
     return all;
   }
-
-  // Can the keys [begin, end), all with norm <= key_norm, carry more than the row's budget?
-  static bool tail_negligible(const Row& row, float row_max, float slope, std::int64_t begin, std::int64_t end,
-                              float key_norm) {
-    const std::int64_t d0 = row.pos < begin ? begin - row.pos : (row.pos >= end ? row.pos - end + 1 : 0);
-    if (d0 <= 0) return false;
-    const double m = slope;
-    const double reach = row.q_norm * key_norm;
-    const double distance_term = m * static_cast<double>(d0);
-    const double max_logit = row_max;
-    // The kernel's fp32 logits (and so `max`) carry rounding error; 2^-16 relative is far above it.
-    const double slack = 0x1p-16 * (reach + std::fabs(max_logit) + distance_term) + 1e-6;
-    return reach - distance_term - max_logit + slack <= row.log_budget;
-  }
-
-  // Written to avoid overflow for any position and window (positions may be far outside [0, kv_len)).
-  static void visible_keys(const detail::Problem& pr, std::int64_t pos, std::int64_t& lo, std::int64_t& hi) {
-    const std::int64_t w = pr.window;
-    lo = (w > 0 && pos >= w) ? pos - w + 1 : 0;
-    if (pr.causal) {
-      hi = pos < pr.kv_len ? pos + 1 : pr.kv_len;
-    } else {
-      hi = (w > 0 && pos < pr.kv_len - w) ? pos + w : pr.kv_len;
-    }
-    lo = std::min(lo, pr.kv_len);
-    if (hi < lo) hi = lo;  // empty
-  }
-
-  // Copies keys [j0, j0 + nk) of the unit's active kv heads into contiguous zero-padded rows, key by key
-  // so the reads sweep memory in order. In the input, a head's K/V rows sit num_kv_heads * head_dim
-  // floats apart, often a multiple of 4 KiB, which would map a whole block onto a few L1 sets; the copy
-  // also pads head_dim to whole vectors.
-  void pack_block(const float* k_base, const float* v_base, std::int64_t kv_row, std::int64_t j0, int nk,
-                  int kv_heads, const char* head_active) {
-    const int dim = pr_.head_dim;
-    float* const k_pack = k_pack_.data();
-    float* const v_pack = v_pack_.data();
-    for (int j = 0; j < nk; ++j) {
-      const std::int64_t at = (j0 + j) * kv_row;
-      for (int hh = 0; hh < kv_heads; ++hh) {
-        if (!head_active[hh]) continue;
-        const std::int64_t to = (static_cast<std::int64_t>(hh) * kKeyBlock + j) * pack_stride_;
-        const std::int64_t head_at = at + static_cast<std::int64_t>(hh) * dim;
-        copy_row(k_pack + to, k_base + head_at, dim);
-        copy_row(v_pack + to, v_base + head_at, dim);
-      }
-    }
-  }
-
-  // Inline vector copy: rows are a few hundred bytes, where a memcpy call per row costs about as much as
-  // the copy (measured: decode over 65536 keys, 8 kv heads, 8.4 -> 9.4 GB/s).
-  static ALIBI_ALWAYS_INLINE void copy_row(float* to, const float* from, int n) {
-    int d = 0;
-    for (; d + W <= n; d += W) O::store(to + d, O::load(from + d));
-    if (d < n) O::store_partial(to + d, O::load_partial(from + d, n - d), n - d);
-  }
-
 
   // Sets the lanes of kv head hh for keys [j0, j0 + nk): each row's visible part of the block relative to
   // j0 (empty for padding lanes, rows that see none of it and rows done skipping) and its distance from
@@ -496,7 +279,7 @@ class FlashAttention {
       lo_f_.data()[r] = static_cast<float>(a);
       hi_f_.data()[r] = static_cast<float>(b);
       // From the integer difference: exact below 2^24, where every fp32 key position would not be.
-      dist_.data()[r] = row.real ? static_cast<float>(row.pos - j0) : 0.0f;
+      dist_.data()[r] = row.real ? static_cast<float>(row.skip.pos - j0) : 0.0f;
       any |= active;
     }
     return any;
@@ -659,15 +442,14 @@ class FlashAttention {
     }
   }
 
-  void save_partial(int num_rows, std::int64_t piece, std::int64_t union_lo, std::int64_t union_hi) {
+  void save_partial(int num_rows, std::int64_t piece, bool saw_keys) {
     const std::int64_t row_floats = 2 + dim_pad_;
-    float* state = pr_.partial + piece * partial_floats_per_piece(pr_);
-    const bool saw_keys = union_lo < union_hi;  // else o_ and sum are still the initial zeros
+    float* state = partial_ + piece * plan_.partial_floats_per_piece();
     for (int r = 0; r < num_rows; ++r) {
       if (!rows_.data()[r].real) continue;
-      state[0] = saw_keys ? max_.data()[r] : -std::numeric_limits<float>::infinity();
-      state[1] = saw_keys ? sum_.data()[r] : 0.0f;
-      std::copy(o_.data() + r * dim_pad_, o_.data() + (r + 1) * dim_pad_, state + 2);
+      // Without keys, o_ and sum are still the initial zeros.
+      save_partial_row(state, saw_keys ? max_.data()[r] : -std::numeric_limits<float>::infinity(),
+                       saw_keys ? sum_.data()[r] : 0.0f, o_.data() + r * dim_pad_, dim_pad_);
       state += row_floats;
     }
   }
@@ -676,7 +458,7 @@ class FlashAttention {
     // Output rows are num_heads * head_dim floats apart and usually not cached: request them all first
     // so the write misses overlap.
     for (int r = 0; r < num_rows; ++r)
-      if (rows_.data()[r].real) prefetch_span(rows_.data()[r].out, pr_.head_dim, /*for_write=*/true);
+      if (rows_.data()[r].real) KvSource<Isa>::prefetch_span(rows_.data()[r].out, pr_.head_dim, /*for_write=*/true);
     for (int r = 0; r < num_rows; ++r) {
       const Row& row = rows_.data()[r];
       if (!row.real) continue;
@@ -696,32 +478,33 @@ class FlashAttention {
         O::store_partial(row.out + d, y, pr_.head_dim - d);
         bad = O::add(bad, O::mul(y, O::zero()));
       }
-      if (O::reduce_add(bad) != 0.0f) recompute_row_exactly(pr_, row.b, row.i, row.h, row.lo, row.hi, row.out);
+      if (O::reduce_add(bad) != 0.0f) recompute_row_exactly(pr_, kv_, row.b, row.i, row.h, row.lo, row.hi, row.out);
     }
   }
 
   const detail::Problem& pr_;
-  UnitLayout layout_;
+  const Plan<Isa>& plan_;
+  KvSource<Isa> kv_;
+  Skipping<Isa> skipping_;
+  float* partial_;
   int group_;
   int dim_vecs_;
   std::int64_t dim_pad_;
   std::int64_t pack_stride_;  // floats between packed K/V rows
-  int head_rows_;  // rows per kv head, padded to whole vectors
-  std::int64_t max_rows_;
+  int head_rows_;             // rows per kv head, padded to whole vectors
   int block_keys_;
-  std::vector<Row> rows_;
-  std::vector<float> qt_;  // per kv head: Qs^T per Q.K group (qt_offset)
-  std::vector<float> o_;   // per row: unnormalised output, [dim_pad_]
-  std::vector<float> st_;  // S^T, then P^T, of the current kv head: [kKeyBlock][head_rows_]
-  std::vector<float> k_pack_, v_pack_;
+  detail::Buffer<Row> rows_;
+  detail::Buffer<float> qt_;  // per kv head: Qs^T per Q.K group (qt_offset)
+  detail::Buffer<float> o_;   // per row: unnormalised output, [dim_pad_]
+  detail::Buffer<float> st_;  // S^T, then P^T, of the current kv head: [kKeyBlock][head_rows_]
+  detail::Buffer<float> k_pack_, v_pack_;
   // Per row (lane): running max and sum, -slope, and for the current block: distance from its first key
   // and the visible keys [lo, hi) relative to it (also as floats, for vector compares).
-  std::vector<float> max_, sum_, neg_slope_, dist_, lo_f_, hi_f_;
-  std::vector<int> lo_, hi_;
-  std::vector<float> alpha_;                      // one vector: rescale factors of the current lanes
-  std::vector<double> log_budget_;                // per query head (block skipping only): Row::log_budget
-  std::vector<char> head_active_;                 // per kv head of the unit: some row sees the block
-  std::vector<std::pair<int, int>> key_range_;    // per P.V row tile: keys of the block its rows see
+  detail::Buffer<float> max_, sum_, neg_slope_, dist_, lo_f_, hi_f_;
+  detail::Buffer<int> lo_, hi_;
+  detail::Buffer<float> alpha_;                    // one vector: rescale factors of the current lanes
+  detail::Buffer<char> head_active_;               // per kv head of the unit: some row sees the block
+  detail::Buffer<std::pair<int, int>> key_range_;  // per P.V row tile: keys of the block its rows see
 };
 
 }  // namespace kernels

@@ -1,0 +1,13 @@
+#pragma once
+// Test-only knobs of the kernel's plan, as plain data shared by every ISA pass (Note [ABI namespace]).
+// Library users never set them. They exist so tests can reach code paths that the tuning constants keep
+// out of small shapes (e.g. thread teams below Tuning::kSingleThreadFlops) without huge inputs.
+namespace alibi {
+namespace test_hooks {
+
+/// < 0: use Tuning::kSingleThreadFlops. Otherwise calls below this many FLOPs run on one thread.
+/// Set it only while no attention call runs (it is read without synchronisation).
+inline double single_thread_flops = -1.0;
+
+}  // namespace test_hooks
+}  // namespace alibi

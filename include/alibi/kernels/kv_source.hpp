@@ -1,0 +1,131 @@
+// The one place that reads K and V memory. The kernel sees keys and values only through KvSource: packed
+// blocks of fp32 rows (pack_block), prefetches (prefetch) and single rows for the exact recompute and the
+// skipping bounds (key_row, value_row). Other element types (16-bit floats) and paged caches plug in here
+// by specialising or replacing this class; the kernel above it only ever consumes packed fp32 rows.
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_KV_SOURCE_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_KV_SOURCE_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_KV_SOURCE_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_KERNELS_KV_SOURCE_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_KERNELS_KV_SOURCE_HPP_1
+#else
+#define ALIBI_KERNELS_KV_SOURCE_HPP_2
+#endif
+#include <cstdint>
+#include <type_traits>
+
+#include "alibi/detail/config.hpp"
+#include "alibi/detail/problem.hpp"
+#include "alibi/isa/ops.hpp"
+#include "alibi/kernels/plan.hpp"
+
+ALIBI_NAMESPACE_BEGIN
+namespace kernels {
+
+// Contiguous [batch][kv_len][num_kv_heads][head_dim] tensors of Element.
+template <class Isa, class Element = float>
+class KvSource {
+  static_assert(std::is_same<Element, float>::value, "only fp32 K/V so far: conversions go into copy_row");
+  using O = simd::Ops<Isa>;
+  using vec = typename O::vec;
+  static constexpr int W = O::width;
+
+ public:
+  explicit KvSource(const detail::Problem& pr)
+      : k_(pr.k), v_(pr.v), kv_len_(pr.kv_len), kv_heads_(pr.num_kv_heads), dim_(pr.head_dim),
+        kv_row_(static_cast<std::int64_t>(pr.num_kv_heads) * pr.head_dim) {}
+
+  int head_dim() const { return dim_; }
+
+  // Key / value row j of (batch b, kv head).
+  const Element* key_row(std::int64_t b, int kv_head, std::int64_t j) const { return k_ + offset(b, kv_head, j); }
+  const Element* value_row(std::int64_t b, int kv_head, std::int64_t j) const { return v_ + offset(b, kv_head, j); }
+
+  // Selects the kv heads [kv_head0, kv_head0 + heads) of batch entry b for the calls below.
+  void bind(std::int64_t b, int kv_head0) {
+    k_unit_ = k_ + offset(b, kv_head0, 0);
+    v_unit_ = v_ + offset(b, kv_head0, 0);
+  }
+
+  // Requests keys and values [j0, j1) of the first bound head. Its rows are strided (num_kv_heads *
+  // head_dim apart), which the hardware prefetchers follow poorly.
+  void prefetch(std::int64_t j0, std::int64_t j1) const {
+    for (std::int64_t j = j0; j < j1; ++j) {
+      prefetch_span(k_unit_ + j * kv_row_, dim_);
+      prefetch_span(v_unit_ + j * kv_row_, dim_);
+    }
+  }
+
+  // Copies keys and values [j0, j0 + nk) of the bound heads hh with head_active[hh] into k_pack / v_pack:
+  // row j of head hh at (hh * head_stride + j) * pack_stride, zero-padded to whole vectors. Key by key, so
+  // the reads sweep memory in order. In the input, a head's K/V rows sit num_kv_heads * head_dim floats
+  // apart, often a multiple of 4 KiB, which would map a whole block onto a few L1 sets. Returns true if
+  // some copied value is inf or NaN (found in the copy, so it costs no extra pass).
+  bool pack_block(std::int64_t j0, int nk, int heads, const char* head_active, float* k_pack, float* v_pack,
+                  std::int64_t head_stride, std::int64_t pack_stride) const {
+    vec bad = O::zero();
+    for (int j = 0; j < nk; ++j) {
+      const std::int64_t at = (j0 + j) * kv_row_;
+      for (int hh = 0; hh < heads; ++hh) {
+        if (!head_active[hh]) continue;
+        const std::int64_t to = (static_cast<std::int64_t>(hh) * head_stride + j) * pack_stride;
+        const std::int64_t head_at = at + static_cast<std::int64_t>(hh) * dim_;
+        copy_row(k_pack + to, k_unit_ + head_at, dim_);
+        copy_row_checked(v_pack + to, v_unit_ + head_at, dim_, bad);
+      }
+    }
+    return O::reduce_add(bad) != 0.0f;
+  }
+
+  // Requests the cache lines of floats [p, p + n).
+  static void prefetch_span(const float* p, std::int64_t n, bool for_write = false) {
+    for (std::int64_t d = 0; d < n; d += Tuning::kLineFloats) {
+      if (for_write)
+        ALIBI_PREFETCH_WRITE(p + d);
+      else
+        ALIBI_PREFETCH(p + d);
+    }
+  }
+
+ private:
+  std::int64_t offset(std::int64_t b, int kv_head, std::int64_t j) const {
+    return ((b * kv_len_ + j) * kv_heads_ + kv_head) * static_cast<std::int64_t>(dim_);
+  }
+
+  // Inline vector copy: rows are a few hundred bytes, where a memcpy call per row costs about as much as
+  // the copy.
+  static ALIBI_ALWAYS_INLINE void copy_row(float* to, const Element* from, int n) {
+    int d = 0;
+    for (; d + W <= n; d += W) O::store(to + d, O::load(from + d));
+    if (d < n) O::store_partial(to + d, O::load_partial(from + d, n - d), n - d);
+  }
+  // The same, and `bad` turns NaN if an element is inf or NaN (x * 0 is 0 exactly for finite x).
+  static ALIBI_ALWAYS_INLINE void copy_row_checked(float* to, const Element* from, int n, vec& bad) {
+    int d = 0;
+    for (; d + W <= n; d += W) {
+      const vec x = O::load(from + d);
+      O::store(to + d, x);
+      bad = O::add(bad, O::mul(x, O::zero()));
+    }
+    if (d < n) {
+      const vec x = O::load_partial(from + d, n - d);
+      O::store_partial(to + d, x, n - d);
+      bad = O::add(bad, O::mul(x, O::zero()));
+    }
+  }
+
+  const Element* k_;
+  const Element* v_;
+  std::int64_t kv_len_;
+  int kv_heads_;
+  int dim_;
+  std::int64_t kv_row_;  // elements between consecutive keys of one head
+  const Element* k_unit_ = nullptr;
+  const Element* v_unit_ = nullptr;
+};
+
+}  // namespace kernels
+ALIBI_NAMESPACE_END
+#endif  // per-target guard

@@ -1,0 +1,162 @@
+// How one attention call is cut into work: units of rows, key blocks, split-K pieces and the thread count.
+// Every tuning constant of the kernel is here, with the measurement that chose it in bench/RESULTS.md.
+//
+// A unit is (batch, group of kv heads, block of query positions). Its rows are ordered kv head, position,
+// query head of the group. Decode-like calls (few rows per kv head) put several kv heads in one unit: key j
+// of all of them is one contiguous run of memory, so a block then reads whole pages instead of one head's
+// slice of each (a slice per 4 KiB page would miss the TLB on every key). Split-K cuts each unit's keys at
+// multiples of kKvChunk into pieces merged afterwards in key order (kernels/partials.hpp). Every decision
+// depends on the shape alone, never on num_threads or on skipping, so the arithmetic is the same for every
+// thread count and skipping never changes a row it may not skip.
+#include "alibi/detail/config.hpp"
+// Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_PLAN_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_PLAN_HPP_1)) || \
+    (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_PLAN_HPP_2))
+#if ALIBI_PASS == 0
+#define ALIBI_KERNELS_PLAN_HPP_0
+#elif ALIBI_PASS == 1
+#define ALIBI_KERNELS_PLAN_HPP_1
+#else
+#define ALIBI_KERNELS_PLAN_HPP_2
+#endif
+#include <algorithm>
+#include <cstdint>
+
+#include "alibi/detail/config.hpp"
+#include "alibi/detail/problem.hpp"
+#include "alibi/detail/test_hooks.hpp"
+#include "alibi/isa/ops.hpp"
+
+ALIBI_NAMESPACE_BEGIN
+namespace kernels {
+
+struct Tuning {
+  // Floats per 64-byte cache line.
+  static constexpr std::int64_t kLineFloats = 64 / sizeof(float);
+  // Keys per block: S^T of a unit (64 x 144 floats) stays in L1/L2 next to the packed block.
+  static constexpr int kKeyBlock = 64;
+  // Block sizes of multi-head units are whole multiples of this (whole Q.K tiles of every ISA).
+  static constexpr int kKeyQuantum = 16;
+  // Rows (query position x head) a unit aims for: enough to amortise packing each K/V block and the
+  // per-block bookkeeping over many rows, while a unit's Qs^T, O and packed block stay within L2. A
+  // multiple of every ISA's Q.K group (24 rows AVX2, 48 AVX-512).
+  static constexpr int kTargetRows = 144;
+  // Split-K: only calls with fewer units than this, at most kMaxSplitRows rows per unit and at least two
+  // chunks of keys are split, in chunks of kKvChunk keys.
+  static constexpr std::int64_t kSplitBelowUnits = 8;
+  static constexpr std::int64_t kMaxSplitRows = 256;
+  static constexpr std::int64_t kKvChunk = 2048;
+  // Below this many FLOPs a call runs on the calling thread: starting a team costs tens of microseconds.
+  static constexpr double kSingleThreadFlops = 4e6;
+  // Keys per block of the skipping bounds (kernels/skipping.hpp).
+  static constexpr std::int64_t kNormBlock = 64;
+};
+
+struct UnitLayout {
+  std::int64_t positions;  // query positions per unit
+  int heads;               // kv heads per unit
+  std::int64_t q_blocks;   // query blocks per (batch, head group)
+  int head_groups;         // kv head groups per batch entry
+  int group;               // query heads per kv head
+};
+
+struct UnitCoords {
+  std::int64_t b, i0, i1;  // batch entry, query rows [i0, i1)
+  int kv_head0, kv_heads;  // kv heads [kv_head0, kv_head0 + kv_heads)
+};
+
+template <class Isa>
+struct Plan {
+  static constexpr int W = simd::Ops<Isa>::width;
+
+  UnitLayout layout;
+  int block_keys;            // keys per block
+  int head_rows;             // rows per kv head, padded to whole vectors (Note [rows in lanes])
+  int dim_vecs;              // vectors per head_dim row
+  std::int64_t dim_pad;      // head_dim padded to whole vectors
+  std::int64_t pack_stride;  // floats between packed K/V rows
+  std::int64_t base_units;   // units before any split of the keys
+  std::int64_t kv_chunk;     // split-K: keys per piece; 0: no split
+  std::int64_t chunks;       // pieces per unit (1 without split-K)
+  std::int64_t rows_per_unit;  // real rows of a full unit, without lane padding
+  int threads;
+
+  std::int64_t pieces() const { return base_units * chunks; }
+  // Floats of partial state per split piece: per row, max and sum then the padded output row.
+  std::int64_t partial_floats_per_piece() const { return rows_per_unit * (2 + dim_pad); }
+
+  // `skipping`: block skipping is on for this call.
+  static Plan make(const detail::Problem& pr, bool skipping) {
+    Plan p;
+    p.layout = make_layout(pr);
+    const UnitLayout& L = p.layout;
+    p.block_keys = keys_per_block(L);
+    p.head_rows = static_cast<int>((L.positions * L.group + W - 1) / W * W);
+    p.dim_vecs = static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W);
+    p.dim_pad = static_cast<std::int64_t>(p.dim_vecs) * W;
+    p.pack_stride = packed_row_stride(pr.head_dim);
+    p.base_units = pr.batch * L.head_groups * L.q_blocks;
+    p.rows_per_unit = L.positions * L.group * L.heads;
+    // Not combined with block skipping, which needs the nearest keys' max before the far ones.
+    const bool split = !skipping && p.base_units < Tuning::kSplitBelowUnits && p.rows_per_unit <= Tuning::kMaxSplitRows &&
+                       pr.kv_len >= 2 * Tuning::kKvChunk;
+    p.kv_chunk = split ? Tuning::kKvChunk : 0;
+    p.chunks = split ? (pr.kv_len + p.kv_chunk - 1) / p.kv_chunk : 1;
+    // The output does not depend on the thread count, so tiny calls (one decode token over a short cache)
+    // run on the calling thread.
+    const double kv = static_cast<double>(pr.kv_len);
+    const double visible = pr.window > 0 ? std::min(2.0 * static_cast<double>(pr.window), kv) : kv;
+    const double flops = 4.0 * static_cast<double>(pr.batch * pr.q_len * pr.num_heads) * visible * pr.head_dim;
+    const double single_thread_flops =
+        test_hooks::single_thread_flops >= 0.0 ? test_hooks::single_thread_flops : Tuning::kSingleThreadFlops;
+    p.threads = flops < single_thread_flops ? 1 : pr.num_threads;
+    return p;
+  }
+
+  UnitCoords coords(const detail::Problem& pr, std::int64_t unit) const {
+    const UnitLayout& L = layout;
+    UnitCoords u;
+    // Last query blocks first: under the causal mask they are the longest, which balances the threads.
+    const std::int64_t block = L.q_blocks - 1 - unit % L.q_blocks;
+    const std::int64_t rest = unit / L.q_blocks;
+    u.kv_head0 = static_cast<int>(rest % L.head_groups) * L.heads;
+    u.kv_heads = std::min(L.heads, pr.num_kv_heads - u.kv_head0);
+    u.b = rest / L.head_groups;
+    u.i0 = block * L.positions;
+    u.i1 = std::min(pr.q_len, u.i0 + L.positions);
+    return u;
+  }
+
+ private:
+  static UnitLayout make_layout(const detail::Problem& pr) {
+    constexpr int kTargetRows = Tuning::kTargetRows;
+    UnitLayout L;
+    L.group = pr.num_heads / pr.num_kv_heads;
+    L.positions = std::max<std::int64_t>(1, std::min<std::int64_t>(pr.q_len, std::max(1, kTargetRows / L.group)));
+    const std::int64_t rows_per_head = L.positions * L.group;
+    L.heads = static_cast<int>(std::min<std::int64_t>(pr.num_kv_heads, (kTargetRows + rows_per_head - 1) / rows_per_head));
+    L.q_blocks = (pr.q_len + L.positions - 1) / L.positions;
+    L.head_groups = (pr.num_kv_heads + L.heads - 1) / L.heads;
+    return L;
+  }
+
+  // kKeyBlock for one kv head; fewer when a unit packs several heads, so the packed K/V of all of them
+  // stays within L2.
+  static int keys_per_block(const UnitLayout& L) {
+    constexpr int kQuantum = Tuning::kKeyQuantum;
+    const int keys = (Tuning::kKeyBlock / L.heads + kQuantum - 1) / kQuantum * kQuantum;
+    return std::min(Tuning::kKeyBlock, std::max(kQuantum, keys));
+  }
+
+  // Whole vectors, and an odd number of 64-byte lines. A power-of-two stride would put a block's slice of
+  // every row into the same few L1 sets; the P.V tiles re-read that slice for every row tile.
+  static std::int64_t packed_row_stride(int head_dim) {
+    constexpr std::int64_t kLineFloats = Tuning::kLineFloats;
+    const std::int64_t lines = (static_cast<std::int64_t>(head_dim) + kLineFloats - 1) / kLineFloats;
+    return (lines % 2 == 1 ? lines : lines + 1) * kLineFloats;
+  }
+};
+
+}  // namespace kernels
+ALIBI_NAMESPACE_END
+#endif  // per-target guard
