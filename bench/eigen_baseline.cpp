@@ -4,6 +4,8 @@
 
 namespace alibi_bench {
 
-void run_eigen_attention(const AttentionCall& call) { eigen_unfused::attention(call); }
+void run_eigen_attention(const AttentionCall& call) {
+  eigen_unfused::attention(call);
+}
 
 }  // namespace alibi_bench

@@ -24,11 +24,11 @@ using KeyIndexRow = Eigen::Array<float, 1, Eigen::Dynamic>;
 
 inline void attention(const AttentionCall& call) {
   Eigen::setNbThreads(1);
-  const std::int64_t q_len = call.q_len;
-  const std::int64_t kv_len = call.kv_len;
-  const int num_heads = call.num_heads;
-  const int num_kv_heads = call.num_kv_heads;
-  const int head_dim = call.head_dim;
+  const std::int64_t q_len = call.shape.q_len;
+  const std::int64_t kv_len = call.shape.kv_len;
+  const int num_heads = call.shape.num_heads;
+  const int num_kv_heads = call.shape.num_kv_heads;
+  const int head_dim = call.shape.head_dim;
   const int group = num_heads / num_kv_heads;
   const std::int64_t q_pos0 = kv_len - q_len;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
@@ -39,18 +39,18 @@ inline void attention(const AttentionCall& call) {
   const KeyIndexRow key_index = KeyIndexRow::LinSpaced(kv_len, 0.0f, static_cast<float>(kv_len - 1));
   RowMajorMatrix scores(q_len, kv_len);
 
-  for (int b = 0; b < call.batch; ++b) {
+  for (int b = 0; b < call.shape.batch; ++b) {
     for (int h = 0; h < num_heads; ++h) {
       const int kv_head = h / group;
-      const float slope = call.slopes[h];
-      ConstHeadView q(call.q + (static_cast<std::int64_t>(b) * q_len * num_heads + h) * head_dim, q_len,
-                      head_dim, q_stride);
-      ConstHeadView k(call.k + (static_cast<std::int64_t>(b) * kv_len * num_kv_heads + kv_head) * head_dim,
-                      kv_len, head_dim, kv_stride);
-      ConstHeadView v(call.v + (static_cast<std::int64_t>(b) * kv_len * num_kv_heads + kv_head) * head_dim,
-                      kv_len, head_dim, kv_stride);
-      HeadView out(call.out + (static_cast<std::int64_t>(b) * q_len * num_heads + h) * head_dim, q_len,
-                   head_dim, q_stride);
+      const float slope = call.options.slopes[h];
+      ConstHeadView q(call.q + (static_cast<std::int64_t>(b) * q_len * num_heads + h) * head_dim, q_len, head_dim,
+                      q_stride);
+      ConstHeadView k(call.k + (static_cast<std::int64_t>(b) * kv_len * num_kv_heads + kv_head) * head_dim, kv_len,
+                      head_dim, kv_stride);
+      ConstHeadView v(call.v + (static_cast<std::int64_t>(b) * kv_len * num_kv_heads + kv_head) * head_dim, kv_len,
+                      head_dim, kv_stride);
+      HeadView out(call.out + (static_cast<std::int64_t>(b) * q_len * num_heads + h) * head_dim, q_len, head_dim,
+                   q_stride);
 
       scores.noalias() = q * k.transpose();
       for (std::int64_t i = 0; i < q_len; ++i) {

@@ -30,20 +30,7 @@ static_assert(std::is_same<alibi::isa::native, alibi::isa::ALIBI_BENCH_ISA>::val
 namespace alibi_bench {
 
 void ALIBI_BENCH_EXPORT(run_attention_)(const AttentionCall& call) {
-  alibi::AttentionShape shape;
-  shape.batch = call.batch;
-  shape.q_len = call.q_len;
-  shape.kv_len = call.kv_len;
-  shape.num_heads = call.num_heads;
-  shape.num_kv_heads = call.num_kv_heads;
-  shape.head_dim = call.head_dim;
-  alibi::AttentionOptions options;
-  options.mask = alibi::Mask::causal;
-  options.slopes = call.slopes;
-  options.num_threads = call.num_threads;
-  if (call.skip_tolerance >= 0.0f) options.skip_tolerance = call.skip_tolerance;
-  options.key_norms = call.key_norms;
-  alibi::attention<alibi::isa::native>(call.q, call.k, call.v, call.out, shape, options);
+  alibi::attention<alibi::isa::native>(call.q, call.k, call.v, call.out, call.shape, call.options);
 }
 
 // ---- FMA peak: independent accumulator chains that never touch memory ---------------------------------
@@ -134,7 +121,9 @@ float ALIBI_BENCH_EXPORT(fma_chains_)(std::int64_t rounds, float seed) {
 }
 #endif
 
-std::int64_t ALIBI_BENCH_EXPORT(fma_flops_per_round_)() { return kFlopsPerRound; }
+std::int64_t ALIBI_BENCH_EXPORT(fma_flops_per_round_)() {
+  return kFlopsPerRound;
+}
 
 // ---- Streaming read: four independent sums so the adds never limit the load rate -------------------
 

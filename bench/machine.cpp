@@ -87,7 +87,8 @@ double fma_peak_gflops(const IsaVariant& isa) {
     g_sink = g_sink + isa.fma_chains(rounds, 1.0f);
     const double elapsed = thread_cpu_seconds() - start;
     if (elapsed > 0.005) {
-      rounds = std::max<std::int64_t>(rounds, static_cast<std::int64_t>(static_cast<double>(rounds) * (0.04 / elapsed)));
+      rounds =
+          std::max<std::int64_t>(rounds, static_cast<std::int64_t>(static_cast<double>(rounds) * (0.04 / elapsed)));
       break;
     }
     rounds *= 4;
@@ -141,6 +142,8 @@ double read_bandwidth_gbs(int threads) {
   return best * 1e-9;
 }
 
-int hardware_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+int hardware_threads() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 
 }  // namespace alibi_bench

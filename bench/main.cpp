@@ -36,7 +36,7 @@ struct Variant {
 };
 
 constexpr float kNoSkipping = 0.0f;
-constexpr float kDefaultSkipping = -1.0f;  // AttentionCall: keep alibi's default skip_tolerance
+constexpr float kDefaultSkipping = alibi::AttentionOptions{}.skip_tolerance;  // the shipped default
 
 const std::vector<float>& default_slopes(int num_heads) {
   static std::map<int, std::vector<float>> cache;
@@ -71,9 +71,13 @@ Variant eigen_variant() {
 #endif
 }
 
-Variant naive_variant() { return Variant{"naive", run_naive_attention, nullptr, false}; }
+Variant naive_variant() {
+  return Variant{"naive", run_naive_attention, nullptr, false};
+}
 
-std::string eigen_key(const Shape& shape) { return "eigen/" + shape.key(); }
+std::string eigen_key(const Shape& shape) {
+  return "eigen/" + shape_key(shape);
+}
 
 /// Seconds of one Eigen call on this shape: recorded by the eigen variant of the same family when it ran
 /// before, measured once here otherwise.
@@ -81,7 +85,7 @@ double eigen_seconds(const Shape& shape) {
   return reference_seconds(eigen_key(shape), [&] {
     Tensors& tensors = tensors_for(shape);
     AttentionCall call = make_call(shape, tensors, tensors.out.data());
-    call.slopes = default_slopes(shape.num_heads).data();
+    call.options.slopes = default_slopes(shape.num_heads).data();
     eigen_variant().run(call);
   });
 }
@@ -110,10 +114,12 @@ double run_variant(benchmark::State& state, const Variant& variant, const Shape&
                    float skip_tolerance, const float* slopes = nullptr, bool cached_norms = false) {
   Tensors& tensors = tensors_for(shape);
   AttentionCall call = make_call(shape, tensors, tensors.out.data());
-  if (cached_norms) call.key_norms = key_norms_for(shape);
-  call.num_threads = num_threads;
-  call.skip_tolerance = skip_tolerance;
-  call.slopes = slopes != nullptr ? slopes : variant.is_alibi_kernel ? nullptr : default_slopes(shape.num_heads).data();
+  if (cached_norms) call.options.key_norms = key_norms_for(shape);
+  call.options.num_threads = num_threads;
+  call.options.skip_tolerance = skip_tolerance;
+  call.options.slopes = slopes != nullptr         ? slopes
+                        : variant.is_alibi_kernel ? nullptr
+                                                  : default_slopes(shape.num_heads).data();
   try {
     return timed_loop(state, [&] { variant.run(call); });
   } catch (const std::exception& error) {
@@ -127,8 +133,7 @@ void set_flop_counters(benchmark::State& state, const Variant& variant, const Sh
   const double gflops = attention_flops(shape) / seconds * 1e-9;
   state.counters["GFLOPs"] = gflops;
   if (variant.isa != nullptr) state.counters["peak_frac"] = gflops / (fma_peak_gflops(*variant.isa) * num_threads);
-  if (eigen_available() && variant.name != "eigen")
-    state.counters["speedup_vs_eigen"] = eigen_seconds(shape) / seconds;
+  if (eigen_available() && variant.name != "eigen") state.counters["speedup_vs_eigen"] = eigen_seconds(shape) / seconds;
 }
 
 double max_relative_error(const std::vector<float>& result, const std::vector<float>& reference) {
@@ -142,14 +147,14 @@ double max_relative_error(const std::vector<float>& result, const std::vector<fl
 
 const std::vector<float>& naive_output(const Shape& shape) {
   static std::map<std::string, std::vector<float>> cache;
-  auto found = cache.find(shape.key());
+  auto found = cache.find(shape_key(shape));
   if (found != cache.end()) return found->second;
   Tensors& tensors = tensors_for(shape);
   std::vector<float> out(tensors.out.size());
   AttentionCall call = make_call(shape, tensors, out.data());
-  call.slopes = default_slopes(shape.num_heads).data();
+  call.options.slopes = default_slopes(shape.num_heads).data();
   run_naive_attention(call);
-  return cache.emplace(shape.key(), std::move(out)).first->second;
+  return cache.emplace(shape_key(shape), std::move(out)).first->second;
 }
 
 benchmark::internal::Benchmark* add(const std::string& name, std::function<void(benchmark::State&)> body) {
@@ -222,20 +227,23 @@ void register_threads() {
     for (int threads : thread_counts()) {
       add("threads/" + variant.name + prefill_suffix(shape) + "/threads:" + std::to_string(threads),
           [=](benchmark::State& state) {
-            const std::string one_thread_key = variant.name + "/threads:1/" + shape.key();
+            const std::string one_thread_key = variant.name + "/threads:1/" + shape_key(shape);
             const double seconds = run_variant(state, variant, shape, threads, kNoSkipping);
             if (seconds <= 0.0) return;
             if (threads == 1) record_reference(one_thread_key, seconds);
             const double gflops = attention_flops(shape) / seconds * 1e-9;
             state.counters["GFLOPs"] = gflops;
             state.counters["peak_frac"] = gflops / (fma_peak_gflops(*variant.isa) * threads);
-            state.counters["speedup_vs_1thread"] = reference_seconds(one_thread_key, [&] {
-              Tensors& tensors = tensors_for(shape);
-              AttentionCall call = make_call(shape, tensors, tensors.out.data());
-              call.num_threads = 1;
-              call.skip_tolerance = kNoSkipping;
-              variant.run(call);
-            }) / seconds;
+            state.counters["speedup_vs_1thread"] =
+                reference_seconds(one_thread_key,
+                                  [&] {
+                                    Tensors& tensors = tensors_for(shape);
+                                    AttentionCall call = make_call(shape, tensors, tensors.out.data());
+                                    call.options.num_threads = 1;
+                                    call.options.skip_tolerance = kNoSkipping;
+                                    variant.run(call);
+                                  }) /
+                seconds;
           });
     }
   }
@@ -269,23 +277,25 @@ void register_skip_pair(const std::string& family, const std::string& suffix, co
                         const Shape& shape, const float* slopes, bool cached_norms = false) {
   const std::string unskipped_key = family + "/" + variant.name + suffix + "/tol:0";
   for (bool skipping : {false, true}) {
-    add(family + "/" + variant.name + suffix + (skipping ? "/tol:default" : "/tol:0"),
-        [=](benchmark::State& state) {
-          const float tolerance = skipping ? kDefaultSkipping : kNoSkipping;
-          const double seconds = run_variant(state, variant, shape, 1, tolerance, slopes, skipping && cached_norms);
-          if (seconds <= 0.0) return;
-          if (!skipping) {
-            record_reference(unskipped_key, seconds);
-            return;
-          }
-          state.counters["speedup_vs_noskip"] = reference_seconds(unskipped_key, [&] {
-            Tensors& tensors = tensors_for(shape);
-            AttentionCall call = make_call(shape, tensors, tensors.out.data());
-            call.slopes = slopes;
-            call.skip_tolerance = kNoSkipping;
-            variant.run(call);
-          }) / seconds;
-        });
+    add(family + "/" + variant.name + suffix + (skipping ? "/tol:default" : "/tol:0"), [=](benchmark::State& state) {
+      const float tolerance = skipping ? kDefaultSkipping : kNoSkipping;
+      const double seconds = run_variant(state, variant, shape, 1, tolerance, slopes, skipping && cached_norms);
+      if (seconds <= 0.0) return;
+      if (!skipping) {
+        record_reference(unskipped_key, seconds);
+        return;
+      }
+      state.counters["speedup_vs_noskip"] = reference_seconds(unskipped_key,
+                                                              [&] {
+                                                                Tensors& tensors = tensors_for(shape);
+                                                                AttentionCall call =
+                                                                    make_call(shape, tensors, tensors.out.data());
+                                                                call.options.slopes = slopes;
+                                                                call.options.skip_tolerance = kNoSkipping;
+                                                                variant.run(call);
+                                                              }) /
+                                            seconds;
+    });
   }
 }
 
@@ -299,8 +309,8 @@ void register_skip() {
     register_skip_pair("skip_decode", "/q:1/kv:65536/heads:32/kv_heads:8/dim:64", variant, decode, nullptr);
     // The same decode with the key norm bounds a KV cache keeps (AttentionOptions::key_norms): skipped keys
     // are then never read.
-    register_skip_pair("skip_decode_cached_norms", "/q:1/kv:65536/heads:32/kv_heads:8/dim:64", variant, decode,
-                       nullptr, true);
+    register_skip_pair("skip_decode_cached_norms", "/q:1/kv:65536/heads:32/kv_heads:8/dim:64", variant, decode, nullptr,
+                       true);
     // Per head: one head at a time with that head's default slope; 1 - 1/speedup approximates the share
     // of the head's work the bound removed.
     const std::vector<float>& slopes = default_slopes(8);
@@ -329,8 +339,8 @@ void add_machine_context() {
     std::snprintf(text, sizeof text, "%.2f", read_bandwidth_gbs(threads));
     benchmark::AddCustomContext("alibi_read_bandwidth_gbs_threads_" + std::to_string(threads), text);
   }
-  benchmark::AddCustomContext("alibi_eigen_baseline", eigen_available() ? ALIBI_BENCH_EIGEN_ISA_NAME " build, 1 thread"
-                                                                       : "not available");
+  benchmark::AddCustomContext("alibi_eigen_baseline",
+                              eigen_available() ? ALIBI_BENCH_EIGEN_ISA_NAME " build, 1 thread" : "not available");
 }
 
 }  // namespace

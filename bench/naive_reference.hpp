@@ -11,11 +11,11 @@
 namespace alibi_bench {
 
 inline void run_naive_attention(const AttentionCall& call) {
-  const std::int64_t q_len = call.q_len;
-  const std::int64_t kv_len = call.kv_len;
-  const int num_heads = call.num_heads;
-  const int num_kv_heads = call.num_kv_heads;
-  const int head_dim = call.head_dim;
+  const std::int64_t q_len = call.shape.q_len;
+  const std::int64_t kv_len = call.shape.kv_len;
+  const int num_heads = call.shape.num_heads;
+  const int num_kv_heads = call.shape.num_kv_heads;
+  const int head_dim = call.shape.head_dim;
   const int group = num_heads / num_kv_heads;
   const std::int64_t q_pos0 = kv_len - q_len;
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
@@ -24,7 +24,7 @@ inline void run_naive_attention(const AttentionCall& call) {
   double* logits = logits_storage.data();
   double* accumulated = accumulated_storage.data();
 
-  for (int b = 0; b < call.batch; ++b) {
+  for (int b = 0; b < call.shape.batch; ++b) {
     for (std::int64_t i = 0; i < q_len; ++i) {
       const std::int64_t position = q_pos0 + i;
       const std::int64_t visible = position < 0 ? 0 : std::min(position + 1, kv_len);
@@ -40,7 +40,7 @@ inline void run_naive_attention(const AttentionCall& call) {
           const float* k = key_row(call.k, j);
           double dot = 0.0;
           for (int d = 0; d < head_dim; ++d) dot += static_cast<double>(q[d]) * k[d];
-          logits[j] = dot * scale - static_cast<double>(call.slopes[h]) * static_cast<double>(position - j);
+          logits[j] = dot * scale - static_cast<double>(call.options.slopes[h]) * static_cast<double>(position - j);
           row_max = std::max(row_max, logits[j]);
         }
         std::fill(accumulated, accumulated + head_dim, 0.0);

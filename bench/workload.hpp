@@ -6,26 +6,26 @@
 #include <string>
 #include <vector>
 
+#include "alibi/types.hpp"
 #include "variants.hpp"
 
 namespace alibi_bench {
 
-/// One causal ALiBi attention problem; the queries sit on the last q_len key positions.
-struct Shape {
-  int batch = 1;
-  std::int64_t q_len = 0;
-  std::int64_t kv_len = 0;
-  int num_heads = 0;
-  int num_kv_heads = 0;
-  int head_dim = 0;
+/// One causal ALiBi attention problem; the queries sit on the last q_len key positions. Written
+/// {batch, q_len, kv_len, num_heads, num_kv_heads, head_dim}.
+using Shape = alibi::AttentionShape;
 
-  std::string key() const {
-    return std::to_string(batch) + "x" + std::to_string(q_len) + "x" + std::to_string(kv_len) + "x" +
-           std::to_string(num_heads) + "/" + std::to_string(num_kv_heads) + "x" + std::to_string(head_dim);
-  }
-  std::int64_t q_elements() const { return batch * q_len * num_heads * head_dim; }
-  std::int64_t kv_elements() const { return batch * kv_len * num_kv_heads * head_dim; }
-};
+inline std::string shape_key(const Shape& shape) {
+  return std::to_string(shape.batch) + "x" + std::to_string(shape.q_len) + "x" + std::to_string(shape.kv_len) + "x" +
+         std::to_string(shape.num_heads) + "/" + std::to_string(shape.num_kv_heads) + "x" +
+         std::to_string(shape.head_dim);
+}
+inline std::int64_t q_elements(const Shape& shape) {
+  return shape.batch * shape.q_len * shape.num_heads * shape.head_dim;
+}
+inline std::int64_t kv_elements(const Shape& shape) {
+  return shape.batch * shape.kv_len * shape.num_kv_heads * shape.head_dim;
+}
 
 /// Keys visible to all query rows of one (batch, head) under the causal mask.
 inline std::int64_t visible_keys(const Shape& shape) {
@@ -46,7 +46,7 @@ inline double attention_flops(const Shape& shape) {
 
 /// K and V bytes a kernel must stream: each kv head's keys and values once.
 inline double kv_bytes(const Shape& shape) {
-  return 2.0 * sizeof(float) * static_cast<double>(shape.kv_elements());
+  return 2.0 * sizeof(float) * static_cast<double>(kv_elements(shape));
 }
 
 /// Deterministic N(0, 1) floats (splitmix64 + Box-Muller); fast enough for hundreds of MiB.
@@ -79,16 +79,16 @@ struct Tensors {
 /// function several times (iteration probing, repetitions); one cached shape keeps memory bounded.
 inline Tensors& tensors_for(const Shape& shape) {
   static Tensors cached;
-  if (cached.key != shape.key()) {
+  if (cached.key != shape_key(shape)) {
     cached = Tensors{};  // release the previous shape's memory before allocating the next
-    cached.q.resize(static_cast<std::size_t>(shape.q_elements()));
-    cached.k.resize(static_cast<std::size_t>(shape.kv_elements()));
-    cached.v.resize(static_cast<std::size_t>(shape.kv_elements()));
-    cached.out.assign(static_cast<std::size_t>(shape.q_elements()), 0.0f);
+    cached.q.resize(static_cast<std::size_t>(q_elements(shape)));
+    cached.k.resize(static_cast<std::size_t>(kv_elements(shape)));
+    cached.v.resize(static_cast<std::size_t>(kv_elements(shape)));
+    cached.out.assign(static_cast<std::size_t>(q_elements(shape)), 0.0f);
     fill_standard_normal(cached.q, 1);
     fill_standard_normal(cached.k, 2);
     fill_standard_normal(cached.v, 3);
-    cached.key = shape.key();
+    cached.key = shape_key(shape);
   }
   return cached;
 }
@@ -99,12 +99,8 @@ inline AttentionCall make_call(const Shape& shape, Tensors& tensors, float* out)
   call.k = tensors.k.data();
   call.v = tensors.v.data();
   call.out = out;
-  call.batch = shape.batch;
-  call.q_len = shape.q_len;
-  call.kv_len = shape.kv_len;
-  call.num_heads = shape.num_heads;
-  call.num_kv_heads = shape.num_kv_heads;
-  call.head_dim = shape.head_dim;
+  call.shape = shape;
+  call.options.num_threads = 1;  // a benchmark asks for more threads where it means it
   return call;
 }
 

@@ -9,7 +9,7 @@
 // calls a test function only after the CPU check passed; otherwise the test is reported as skipped.
 //
 //   ALIBI_ISA_TEST(Name) { ... Isa ... }   a test templated on the ISA tag, run for every ISA this
-//                                          binary's flags allow (alibi::isa::X::compiled)
+//                                          binary's flags allow (alibi::isa::compiled<X>)
 //   ALIBI_TEST(Suite, Name) { ... }        a test that does not depend on an ISA tag
 // Each source lists its tests once more in its table at the end; a static_assert there compares the list
 // with the number of macros used (__COUNTER__), so a test cannot be defined and silently never run.

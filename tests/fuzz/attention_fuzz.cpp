@@ -16,7 +16,7 @@
 // lists the bugs to steer around (comma-separated):
 //   fp32_overflow_rows  rows whose logits may leave the float range are only checked for finiteness and
 //                       the convex-combination bound (oracle.hpp CheckOptions)
-//   window_overflow     window = INT64_MAX becomes INT64_MAX / 2 (attention_impl.hpp computed window * 2)
+//   window_overflow     window = INT64_MAX becomes INT64_MAX / 2 (the library computed window * 2)
 //   nan_dropped         rows that see a NaN may come out finite (a row whose first visited logits are all
 //                       NaN gave zeros)
 //   tiny_key_norms      calls with keys below 2^-63 in magnitude (squares that underflow in fp32) get
@@ -39,9 +39,9 @@
 #include <string>
 #include <vector>
 
-#include "alibi/alibi.hpp"
 #include "../reliability/kernel_entry.hpp"
 #include "../reliability/oracle.hpp"
+#include "alibi/alibi.hpp"
 
 #if !(defined(__AVX2__) && defined(__FMA__))
 #error "build the fuzz target with -mavx2 -mfma so the AVX2 kernel is fuzzed too"
@@ -114,6 +114,7 @@ Tensor make_tensor(std::int64_t count, bool misaligned) {
 
 // The deliberate contract violations (0 = none); some turn out valid for the decoded shape, which the
 // oracle's verdict then says.
+// clang-format off
 enum Violation : int {
   kNone = 0,
   kNegativeBatch, kNegativeQLen, kNegativeKvLen, kZeroHeads, kNegativeHeads, kZeroKvHeads, kKvHeadsNotDividing,
@@ -123,6 +124,7 @@ enum Violation : int {
   kMaskOutOfRange, kMaskNegative, kScaleNaN, kScaleInf, kSkipNegative, kSkipNaN, kSkipInf, kSlopeNonFinite,
   kViolationCount
 };
+// clang-format on
 
 struct Stats {
   std::uint64_t calls = 0, rejected = 0, accepted = 0, rows = 0, rows_checked = 0, rows_nonfinite = 0,
@@ -153,102 +155,116 @@ void run_one(FuzzedDataProvider& in) {
   const bool null_empty_tensors = flags & 0x100;
 
   Call c;
-  c.batch = in.ConsumeIntegralInRange(0, kMaxBatch);
-  c.q_len = in.ConsumeIntegralInRange(0, kMaxLen);
-  c.kv_len = in.ConsumeIntegralInRange(0, kMaxLen);
-  c.num_kv_heads = in.ConsumeIntegralInRange(1, kMaxHeads);
-  c.num_heads = c.num_kv_heads * in.ConsumeIntegralInRange(1, kMaxHeads / c.num_kv_heads);
-  c.head_dim = in.ConsumeIntegralInRange(1, kMaxHeadDim);
-  c.mask = in.ConsumeBool() ? 1 : 0;
+  c.shape.batch = in.ConsumeIntegralInRange(0, kMaxBatch);
+  c.shape.q_len = in.ConsumeIntegralInRange(0, kMaxLen);
+  c.shape.kv_len = in.ConsumeIntegralInRange(0, kMaxLen);
+  c.shape.num_kv_heads = in.ConsumeIntegralInRange(1, kMaxHeads);
+  c.shape.num_heads = c.shape.num_kv_heads * in.ConsumeIntegralInRange(1, kMaxHeads / c.shape.num_kv_heads);
+  c.shape.head_dim = in.ConsumeIntegralInRange(1, kMaxHeadDim);
+  c.options.mask = in.ConsumeBool() ? alibi::Mask::bidirectional : alibi::Mask::causal;
   {
     const auto w = in.ConsumeIntegral<std::uint8_t>();
-    c.window = w < 128 ? 0 : w < 250 ? w % 45 : w == 250 ? INT64_MAX : w == 251 ? (std::int64_t{1} << 40) : w - 250;
-    if (c.window == INT64_MAX && avoiding("window_overflow")) c.window = INT64_MAX / 2;
+    c.options.window = w < 128    ? 0
+                       : w < 250  ? w % 45
+                       : w == 250 ? INT64_MAX
+                       : w == 251 ? (std::int64_t{1} << 40)
+                                  : w - 250;
+    if (c.options.window == INT64_MAX && avoiding("window_overflow")) c.options.window = INT64_MAX / 2;
   }
   {
     const auto p = in.ConsumeIntegral<std::uint8_t>();
-    c.q_pos0 = p < 128 ? -1 : p < 240 ? p % 90 : p == 240 ? INT64_MAX - c.q_len : p == 241 ? (std::int64_t{1} << 40)
-             : p == 242 ? 0x1000000 + p : p == 243 ? c.kv_len : c.kv_len + (p - 243);
+    c.options.q_pos0 = p < 128    ? -1
+                       : p < 240  ? p % 90
+                       : p == 240 ? INT64_MAX - c.shape.q_len
+                       : p == 241 ? (std::int64_t{1} << 40)
+                       : p == 242 ? 0x1000000 + p
+                       : p == 243 ? c.shape.kv_len
+                                  : c.shape.kv_len + (p - 243);
   }
-  c.num_threads = in.ConsumeIntegralInRange(0, 2);
+  c.options.num_threads = in.ConsumeIntegralInRange(0, 2);
   {
     const auto s = in.ConsumeIntegral<std::uint8_t>();
-    const float table[] = {0.0f, -0.0f, 1.0f, 0.5f, -1.0f, 1e-3f, 1e3f, 1e-30f, 1e30f, 3e38f, FLT_TRUE_MIN, -1e19f,
-                           FLT_MAX, 0.125f, 8.0f, 1e6f};
-    c.scale = s < 96 ? 0.0f : s < 240 ? table[s % 16] : from_bits(in.ConsumeIntegral<std::uint32_t>());
+    const float table[] = {0.0f,  -0.0f, 1.0f,         0.5f,   -1.0f,   1e-3f,  1e3f, 1e-30f,
+                           1e30f, 3e38f, FLT_TRUE_MIN, -1e19f, FLT_MAX, 0.125f, 8.0f, 1e6f};
+    c.options.scale = s < 96 ? 0.0f : s < 240 ? table[s % 16] : from_bits(in.ConsumeIntegral<std::uint32_t>());
   }
   {
     const auto t = in.ConsumeIntegral<std::uint8_t>();
     const float table[] = {0x1p-24f, 0.0f, 1e-7f, 1e-5f, 1e-3f, 0.1f, 10.0f, FLT_MAX, -0.0f, FLT_TRUE_MIN};
-    c.skip_tolerance = t < 128 ? 0x1p-24f : table[t % 10];
+    c.options.skip_tolerance = t < 128 ? 0x1p-24f : table[t % 10];
   }
   std::vector<float> slopes;
   if (custom_slopes) {
-    const float table[] = {0.5f, 0.0625f, 0.0f, -0.0f, -0.5f, 1.0f, 4.0f, 100.0f, 1e4f, 1e30f, 3e38f, -3e38f,
-                           -1e30f, FLT_TRUE_MIN, 0x1p-8f, 20.0f};
-    for (int h = 0; h < c.num_heads; ++h) slopes.push_back(table[in.ConsumeIntegral<std::uint8_t>() % 16]);
+    const float table[] = {0.5f, 0.0625f, 0.0f,  -0.0f,  -0.5f,  1.0f,         4.0f,    100.0f,
+                           1e4f, 1e30f,   3e38f, -3e38f, -1e30f, FLT_TRUE_MIN, 0x1p-8f, 20.0f};
+    for (int h = 0; h < c.shape.num_heads; ++h) slopes.push_back(table[in.ConsumeIntegral<std::uint8_t>() % 16]);
   }
   const auto violation = static_cast<Violation>(in.ConsumeIntegralInRange(0, 2 * kViolationCount) % kViolationCount *
                                                 (in.ConsumeBool() ? 1 : 0));
   const auto violation_detail = in.ConsumeIntegral<std::uint8_t>();
 
   // Shape violations first: the tensors are sized from the final shape.
+  // clang-format off
   switch (violation) {
-    case kNegativeBatch: c.batch = -1 - violation_detail % 3; break;
-    case kNegativeQLen: c.q_len = -1 - violation_detail; break;
-    case kNegativeKvLen: c.kv_len = violation_detail % 2 ? -1 : INT64_MIN; break;
-    case kZeroHeads: c.num_heads = 0; break;
-    case kNegativeHeads: c.num_heads = -c.num_heads; break;
-    case kZeroKvHeads: c.num_kv_heads = 0; break;
-    case kKvHeadsNotDividing: c.num_kv_heads = c.num_heads + 1 + violation_detail % 3; break;
-    case kZeroHeadDim: c.head_dim = 0; break;
-    case kNegativeHeadDim: c.head_dim = violation_detail % 2 ? -1 : INT_MIN; break;
-    case kNegativeWindow: c.window = violation_detail % 2 ? -1 : INT64_MIN; break;
-    case kQPos0BelowMinusOne: c.q_pos0 = -2 - violation_detail; break;
-    case kQPos0Min: c.q_pos0 = INT64_MIN; break;
-    case kNegativeThreads: c.num_threads = -1 - violation_detail % 2; break;
-    case kHugeQLen: c.q_len = INT64_MAX / (1 + violation_detail % 4); break;
-    case kHugeKvLen: c.kv_len = INT64_MAX / (1 + violation_detail % 4); break;
+    case kNegativeBatch: c.shape.batch = -1 - violation_detail % 3; break;
+    case kNegativeQLen: c.shape.q_len = -1 - violation_detail; break;
+    case kNegativeKvLen: c.shape.kv_len = violation_detail % 2 ? -1 : INT64_MIN; break;
+    case kZeroHeads: c.shape.num_heads = 0; break;
+    case kNegativeHeads: c.shape.num_heads = -c.shape.num_heads; break;
+    case kZeroKvHeads: c.shape.num_kv_heads = 0; break;
+    case kKvHeadsNotDividing: c.shape.num_kv_heads = c.shape.num_heads + 1 + violation_detail % 3; break;
+    case kZeroHeadDim: c.shape.head_dim = 0; break;
+    case kNegativeHeadDim: c.shape.head_dim = violation_detail % 2 ? -1 : INT_MIN; break;
+    case kNegativeWindow: c.options.window = violation_detail % 2 ? -1 : INT64_MIN; break;
+    case kQPos0BelowMinusOne: c.options.q_pos0 = -2 - violation_detail; break;
+    case kQPos0Min: c.options.q_pos0 = INT64_MIN; break;
+    case kNegativeThreads: c.options.num_threads = -1 - violation_detail % 2; break;
+    case kHugeQLen: c.shape.q_len = INT64_MAX / (1 + violation_detail % 4); break;
+    case kHugeKvLen: c.shape.kv_len = INT64_MAX / (1 + violation_detail % 4); break;
     case kProductWrapsToZero:  // 2^32 * 2^16 * 2^16 = 2^64: zero in 64-bit unsigned arithmetic
-      c.q_len = std::int64_t{1} << 32, c.num_kv_heads = 1, c.num_heads = 1 << 16, c.head_dim = 1 << 16;
-      if (c.batch == 0) c.batch = 1;
+      c.shape.q_len = std::int64_t{1} << 32, c.shape.num_kv_heads = 1;
+      c.shape.num_heads = 1 << 16, c.shape.head_dim = 1 << 16;
+      if (c.shape.batch == 0) c.shape.batch = 1;
       break;
     case kProductJustOverLimit:  // PTRDIFF_MAX / 4 + 1 elements: fits in int64, its byte count does not
-      c.batch = 1, c.num_heads = c.num_kv_heads = 1, c.head_dim = 1;
-      (violation_detail % 2 ? c.q_len : c.kv_len) = PTRDIFF_MAX / 4 + 1;
-      if (violation_detail % 2 == 0 && c.q_len == 0) c.q_len = 1;
+      c.shape.batch = 1, c.shape.num_heads = c.shape.num_kv_heads = 1, c.shape.head_dim = 1;
+      (violation_detail % 2 ? c.shape.q_len : c.shape.kv_len) = PTRDIFF_MAX / 4 + 1;
+      if (violation_detail % 2 == 0 && c.shape.q_len == 0) c.shape.q_len = 1;
       break;
     case kQPos0PlusQLenOverflows:  // q_pos0 in (INT64_MAX - q_len, INT64_MAX]
-      if (c.q_len == 0) c.q_len = 1;
-      c.q_pos0 = INT64_MAX - c.q_len + 1 + violation_detail % c.q_len;
+      if (c.shape.q_len == 0) c.shape.q_len = 1;
+      c.options.q_pos0 = INT64_MAX - c.shape.q_len + 1 + violation_detail % c.shape.q_len;
       break;
-    case kMaskOutOfRange: c.mask = 2 + violation_detail; break;
-    case kMaskNegative: c.mask = -1; break;
-    case kScaleNaN: c.scale = std::numeric_limits<float>::quiet_NaN(); break;
-    case kScaleInf: c.scale = violation_detail % 2 ? HUGE_VALF : -HUGE_VALF; break;
-    case kSkipNegative: c.skip_tolerance = violation_detail % 2 ? -1e-3f : -FLT_TRUE_MIN; break;
-    case kSkipNaN: c.skip_tolerance = std::numeric_limits<float>::quiet_NaN(); break;
-    case kSkipInf: c.skip_tolerance = HUGE_VALF; break;
+    case kMaskOutOfRange: c.options.mask = static_cast<alibi::Mask>(2 + violation_detail); break;
+    case kMaskNegative: c.options.mask = static_cast<alibi::Mask>(-1); break;
+    case kScaleNaN: c.options.scale = std::numeric_limits<float>::quiet_NaN(); break;
+    case kScaleInf: c.options.scale = violation_detail % 2 ? HUGE_VALF : -HUGE_VALF; break;
+    case kSkipNegative: c.options.skip_tolerance = violation_detail % 2 ? -1e-3f : -FLT_TRUE_MIN; break;
+    case kSkipNaN: c.options.skip_tolerance = std::numeric_limits<float>::quiet_NaN(); break;
+    case kSkipInf: c.options.skip_tolerance = HUGE_VALF; break;
     case kSlopeNonFinite:
-      if (slopes.empty()) slopes = alibi_reliability::contract_slopes(std::max(1, c.num_heads));
+      if (slopes.empty()) slopes = alibi_reliability::contract_slopes(std::max(1, c.shape.num_heads));
       slopes[violation_detail % slopes.size()] = special_value(violation_detail % 3);  // NaN, +inf, -inf
       break;
     default: break;
   }
+  // clang-format on
   // A caller always passes num_heads slopes (the library may read them all before rejecting a call).
-  if (!slopes.empty() && c.num_heads > static_cast<int>(slopes.size())) slopes.resize(static_cast<std::size_t>(c.num_heads), 0.5f);
-  if (!slopes.empty()) c.slopes = slopes.data();
+  if (!slopes.empty() && c.shape.num_heads > static_cast<int>(slopes.size()))
+    slopes.resize(static_cast<std::size_t>(c.shape.num_heads), 0.5f);
+  if (!slopes.empty()) c.options.slopes = slopes.data();
 
   const alibi_reliability::int128 q_count128 = alibi_reliability::q_elements(c);
   const alibi_reliability::int128 kv_count128 = alibi_reliability::kv_elements(c);
-  const bool real_memory = q_count128 >= 0 && kv_count128 >= 0 && q_count128 <= kMaxRealElements &&
-                           kv_count128 <= kMaxRealElements;
+  const bool real_memory =
+      q_count128 >= 0 && kv_count128 >= 0 && q_count128 <= kMaxRealElements && kv_count128 <= kMaxRealElements;
   // Oversized or negative shapes get small stand-in tensors: validation must reject before any access.
   const std::int64_t q_count = real_memory ? static_cast<std::int64_t>(q_count128) : 16;
   const std::int64_t kv_count = real_memory ? static_cast<std::int64_t>(kv_count128) : 16;
 
   // ---- tensors (q, k, v, then one block for out; the overlap violations share a block)
-  Tensor q = make_tensor(q_count, misaligned), k = make_tensor(kv_count, misaligned), v = make_tensor(kv_count, misaligned);
+  Tensor q = make_tensor(q_count, misaligned), k = make_tensor(kv_count, misaligned),
+         v = make_tensor(kv_count, misaligned);
   Tensor out_block;
   float* out = nullptr;
   const std::int64_t shift = 1 + violation_detail % std::max<std::int64_t>(1, std::min(q_count, kv_count));
@@ -334,6 +350,7 @@ void run_one(FuzzedDataProvider& in) {
     if (q_count == 0) c.q = nullptr, c.out = nullptr;
     if (kv_count == 0) c.k = nullptr, c.v = nullptr;
   }
+  // clang-format off
   switch (violation) {
     case kNullQ: c.q = nullptr; break;
     case kNullK: c.k = nullptr; break;
@@ -341,6 +358,7 @@ void run_one(FuzzedDataProvider& in) {
     case kNullOut: c.out = nullptr; break;
     default: break;
   }
+  // clang-format on
 
   // ---- the oracle's verdict
   std::string reason;
@@ -353,13 +371,8 @@ void run_one(FuzzedDataProvider& in) {
     tiny_keys |= k.data[n] != 0.0f && std::fabs(k.data[n]) < 0x1p-63f;
   const int norms_mode = key_norm_mode == 0 && tiny_keys && avoiding("tiny_key_norms") ? 1 : key_norm_mode;
   if (verdict == Verdict::accept && real_memory && norms_mode != 0 && kv_count > 0) {
-    key_norms.resize(static_cast<std::size_t>(c.batch * c.kv_len * c.num_kv_heads));
-    alibi::AttentionShape shape;
-    shape.batch = c.batch;
-    shape.kv_len = c.kv_len;
-    shape.num_kv_heads = c.num_kv_heads;
-    shape.head_dim = c.head_dim;
-    alibi::key_norms(c.k, shape, key_norms.data());
+    key_norms.resize(static_cast<std::size_t>(c.shape.batch * c.shape.kv_len * c.shape.num_kv_heads));
+    alibi::key_norms(c.k, c.shape, key_norms.data());
     for (std::size_t n = 0; n < key_norms.size(); ++n) {
       if (norms_mode == 3) key_norms[n] *= 2.0f;  // looser bounds are still bounds
       if (norms_mode == 2 && (n + violation_detail) % 3 == 0) {
@@ -370,7 +383,7 @@ void run_one(FuzzedDataProvider& in) {
         key_norms[n] = replacement;
       }
     }
-    c.key_norms = key_norms.data();
+    c.options.key_norms = key_norms.data();
   }
 
   // ---- the call
@@ -387,7 +400,9 @@ void run_one(FuzzedDataProvider& in) {
 
   if (std::getenv("ALIBI_FUZZ_VERBOSE") != nullptr)
     std::fprintf(stderr, "alibi fuzz: %s kernel, %s%s, %s values%s: %s\n", isa_name,
-                 verdict == Verdict::reject ? "expect rejection: " : verdict == Verdict::either ? "may reject" : "expect success",
+                 verdict == Verdict::reject   ? "expect rejection: "
+                 : verdict == Verdict::either ? "may reject"
+                                              : "expect success",
                  reason.c_str(), raw_values ? "raw" : "decoded", any_nonfinite ? " with NaN/inf" : "",
                  alibi_reliability::describe(c).c_str());
   ++g_stats.calls;
@@ -407,8 +422,7 @@ void run_one(FuzzedDataProvider& in) {
   }
 
   // ---- what the contract requires
-  if (!out_before.empty() &&
-      (threw || verdict == Verdict::reject) &&
+  if (!out_before.empty() && (threw || verdict == Verdict::reject) &&
       std::memcmp(out_before.data(), out_block.data, out_before.size()) != 0)
     fail(c, isa_name, "a rejected call wrote to out (" + reason + ")");
   for (int t = 0; t < 3; ++t)

@@ -38,7 +38,7 @@ std::vector<Scenario> scenarios() {
   list.push_back({"causal", s});
   s.window = 4;
   list.push_back({"causal_window", s});
-  s.mask = 1, s.window = 0;
+  s.mask = Mask::bidirectional, s.window = 0;
   list.push_back({"bidirectional", s});
   s.window = 3;
   list.push_back({"bidirectional_window", s});
@@ -54,7 +54,9 @@ std::vector<Scenario> scenarios() {
 }
 
 enum Tensor { kQ, kK, kV };
-const char* tensor_name(Tensor t) { return t == kQ ? "q" : t == kK ? "k" : "v"; }
+const char* tensor_name(Tensor t) {
+  return t == kQ ? "q" : t == kK ? "k" : "v";
+}
 
 struct Element {
   std::int64_t b, row;  // row: query row i (q) or key row j (k, v)
@@ -64,11 +66,11 @@ struct Element {
 
 // The elements to poison, spread over batches, first/last rows and heads, and head_dim tails.
 std::vector<Element> elements(const Call& c, Tensor t) {
-  const std::int64_t rows = t == kQ ? c.q_len : c.kv_len;
-  const int heads = t == kQ ? c.num_heads : c.num_kv_heads;
+  const std::int64_t rows = t == kQ ? c.shape.q_len : c.shape.kv_len;
+  const int heads = t == kQ ? c.shape.num_heads : c.shape.num_kv_heads;
   return {{0, 0, 0, 0},
-          {c.batch - 1, rows - 1, heads - 1, c.head_dim - 1},
-          {c.batch - 1, rows / 2, heads / 2, c.head_dim / 2},
+          {c.shape.batch - 1, rows - 1, heads - 1, c.shape.head_dim - 1},
+          {c.shape.batch - 1, rows / 2, heads / 2, c.shape.head_dim / 2},
           {0, rows - 2 >= 0 ? rows - 2 : 0, heads - 1, 0}};
 }
 
@@ -81,15 +83,15 @@ bool row_sees(const Call& c, Tensor t, const Element& e, std::int64_t b, std::in
     visible_interval(c, int128{resolved_q_pos0(c)} + i, lo, hi);
     return i == e.row && h == e.head && lo < hi;
   }
-  if (h / (c.num_heads / c.num_kv_heads) != e.head) return false;
+  if (h / (c.shape.num_heads / c.shape.num_kv_heads) != e.head) return false;
   return contract_visible(c, int128{resolved_q_pos0(c)} + i, e.row);
 }
 
 float* element_address(Problem& p, Tensor t, const Element& e) {
   const Call& c = p.call;
-  if (t == kQ) return p.q() + ((e.b * c.q_len + e.row) * c.num_heads + e.head) * c.head_dim + e.d;
+  if (t == kQ) return p.q() + ((e.b * c.shape.q_len + e.row) * c.shape.num_heads + e.head) * c.shape.head_dim + e.d;
   float* base = t == kK ? p.k() : p.v();
-  return base + ((e.b * c.kv_len + e.row) * c.num_kv_heads + e.head) * c.head_dim + e.d;
+  return base + ((e.b * c.shape.kv_len + e.row) * c.shape.num_kv_heads + e.head) * c.shape.head_dim + e.d;
 }
 
 // Rows that do not see a poisoned element but came out with other bits (recomputed): reported, not failed.
@@ -100,14 +102,15 @@ void report_poison_counts() {
   ::testing::Test::RecordProperty("poisoned_calls", g_poisoned_calls);
   ::testing::Test::RecordProperty("rows_seeing_poison", g_rows_seeing);
   ::testing::Test::RecordProperty("other_rows_recomputed", g_rows_recomputed);
-  std::printf("  %d calls with a poisoned element, %d rows saw it, %d other rows were recomputed (same value, other bits)\n",
-              g_poisoned_calls, g_rows_seeing, g_rows_recomputed);
+  std::printf(
+      "  %d calls with a poisoned element, %d rows saw it, %d other rows were recomputed (same value, other bits)\n",
+      g_poisoned_calls, g_rows_seeing, g_rows_recomputed);
   g_rows_recomputed = g_rows_seeing = g_poisoned_calls = 0;
 }
 
 void check_poisoned(const Kernel& kernel, const Scenario& scenario, Tensor t, float poison, float skip_tolerance) {
   Problem p = make_problem(scenario.shape, 21);
-  p.call.skip_tolerance = skip_tolerance;
+  p.call.options.skip_tolerance = skip_tolerance;
   ASSERT_NO_THROW(kernel.attention(p.call));
   ASSERT_EQ(check_output(p.call, p.call.out), "") << "clean inputs";
   const std::vector<float> clean = p.output();
@@ -122,23 +125,23 @@ void check_poisoned(const Kernel& kernel, const Scenario& scenario, Tensor t, fl
     ASSERT_NO_THROW(kernel.attention(p.call));
     int rows_seeing = 0;
     std::string lost_nan;  // first row that sees the NaN but came out finite
-    for (std::int64_t b = 0; b < c.batch; ++b)
-      for (std::int64_t i = 0; i < c.q_len; ++i)
-        for (int h = 0; h < c.num_heads; ++h) {
-          const std::int64_t at = ((b * c.q_len + i) * c.num_heads + h) * c.head_dim;
+    for (std::int64_t b = 0; b < c.shape.batch; ++b)
+      for (std::int64_t i = 0; i < c.shape.q_len; ++i)
+        for (int h = 0; h < c.shape.num_heads; ++h) {
+          const std::int64_t at = ((b * c.shape.q_len + i) * c.shape.num_heads + h) * c.shape.head_dim;
           const float* got = c.out + at;
           if (!row_sees(c, t, e, b, i, h)) {
             // Finite, and (check_output below) as accurate as before. Not necessarily the same bits: a row
             // that shares a kernel tile with one that sees an inf value can pick up 0 * inf = NaN, and is
             // then recomputed exactly in double (Note [non-finite rows]).
-            ASSERT_TRUE(all_finite(got, c.head_dim))
-                << "row [b=" << b << "][i=" << i << "][h=" << h << "] does not see the poisoned element but is not finite";
-            if (!bitwise_equal(got, clean.data() + at, c.head_dim)) ++g_rows_recomputed;
+            ASSERT_TRUE(all_finite(got, c.shape.head_dim)) << "row [b=" << b << "][i=" << i << "][h=" << h
+                                                           << "] does not see the poisoned element but is not finite";
+            if (!bitwise_equal(got, clean.data() + at, c.shape.head_dim)) ++g_rows_recomputed;
             continue;
           }
           ++rows_seeing;
           // NaN is never absorbed: a row that reads it (nothing skipped) reports it.
-          if (std::isnan(poison) && skip_tolerance == 0.0f && all_finite(got, c.head_dim) && lost_nan.empty())
+          if (std::isnan(poison) && skip_tolerance == 0.0f && all_finite(got, c.shape.head_dim) && lost_nan.empty())
             lost_nan = row_name(b, i, h);
         }
     EXPECT_EQ(lost_nan, "") << "this row sees a NaN (nothing skipped) but came out finite";
@@ -186,7 +189,7 @@ void expect_matches_oracle(const Kernel& kernel, Problem& p) {
 // q and k ~ 1e19: q.k ~ 1e38 * sqrt(D), beyond FLT_MAX for many pairs.
 TEST_P(BadValues, HugeFiniteQueriesAndKeysGiveFiniteCorrectOutputs) {
   ALIBI_SKIP_UNLESS_CPU();
-  for (int mask : {0, 1}) {
+  for (Mask mask : {Mask::causal, Mask::bidirectional}) {
     ShapeSpec s;
     s.q_len = 19, s.kv_len = 31, s.num_heads = 4, s.num_kv_heads = 2, s.head_dim = 16, s.mask = mask;
     Problem p = make_problem(s, 31);
@@ -206,7 +209,7 @@ TEST_P(BadValues, AllLogitsBelowFloatRangeStillGiveTheSoftmax) {
   for (std::int64_t n = 0; n < p.q_count(); ++n) p.q()[n] = 1e19f;
   for (std::int64_t n = 0; n < p.kv_count(); ++n) p.k()[n] = -1e19f;
   for (std::int64_t n = 0; n < p.kv_count(); ++n) p.v()[n] = 1.0f + std::fabs(p.v()[n]);
-  p.call.scale = 1.0f;
+  p.call.options.scale = 1.0f;
   expect_matches_oracle(GetParam(), p);
 }
 
@@ -218,7 +221,7 @@ TEST_P(BadValues, HugeFiniteSlopeGivesTheNearestKey) {
   Problem p = make_problem(s, 33);
   for (std::int64_t n = 0; n < p.kv_count(); ++n) p.v()[n] = 1.0f + std::fabs(p.v()[n]);  // zeros are no mean of these
   p.slopes = {3e38f};
-  p.call.slopes = p.slopes.data();
+  p.call.options.slopes = p.slopes.data();
   expect_matches_oracle(GetParam(), p);
 }
 
@@ -227,7 +230,7 @@ TEST_P(BadValues, HugeFiniteSlopeGivesTheNearestKey) {
 // most of the mass. (Default skip_tolerance; 128 keys so there is a second block to skip.)
 TEST_P(BadValues, TinyKeysWithHugeQueriesAreNotSkipped) {
   ALIBI_SKIP_UNLESS_CPU();
-  for (int mask : {0, 1}) {
+  for (Mask mask : {Mask::causal, Mask::bidirectional}) {
     ShapeSpec s;
     s.q_len = 2, s.kv_len = 128, s.head_dim = 3, s.mask = mask;
     Problem p = make_problem(s, 37);
@@ -235,7 +238,7 @@ TEST_P(BadValues, TinyKeysWithHugeQueriesAreNotSkipped) {
     for (std::int64_t n = 0; n < p.kv_count(); ++n) p.k()[n] = 1e-29f / 3.0f;
     for (std::int64_t j = 0; j < s.kv_len; ++j)
       for (int d = 0; d < s.head_dim; ++d) p.v()[j * s.head_dim + d] = j < 64 ? 1.0f : 0.0f;
-    p.call.scale = 1.0f;
+    p.call.options.scale = 1.0f;
     expect_matches_oracle(GetParam(), p);
   }
 }
@@ -246,7 +249,7 @@ TEST_P(BadValues, HugeScalesAndHugeValues) {
   s.q_len = 9, s.kv_len = 13, s.num_heads = 3, s.num_kv_heads = 3, s.head_dim = 10;
   for (float scale : {1e30f, -1e30f, 1e-30f, FLT_TRUE_MIN, 3e38f}) {
     Problem p = make_problem(s, 34);
-    p.call.scale = scale;
+    p.call.options.scale = scale;
     expect_matches_oracle(GetParam(), p);
   }
   Problem values = make_problem(s, 35);  // values near FLT_MAX: the P.V sums overflow in fp32
@@ -274,7 +277,8 @@ TEST_P(BadValues, MisalignedTensorsGiveTheSameBits) {
     for (std::int64_t kv_len : {1, 5, 64, 67}) {
       ShapeSpec s;
       s.batch = 2, s.q_len = std::min<std::int64_t>(kv_len, 9), s.kv_len = kv_len, s.num_heads = 4;
-      s.num_kv_heads = 2, s.head_dim = head_dim, s.mask = (head_dim + kv_len) % 2 == 0 ? 0 : 1;
+      s.num_kv_heads = 2, s.head_dim = head_dim,
+      s.mask = (head_dim + kv_len) % 2 == 0 ? Mask::causal : Mask::bidirectional;
       s.window = kv_len > 5 ? 6 : 0;
       Problem aligned = make_problem(s, static_cast<std::uint32_t>(100 + head_dim * 7 + kv_len));
       ASSERT_NO_THROW(GetParam().attention(aligned.call));

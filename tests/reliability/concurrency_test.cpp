@@ -28,13 +28,14 @@ std::vector<Problem> make_jobs() {
   std::vector<Problem> jobs;
   auto add = [&](ShapeSpec s, std::uint32_t seed, float skip_tolerance = 0x1p-24f) {
     jobs.push_back(make_problem(s, seed));
-    jobs.back().call.skip_tolerance = skip_tolerance;
+    jobs.back().call.options.skip_tolerance = skip_tolerance;
   };
   ShapeSpec s;
   s.q_len = s.kv_len = 128, s.num_heads = s.num_kv_heads = 4, s.head_dim = 32, s.num_threads = 2;
   add(s, 11);  // causal multi-head
   s = {};
-  s.q_len = s.kv_len = 96, s.num_heads = 8, s.num_kv_heads = 2, s.head_dim = 16, s.mask = 1, s.num_threads = 2;
+  s.q_len = s.kv_len = 96, s.num_heads = 8, s.num_kv_heads = 2, s.head_dim = 16, s.mask = Mask::bidirectional,
+  s.num_threads = 2;
   add(s, 12);  // bidirectional grouped-query
   s = {};
   s.q_len = 1, s.kv_len = 9000, s.num_heads = 8, s.num_kv_heads = 2, s.head_dim = 32, s.num_threads = 2;
@@ -46,8 +47,8 @@ std::vector<Problem> make_jobs() {
   s.q_len = s.kv_len = 256, s.num_heads = 8, s.num_kv_heads = 8, s.head_dim = 16, s.num_threads = 2;
   add(s, 15);  // block skipping with caller-kept key norm bounds (set below)
   s = {};
-  s.batch = 2, s.q_len = 64, s.kv_len = 80, s.num_heads = s.num_kv_heads = 3, s.head_dim = 24, s.mask = 1,
-  s.window = 5, s.q_pos0 = 10, s.num_threads = 2;
+  s.batch = 2, s.q_len = 64, s.kv_len = 80, s.num_heads = s.num_kv_heads = 3, s.head_dim = 24,
+  s.mask = Mask::bidirectional, s.window = 5, s.q_pos0 = 10, s.num_threads = 2;
   add(s, 16);
   s = {};
   s.q_len = 1, s.kv_len = 33, s.num_heads = 3, s.num_kv_heads = 1, s.head_dim = 7, s.num_threads = 2;
@@ -56,9 +57,10 @@ std::vector<Problem> make_jobs() {
   s.q_len = s.kv_len = 128, s.num_heads = s.num_kv_heads = 4, s.head_dim = 32, s.num_threads = 0;
   add(s, 18);  // all hardware threads
   Problem& skipping = jobs[4];
-  skipping.norms.resize(static_cast<std::size_t>(skipping.call.batch * skipping.call.kv_len * skipping.call.num_kv_heads));
+  skipping.norms.resize(static_cast<std::size_t>(skipping.call.shape.batch * skipping.call.shape.kv_len *
+                                                 skipping.call.shape.num_kv_heads));
   key_norms(skipping.call, skipping.norms.data());
-  skipping.call.key_norms = skipping.norms.data();
+  skipping.call.options.key_norms = skipping.norms.data();
   return jobs;
 }
 
@@ -82,9 +84,9 @@ TEST_P(Concurrency, ManyCallersMatchSerialCallsBitwise) {
     // The documented guarantee inside one call: the same bits for every num_threads.
     for (int threads : {1, 2, 0}) {
       Call call = job.call;
-      call.num_threads = threads;
+      call.options.num_threads = threads;
       EXPECT_TRUE(bitwise_equal(run_into_new_buffer(kernel, call).data(), serial.back().data(), job.q_count()))
-          << "num_threads " << threads << " vs " << job.call.num_threads << ": " << describe(job.call);
+          << "num_threads " << threads << " vs " << job.call.options.num_threads << ": " << describe(job.call);
     }
   }
 
@@ -130,7 +132,7 @@ TEST_P(Concurrency, RejectedCallsInterleavedWithValidOnes) {
         Call bad = jobs[index].call;
         std::vector<float> out(static_cast<std::size_t>(q_elements(bad)), 5.0f);
         bad.out = out.data();
-        bad.num_kv_heads = bad.num_heads + 1;  // does not divide num_heads
+        bad.shape.num_kv_heads = bad.shape.num_heads + 1;  // does not divide num_heads
         try {
           kernel.attention(bad);
           problems.fetch_add(1);

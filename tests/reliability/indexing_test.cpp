@@ -17,7 +17,9 @@ namespace {
 
 class Indexing : public KernelTest {};
 
-constexpr std::int64_t kTwoTo(int n) { return std::int64_t{1} << n; }
+constexpr std::int64_t kTwoTo(int n) {
+  return std::int64_t{1} << n;
+}
 ALIBI_INSTANTIATE_FOR_KERNELS(Indexing);
 
 // Runs the call and checks the whole output against the oracle (which computes each row from its visible
@@ -27,7 +29,7 @@ void run_and_check(const Kernel& kernel, Problem& p) {
   CheckStats stats;
   const std::string problem = check_output(p.call, p.call.out, {}, &stats);
   EXPECT_EQ(problem, "") << describe(p.call);
-  EXPECT_EQ(stats.rows, p.call.batch * p.call.q_len * p.call.num_heads);
+  EXPECT_EQ(stats.rows, p.call.shape.batch * p.call.shape.q_len * p.call.shape.num_heads);
 }
 
 // q_len x kv_len = 4.9e9 > 2^32: any position or offset computed in 32 bits would wrap.
@@ -58,11 +60,11 @@ TEST_P(Indexing, LongSequenceSmallBidirectionalWindowGroupedQuery) {
   s.q_len = s.kv_len = quick_mode() ? 40000 : 70000;
   s.num_heads = 2;
   s.num_kv_heads = 1;
-  s.mask = 1;
+  s.mask = Mask::bidirectional;
   s.window = 2;
   s.num_threads = 2;
   Problem p = make_problem(s, 2);
-  p.call.skip_tolerance = 0.0f;
+  p.call.options.skip_tolerance = 0.0f;
   run_and_check(GetParam(), p);
 }
 
@@ -77,7 +79,7 @@ TEST_P(Indexing, DecodeAgainstLongCache) {
   s.head_dim = 8;
   s.num_threads = 2;
   Problem p = make_problem(s, 3);
-  p.call.skip_tolerance = 0.0f;
+  p.call.options.skip_tolerance = 0.0f;
   run_and_check(GetParam(), p);
 }
 
@@ -86,19 +88,19 @@ TEST_P(Indexing, DecodeAgainstLongCache) {
 TEST_P(Indexing, PositionsBeyond32Bits) {
   ALIBI_SKIP_UNLESS_CPU();
   const std::int64_t q_pos0 = (std::int64_t{1} << 33) + 5;
-  for (int mask : {0, 1})
+  for (Mask mask : {Mask::causal, Mask::bidirectional})
     for (std::int64_t window : {std::int64_t{0}, q_pos0 - 149, std::int64_t{7}}) {
       ShapeSpec s;
       s.q_len = 3, s.kv_len = 300, s.num_heads = s.num_kv_heads = 2, s.head_dim = 4;
       s.mask = mask, s.q_pos0 = q_pos0, s.window = window;
       Problem p = make_problem(s, 4);
       p.slopes = {1e-9f, -1e-9f};
-      p.call.slopes = p.slopes.data();
+      p.call.options.slopes = p.slopes.data();
       SCOPED_TRACE(describe(p.call));
       run_and_check(GetParam(), p);
       if (window == 7) {  // 2^33 away from every key: nothing visible, rows are zeros
         for (std::int64_t n = 0; n < p.q_count(); ++n) ASSERT_EQ(p.call.out[n], 0.0f);
-      } else if (window != 0 && mask == 0) {  // row 0 sees keys 150..299 only: mean of those values
+      } else if (window != 0 && mask == Mask::causal) {  // row 0 sees keys 150..299 only: mean of those values
         std::int64_t lo, hi;
         visible_interval(p.call, q_pos0, lo, hi);
         ASSERT_EQ(lo, 150);
@@ -111,15 +113,15 @@ TEST_P(Indexing, PositionsBeyond32Bits) {
 // on the window, e.g. 2 * window, must not overflow: the UBSan build of this test would report it.)
 TEST_P(Indexing, HugeWindowsMeanUnlimited) {
   ALIBI_SKIP_UNLESS_CPU();
-  for (int mask : {0, 1}) {
+  for (Mask mask : {Mask::causal, Mask::bidirectional}) {
     ShapeSpec s;
     s.q_len = 20, s.kv_len = 30, s.num_heads = 4, s.num_kv_heads = 2, s.head_dim = 8, s.mask = mask;
     Problem unlimited = make_problem(s, 6);
     ASSERT_NO_THROW(GetParam().attention(unlimited.call));
-    for (std::int64_t window : {std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::max() / 2 + 1,
-                                kTwoTo(40)}) {
+    for (std::int64_t window :
+         {std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::max() / 2 + 1, kTwoTo(40)}) {
       Problem p = make_problem(s, 6);
-      p.call.window = window;
+      p.call.options.window = window;
       ASSERT_NO_THROW(GetParam().attention(p.call)) << "window " << window;
       EXPECT_TRUE(bitwise_equal(p.call.out, unlimited.call.out, p.q_count())) << "window " << window;
     }
@@ -163,13 +165,13 @@ TEST_P(Indexing, OverflowingSizesAreRejectedBeforeAnyAccess) {
     c.k = k.data();
     c.v = v.data();
     c.out = out.data();
-    c.batch = o.batch;
-    c.q_len = o.q_len;
-    c.kv_len = o.kv_len;
-    c.num_heads = o.num_heads;
-    c.num_kv_heads = o.num_kv_heads;
-    c.head_dim = o.head_dim;
-    c.q_pos0 = o.q_pos0;
+    c.shape.batch = o.batch;
+    c.shape.q_len = o.q_len;
+    c.shape.kv_len = o.kv_len;
+    c.shape.num_heads = o.num_heads;
+    c.shape.num_kv_heads = o.num_kv_heads;
+    c.shape.head_dim = o.head_dim;
+    c.options.q_pos0 = o.q_pos0;
     ASSERT_EQ(expected_verdict(c), Verdict::reject);  // the table itself is right
     try {
       GetParam().attention(c);
@@ -190,17 +192,17 @@ TEST_P(Indexing, OverflowingSizesAreRejectedBeforeAnyAccess) {
 TEST_P(Indexing, ZeroSizedWorkWithHugeOtherSizes) {
   ALIBI_SKIP_UNLESS_CPU();
   Call c;
-  c.batch = 0;
-  c.q_len = kTwoTo(62);
-  c.kv_len = kTwoTo(62);
-  c.num_heads = c.num_kv_heads = 1 << 20;
-  c.head_dim = 1 << 20;
+  c.shape.batch = 0;
+  c.shape.q_len = kTwoTo(62);
+  c.shape.kv_len = kTwoTo(62);
+  c.shape.num_heads = c.shape.num_kv_heads = 1 << 20;
+  c.shape.head_dim = 1 << 20;
   ASSERT_EQ(expected_verdict(c), Verdict::accept);
   EXPECT_NO_THROW(GetParam().attention(c));  // all pointers null
-  c.batch = 1;
-  c.q_len = 0;
-  c.kv_len = kTwoTo(20);
-  c.num_heads = c.num_kv_heads = c.head_dim = 1;
+  c.shape.batch = 1;
+  c.shape.q_len = 0;
+  c.shape.kv_len = kTwoTo(20);
+  c.shape.num_heads = c.shape.num_kv_heads = c.shape.head_dim = 1;
   float dummy = 3.0f;
   c.k = c.v = &dummy;  // 2^20 keys claimed, one float real: q_len 0 means nothing is read
   EXPECT_NO_THROW(GetParam().attention(c));
@@ -208,15 +210,15 @@ TEST_P(Indexing, ZeroSizedWorkWithHugeOtherSizes) {
 
 TEST(IndexingHelpers, KeyNormsAndCausalBiasRejectOverflow) {
   Call c;
-  c.batch = 1;
-  c.kv_len = kTwoTo(40);
-  c.num_kv_heads = 1 << 12;
-  c.head_dim = 1 << 12;  // 2^64 key floats
+  c.shape.batch = 1;
+  c.shape.kv_len = kTwoTo(40);
+  c.shape.num_kv_heads = 1 << 12;
+  c.shape.head_dim = 1 << 12;  // 2^64 key floats
   float dummy[4] = {};
   c.k = dummy;
   EXPECT_THROW(key_norms(c, dummy), std::invalid_argument);
-  c.kv_len = kTwoTo(61);
-  c.num_kv_heads = c.head_dim = 1;  // 2^61 key floats = 2^63 bytes
+  c.shape.kv_len = kTwoTo(61);
+  c.shape.num_kv_heads = c.shape.head_dim = 1;  // 2^61 key floats = 2^63 bytes
   EXPECT_THROW(key_norms(c, dummy), std::invalid_argument);
   EXPECT_THROW(alibi::causal_bias(0.5f, kTwoTo(32), kTwoTo(32), dummy), std::invalid_argument);
   EXPECT_THROW(alibi::causal_bias(0.5f, kTwoTo(31), kTwoTo(30), dummy), std::invalid_argument);  // 2^61

@@ -1,9 +1,9 @@
 #pragma once
 // The attention kernels compiled into a reliability test binary, callable from TUs built without ISA flags.
 //
-// Each ISA's entry points live in their own TU compiled with that ISA's flags (kernels_scalar.cpp without
-// any, kernels_avx2.cpp with -mavx2 -mfma) and take the plain `Call` of call.hpp (see there why). Tests
-// loop or parameterise over compiled_kernels() and skip a kernel the CPU cannot run.
+// Each ISA's entry point lives in its own TU compiled with that ISA's flags (kernels_scalar.cpp without
+// any, kernels_avx2.cpp with -mavx2 -mfma) and takes a `Call` (call.hpp). Tests loop or parameterise over
+// compiled_kernels() and skip a kernel the CPU cannot run.
 #include <string>
 #include <vector>
 
@@ -12,15 +12,15 @@
 namespace alibi_reliability {
 
 struct Kernel {
-  const char* name;               // the ISA tag's name: "scalar", "avx2"
-  bool (*cpu_supports)();         // this CPU can run it
+  const char* name;                // the ISA tag's name: "scalar", "avx2"
+  bool (*cpu_supports)();          // this CPU can run it
   void (*attention)(const Call&);  // alibi::attention<Isa>; throws what it throws
 };
 
 // Every kernel this binary was built with, scalar first.
 std::vector<Kernel> compiled_kernels();
 
-// alibi::key_norms for the shape of `call` (batch, kv_len, num_kv_heads, head_dim) into `out`.
+// alibi::key_norms(call.k, call.shape, out).
 void key_norms(const Call& call, float* out);
 
 }  // namespace alibi_reliability

@@ -19,12 +19,7 @@ std::vector<Kernel> compiled_kernels() {
 }
 
 void key_norms(const Call& call, float* out) {
-  alibi::AttentionShape shape;
-  shape.batch = call.batch;
-  shape.kv_len = call.kv_len;
-  shape.num_kv_heads = call.num_kv_heads;
-  shape.head_dim = call.head_dim;
-  alibi::key_norms(call.k, shape, out);
+  alibi::key_norms(call.k, call.shape, out);
 }
 
 }  // namespace alibi_reliability

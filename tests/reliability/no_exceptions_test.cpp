@@ -2,9 +2,10 @@
 // message on stderr instead of throwing.
 //
 // The calls live in a separate helper executable, built entirely with -fno-exceptions, that each death
-// test execs. Compiling one TU of this (exception-using) test binary with -fno-exceptions instead would
-// be an ODR violation: alibi's inline functions get the same mangled names in both modes (the ABI
-// namespace encodes the ISA, not the exception mode), and the linker keeps one body for both.
+// test execs. alibi's own inline code could share this binary (its per-ISA namespace encodes the exception
+// mode, Note [ABI namespace] in alibi/detail/config.hpp), but the standard library's inline functions and
+// GoogleTest's headers would be compiled in both modes under the same names, and the linker keeps one
+// body for both: the helper keeps the -fno-exceptions program whole.
 #include <gtest/gtest.h>
 #include <unistd.h>
 

@@ -14,7 +14,8 @@
 // of s_j: q * scale rounded and a D-term dot product (gamma_{D+1}, one more u for the fp32 default scale
 // 1/sqrtf(D)), the distance and bias products, the shift by the row max, a few ulp of exp, and absolute
 // errors of products in the subnormal range. The weights w'_j the kernel can then produce lie in
-//     [1 / (1 + sum_{k != j} e^{(s_k + delta_k) - (s_j - delta_j)}),  1 / (1 + sum_{k != j} e^{(s_k - delta_k) - (s_j + delta_j)})]
+//     [1 / (1 + sum_{k != j} e^{(s_k + delta_k) - (s_j - delta_j)}),  1 / (1 + sum_{k != j} e^{(s_k - delta_k) - (s_j +
+//     delta_j)})]
 // which stays meaningful (weight anywhere in [0, 1]) when delta is larger than the logit gaps, e.g. for
 // logits near the fp32 range. The output error in dimension d is at most
 //     sum_j max|w'_j - w_j| |v_jd|  +  (2n + 16) u sum_j w'_j |v_jd|  (P.V accumulation, sum, normalisation)
@@ -78,8 +79,12 @@ inline int128 element_count(std::int64_t a, std::int64_t b, std::int64_t c, std:
   return product;
 }
 
-inline int128 q_elements(const Call& c) { return element_count(c.batch, c.q_len, c.num_heads, c.head_dim); }
-inline int128 kv_elements(const Call& c) { return element_count(c.batch, c.kv_len, c.num_kv_heads, c.head_dim); }
+inline int128 q_elements(const Call& c) {
+  return element_count(c.shape.batch, c.shape.q_len, c.shape.num_heads, c.shape.head_dim);
+}
+inline int128 kv_elements(const Call& c) {
+  return element_count(c.shape.batch, c.shape.kv_len, c.shape.num_kv_heads, c.shape.head_dim);
+}
 
 enum class Verdict { accept, reject, either };
 
@@ -100,23 +105,25 @@ inline Verdict expected_verdict(const Call& c, std::string* why = nullptr) {
     if (why != nullptr) *why = reason;
     return Verdict::reject;
   };
-  if (c.batch < 0) return reject("batch < 0");
-  if (c.q_len < 0) return reject("q_len < 0");
-  if (c.kv_len < 0) return reject("kv_len < 0");
-  if (c.num_heads <= 0) return reject("num_heads <= 0");
-  if (c.num_kv_heads <= 0) return reject("num_kv_heads <= 0");
-  if (c.num_heads % c.num_kv_heads != 0) return reject("num_kv_heads does not divide num_heads");
-  if (c.head_dim <= 0) return reject("head_dim <= 0");
-  if (c.mask != 0 && c.mask != 1) return reject("mask is not an enumerator");
-  if (c.window < 0) return reject("window < 0");
-  if (c.q_pos0 < -1) return reject("q_pos0 < -1");
-  if (int128{c.q_pos0} + c.q_len > INT64_MAX) return reject("q_pos0 + q_len overflows");
-  if (c.num_threads < 0) return reject("num_threads < 0");
-  if (!std::isfinite(c.scale)) return reject("non-finite scale");
-  if (!(std::isfinite(c.skip_tolerance) && c.skip_tolerance >= 0.0f)) return reject("bad skip_tolerance");
-  if (c.slopes != nullptr)
-    for (int h = 0; h < c.num_heads; ++h)
-      if (!std::isfinite(c.slopes[h])) return reject("non-finite slope");
+  const alibi::AttentionShape& s = c.shape;
+  const alibi::AttentionOptions& o = c.options;
+  if (s.batch < 0) return reject("batch < 0");
+  if (s.q_len < 0) return reject("q_len < 0");
+  if (s.kv_len < 0) return reject("kv_len < 0");
+  if (s.num_heads <= 0) return reject("num_heads <= 0");
+  if (s.num_kv_heads <= 0) return reject("num_kv_heads <= 0");
+  if (s.num_heads % s.num_kv_heads != 0) return reject("num_kv_heads does not divide num_heads");
+  if (s.head_dim <= 0) return reject("head_dim <= 0");
+  if (o.mask != alibi::Mask::causal && o.mask != alibi::Mask::bidirectional) return reject("mask is not an enumerator");
+  if (o.window < 0) return reject("window < 0");
+  if (o.q_pos0 < -1) return reject("q_pos0 < -1");
+  if (int128{o.q_pos0} + s.q_len > INT64_MAX) return reject("q_pos0 + q_len overflows");
+  if (o.num_threads < 0) return reject("num_threads < 0");
+  if (!std::isfinite(o.scale)) return reject("non-finite scale");
+  if (!(std::isfinite(o.skip_tolerance) && o.skip_tolerance >= 0.0f)) return reject("bad skip_tolerance");
+  if (o.slopes != nullptr)
+    for (int h = 0; h < s.num_heads; ++h)
+      if (!std::isfinite(o.slopes[h])) return reject("non-finite slope");
   const int128 nq = q_elements(c), nkv = kv_elements(c);
   if (nq > kMaxElements) return reject("q/out element count overflows");
   if (nkv > kMaxElements) return reject("k/v element count overflows");
@@ -131,21 +138,25 @@ inline Verdict expected_verdict(const Call& c, std::string* why = nullptr) {
 
 // ---- what an accepted call must produce
 
-inline std::int64_t resolved_q_pos0(const Call& c) { return c.q_pos0 == -1 ? c.kv_len - c.q_len : c.q_pos0; }
+inline std::int64_t resolved_q_pos0(const Call& c) {
+  return c.options.q_pos0 == -1 ? c.shape.kv_len - c.shape.q_len : c.options.q_pos0;
+}
 
 // The contract's visibility rule, for key j and the query at position p (window 0: unlimited).
 inline bool contract_visible(const Call& c, int128 p, int128 j) {
   const int128 distance = p - j;
-  if (c.mask == 0) return distance >= 0 && (c.window == 0 || distance < c.window);
-  return c.window == 0 || (distance < 0 ? -distance : distance) < c.window;
+  const std::int64_t window = c.options.window;
+  if (is_causal(c)) return distance >= 0 && (window == 0 || distance < window);
+  return window == 0 || (distance < 0 ? -distance : distance) < window;
 }
 
 // Visible keys [lo, hi) of the query at position p (the rule above always gives an interval).
 inline void visible_interval(const Call& c, int128 p, std::int64_t& lo, std::int64_t& hi) {
-  if (c.kv_len <= 4096) {  // small: straight from the rule, key by key
+  const std::int64_t kv_len = c.shape.kv_len;
+  if (kv_len <= 4096) {  // small: straight from the rule, key by key
     lo = hi = 0;
     bool found = false;
-    for (std::int64_t j = 0; j < c.kv_len; ++j) {
+    for (std::int64_t j = 0; j < kv_len; ++j) {
       if (!contract_visible(c, p, j)) continue;
       if (!found) lo = j;
       found = true;
@@ -153,25 +164,25 @@ inline void visible_interval(const Call& c, int128 p, std::int64_t& lo, std::int
     }
     return;
   }
-  const int128 w = c.window;
+  const int128 w = c.options.window;
   int128 first = w > 0 ? p - w + 1 : 0;
-  int128 end = c.mask == 0 ? p + 1 : (w > 0 ? p + w : int128{c.kv_len});
+  int128 end = is_causal(c) ? p + 1 : (w > 0 ? p + w : int128{kv_len});
   first = std::max<int128>(first, 0);
-  end = std::min<int128>(end, c.kv_len);
+  end = std::min<int128>(end, kv_len);
   if (end < first) end = first;
   lo = static_cast<std::int64_t>(first);
   hi = static_cast<std::int64_t>(end);
 }
 
 struct RowExpectation {
-  std::int64_t lo = 0, hi = 0;   // visible keys
-  bool sees_nonfinite = false;   // its query row, or a visible key or value row, holds a NaN or inf
-  bool sees_nan = false;          // ... holds a NaN
-  bool sees_inf = false;          // ... holds an infinity
-  bool near_fp32_overflow = false;  // some logit the fp32 kernel forms may leave the float range
-  std::vector<double> ref;        // exact output (float64), per dimension
-  std::vector<double> bound;      // Note [fp32 error bound], per dimension (without the 2e-5 max|ref| term)
-  std::vector<double> max_abs_v;  // over the visible value rows, per dimension
+  std::int64_t lo = 0, hi = 0;       // visible keys
+  bool sees_nonfinite = false;       // its query row, or a visible key or value row, holds a NaN or inf
+  bool sees_nan = false;             // ... holds a NaN
+  bool sees_inf = false;             // ... holds an infinity
+  bool near_fp32_overflow = false;   // some logit the fp32 kernel forms may leave the float range
+  std::vector<double> ref;           // exact output (float64), per dimension
+  std::vector<double> bound;         // Note [fp32 error bound], per dimension (without the 2e-5 max|ref| term)
+  std::vector<double> max_abs_v;     // over the visible value rows, per dimension
   std::vector<double> min_v, max_v;  // the box around the visible value rows, per dimension
 };
 
@@ -195,15 +206,18 @@ inline bool any_inf(const float* x, int n) {
 
 // Row (b, i, h) of an accepted call; `slopes` are the num_heads floats the call uses.
 inline RowExpectation expect_row(const Call& c, const float* slopes, std::int64_t b, std::int64_t i, int h) {
-  const int D = c.head_dim;
-  const int kv_head = h / (c.num_heads / c.num_kv_heads);
+  const alibi::AttentionShape& s = c.shape;
+  const int D = s.head_dim;
+  const int kv_head = h / (s.num_heads / s.num_kv_heads);
   const int128 p = int128{resolved_q_pos0(c)} + i;
-  const double scale = c.scale != 0.0f ? static_cast<double>(c.scale) : 1.0 / std::sqrt(static_cast<double>(D));
+  const float scale_option = c.options.scale;
+  const double scale =
+      scale_option != 0.0f ? static_cast<double>(scale_option) : 1.0 / std::sqrt(static_cast<double>(D));
   const double m = slopes[h];
   const double u = kUnitRoundoff;
-  const float* q = c.q + ((b * c.q_len + i) * c.num_heads + h) * D;
+  const float* q = c.q + ((b * s.q_len + i) * s.num_heads + h) * D;
   auto kv_row = [&](const float* base, std::int64_t j) {
-    return base + ((b * c.kv_len + j) * c.num_kv_heads + kv_head) * static_cast<std::int64_t>(D);
+    return base + ((b * s.kv_len + j) * s.num_kv_heads + kv_head) * static_cast<std::int64_t>(D);
   };
 
   RowExpectation row;
@@ -246,11 +260,12 @@ inline RowExpectation expect_row(const Call& c, const float* slopes, std::int64_
     magnitude *= std::fabs(scale);
     delta[at] = u * ((D + 4) * magnitude + 3.0 * std::fabs(bias) + std::fabs(logit[at])) + 8.0 * u +
                 kSubnormalStep * (key_sum + D + 2);
-    row.near_fp32_overflow |= magnitude > kNearOverflow || std::fabs(bias) > kNearOverflow ||
-                              std::fabs(logit[at]) > kNearOverflow;
+    row.near_fp32_overflow |=
+        magnitude > kNearOverflow || std::fabs(bias) > kNearOverflow || std::fabs(logit[at]) > kNearOverflow;
   }
   const double max_logit = *std::max_element(logit.begin(), logit.end());
-  for (std::int64_t t = 0; t < n; ++t) delta[static_cast<std::size_t>(t)] += u * (max_logit - logit[static_cast<std::size_t>(t)]);
+  for (std::int64_t t = 0; t < n; ++t)
+    delta[static_cast<std::size_t>(t)] += u * (max_logit - logit[static_cast<std::size_t>(t)]);
 
   // Exact weights, and the range Note [fp32 error bound] allows for each.
   std::vector<double> weight(static_cast<std::size_t>(n)), high(weight.size()), low(weight.size());
@@ -276,7 +291,7 @@ inline RowExpectation expect_row(const Call& c, const float* slopes, std::int64_
   others(+1.0, low, -1.0);
   if (n == 1) high[0] = low[0] = 1.0;  // one visible key: p = e^0 = 1, out = v exactly
 
-  const double t_skip = c.skip_tolerance;
+  const double t_skip = c.options.skip_tolerance;
   for (int d = 0; d < D; ++d) {
     double ref = 0.0, spread = 0.0, magnitude = 0.0, largest = 0.0, lowest_v = HUGE_VAL, highest_v = -HUGE_VAL;
     for (std::size_t t = 0; t < weight.size(); ++t) {
@@ -326,17 +341,19 @@ inline std::string check_output(const Call& c, const float* out, const CheckOpti
                                 CheckStats* stats = nullptr) {
   CheckStats local;
   CheckStats& st = stats != nullptr ? *stats : local;
-  const std::vector<float> default_slopes = c.slopes == nullptr ? contract_slopes(c.num_heads) : std::vector<float>{};
-  const float* slopes = c.slopes != nullptr ? c.slopes : default_slopes.data();
-  const int D = c.head_dim;
-  const bool check_accuracy = c.skip_tolerance <= kLargestCheckedSkipTolerance;
+  const alibi::AttentionShape& s = c.shape;
+  const alibi::AttentionOptions& o = c.options;
+  const std::vector<float> default_slopes = o.slopes == nullptr ? contract_slopes(s.num_heads) : std::vector<float>{};
+  const float* slopes = o.slopes != nullptr ? o.slopes : default_slopes.data();
+  const int D = s.head_dim;
+  const bool check_accuracy = o.skip_tolerance <= kLargestCheckedSkipTolerance;
 
   std::vector<RowExpectation> rows;
-  rows.reserve(static_cast<std::size_t>(c.batch * c.q_len * c.num_heads));
+  rows.reserve(static_cast<std::size_t>(s.batch * s.q_len * s.num_heads));
   double max_ref = 0.0;
-  for (std::int64_t b = 0; b < c.batch; ++b)
-    for (std::int64_t i = 0; i < c.q_len; ++i)
-      for (int h = 0; h < c.num_heads; ++h) {
+  for (std::int64_t b = 0; b < s.batch; ++b)
+    for (std::int64_t i = 0; i < s.q_len; ++i)
+      for (int h = 0; h < s.num_heads; ++h) {
         rows.push_back(expect_row(c, slopes, b, i, h));
         if (!rows.back().sees_nonfinite)
           for (double x : rows.back().ref) max_ref = std::max(max_ref, std::fabs(x));
@@ -344,11 +361,11 @@ inline std::string check_output(const Call& c, const float* out, const CheckOpti
   const double case_tolerance = 2e-5 * max_ref;
 
   std::size_t r = 0;
-  for (std::int64_t b = 0; b < c.batch; ++b)
-    for (std::int64_t i = 0; i < c.q_len; ++i)
-      for (int h = 0; h < c.num_heads; ++h, ++r) {
+  for (std::int64_t b = 0; b < s.batch; ++b)
+    for (std::int64_t i = 0; i < s.q_len; ++i)
+      for (int h = 0; h < s.num_heads; ++h, ++r) {
         const RowExpectation& row = rows[r];
-        const float* got = out + ((b * c.q_len + i) * c.num_heads + h) * D;
+        const float* got = out + ((b * s.q_len + i) * s.num_heads + h) * D;
         ++st.rows;
         if (row.hi == row.lo) {  // sees no key: zeros, whatever the inputs hold
           for (int d = 0; d < D; ++d)
@@ -359,7 +376,7 @@ inline std::string check_output(const Call& c, const float* out, const CheckOpti
         }
         if (row.sees_nonfinite) {
           ++st.rows_nonfinite_inputs;
-          if (row.sees_nan && !row.sees_inf && c.skip_tolerance == 0.0f && options.require_nan_propagation &&
+          if (row.sees_nan && !row.sees_inf && o.skip_tolerance == 0.0f && options.require_nan_propagation &&
               all_finite(got, D))
             return "row " + row_name(b, i, h) + " sees a NaN (nothing skipped) but came out finite";
           continue;
@@ -397,10 +414,12 @@ inline std::string check_output(const Call& c, const float* out, const CheckOpti
           if (allowed > 0.0) st.worst_ratio = std::max(st.worst_ratio, error / allowed);
           if (!(error <= allowed)) {
             char text[320];
-            std::snprintf(text, sizeof text, "row %s d=%d (visible keys [%lld, %lld)): got %.9g, reference %.9g, error %.3g > allowed %.3g%s",
-                          row_name(b, i, h).c_str(), d, static_cast<long long>(row.lo), static_cast<long long>(row.hi),
-                          static_cast<double>(got[d]), row.ref[at], error, allowed,
-                          row.near_fp32_overflow ? " (logits near the fp32 range)" : "");
+            std::snprintf(
+                text, sizeof text,
+                "row %s d=%d (visible keys [%lld, %lld)): got %.9g, reference %.9g, error %.3g > allowed %.3g%s",
+                row_name(b, i, h).c_str(), d, static_cast<long long>(row.lo), static_cast<long long>(row.hi),
+                static_cast<double>(got[d]), row.ref[at], error, allowed,
+                row.near_fp32_overflow ? " (logits near the fp32 range)" : "");
             return text;
           }
         }

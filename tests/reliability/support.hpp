@@ -53,7 +53,7 @@ struct ShapeSpec {
   int batch = 1;
   std::int64_t q_len = 1, kv_len = 1;
   int num_heads = 1, num_kv_heads = 1, head_dim = 1;
-  int mask = 0;
+  alibi::Mask mask = alibi::Mask::causal;
   std::int64_t window = 0, q_pos0 = -1;
   int num_threads = 1;
 };
@@ -70,16 +70,16 @@ inline float* place(std::vector<float>& block, std::int64_t count, int misalign)
 inline Problem make_problem(const ShapeSpec& s, std::uint32_t seed, int misalign = 0, float sigma = 1.0f) {
   Problem p;
   Call& c = p.call;
-  c.batch = s.batch;
-  c.q_len = s.q_len;
-  c.kv_len = s.kv_len;
-  c.num_heads = s.num_heads;
-  c.num_kv_heads = s.num_kv_heads;
-  c.head_dim = s.head_dim;
-  c.mask = s.mask;
-  c.window = s.window;
-  c.q_pos0 = s.q_pos0;
-  c.num_threads = s.num_threads;
+  c.shape.batch = s.batch;
+  c.shape.q_len = s.q_len;
+  c.shape.kv_len = s.kv_len;
+  c.shape.num_heads = s.num_heads;
+  c.shape.num_kv_heads = s.num_kv_heads;
+  c.shape.head_dim = s.head_dim;
+  c.options.mask = s.mask;
+  c.options.window = s.window;
+  c.options.q_pos0 = s.q_pos0;
+  c.options.num_threads = s.num_threads;
   const std::int64_t nq = p.q_count(), nkv = p.kv_count();
   float* q = place(p.q_block, nq, misalign);
   float* k = place(p.k_block, nkv, misalign);
@@ -102,9 +102,9 @@ inline void copy_values(const Problem& from, Problem& to) {
   std::memcpy(to.k(), from.call.k, sizeof(float) * static_cast<std::size_t>(from.kv_count()));
   std::memcpy(to.v(), from.call.v, sizeof(float) * static_cast<std::size_t>(from.kv_count()));
   to.slopes = from.slopes;
-  to.call.slopes = from.call.slopes != nullptr ? to.slopes.data() : nullptr;
-  to.call.scale = from.call.scale;
-  to.call.skip_tolerance = from.call.skip_tolerance;
+  to.call.options.slopes = from.call.options.slopes != nullptr ? to.slopes.data() : nullptr;
+  to.call.options.scale = from.call.options.scale;
+  to.call.options.skip_tolerance = from.call.options.skip_tolerance;
 }
 
 inline bool bitwise_equal(const float* a, const float* b, std::int64_t count) {
@@ -112,19 +112,23 @@ inline bool bitwise_equal(const float* a, const float* b, std::int64_t count) {
 }
 
 // GoogleTest prints a parameter with this (instead of its bytes).
-inline void PrintTo(const Kernel& kernel, std::ostream* os) { *os << kernel.name; }
+inline void PrintTo(const Kernel& kernel, std::ostream* os) {
+  *os << kernel.name;
+}
 
 // GoogleTest parameterisation over compiled_kernels(); a test body starts with ALIBI_SKIP_UNLESS_CPU().
 class KernelTest : public ::testing::TestWithParam<Kernel> {};
 
-inline std::string kernel_name(const ::testing::TestParamInfo<Kernel>& info) { return info.param.name; }
+inline std::string kernel_name(const ::testing::TestParamInfo<Kernel>& info) {
+  return info.param.name;
+}
 
-#define ALIBI_INSTANTIATE_FOR_KERNELS(Fixture) \
+#define ALIBI_INSTANTIATE_FOR_KERNELS(Fixture)                                                             \
   INSTANTIATE_TEST_SUITE_P(Kernels, Fixture, ::testing::ValuesIn(::alibi_reliability::compiled_kernels()), \
                            ::alibi_reliability::kernel_name)
 
-#define ALIBI_SKIP_UNLESS_CPU()                                                            \
-  do {                                                                                     \
+#define ALIBI_SKIP_UNLESS_CPU()                                                                \
+  do {                                                                                         \
     if (!GetParam().cpu_supports()) GTEST_SKIP() << "this CPU cannot run " << GetParam().name; \
   } while (false)
 
