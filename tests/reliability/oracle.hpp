@@ -14,8 +14,8 @@
 // of s_j: q * scale rounded and a D-term dot product (gamma_{D+1}, one more u for the fp32 default scale
 // 1/sqrtf(D)), the distance and bias products, the shift by the row max, a few ulp of exp, and absolute
 // errors of products in the subnormal range. The weights w'_j the kernel can then produce lie in
-//     [1 / (1 + sum_{k != j} e^{(s_k + delta_k) - (s_j - delta_j)}),  1 / (1 + sum_{k != j} e^{(s_k - delta_k) - (s_j +
-//     delta_j)})]
+//     [1 / (1 + sum_{k != j} e^{(s_k + delta_k) - (s_j - delta_j)}),
+//      1 / (1 + sum_{k != j} e^{(s_k - delta_k) - (s_j + delta_j)})]
 // which stays meaningful (weight anywhere in [0, 1]) when delta is larger than the logit gaps, e.g. for
 // logits near the fp32 range. The output error in dimension d is at most
 //     sum_j max|w'_j - w_j| |v_jd|  +  (2n + 16) u sum_j w'_j |v_jd|  (P.V accumulation, sum, normalisation)
