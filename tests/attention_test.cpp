@@ -667,6 +667,104 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
   }
 }
 
+// Issue 10, defect 1: a NaN or inf in one key or value row reaches exactly the rows that see that key; every
+// other row comes out bitwise as in the run without it (the Q.K overflow check, the P.V tiles and the
+// skipping bounds all look only at keys a row sees). Keys of batch 0, kv head 1.
+bool sees_key(const Case& c, std::int64_t i, std::int64_t j) {
+  const std::int64_t q_pos0 = c.options.q_pos0 == -1 ? c.shape.kv_len - c.shape.q_len : c.options.q_pos0;
+  const std::int64_t p = q_pos0 + i, w = c.options.window;
+  if (c.options.mask == alibi::Mask::causal) return j <= p && (w == 0 || p - j < w);
+  return w == 0 || (p > j ? p - j : j - p) < w;
+}
+
+template <class Isa>
+void expect_non_finite_reaches_only_its_rows(const Case& clean, std::int64_t bad_key, int bad_element) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> reference = run<Isa>(clean);
+  const int H = clean.shape.num_heads, D = clean.shape.head_dim, group = H / clean.shape.num_kv_heads;
+  const int bad_kv_head = 1;
+  for (int tensor = 0; tensor < 2; ++tensor) {  // k, then v
+    for (float bad : {nan, inf, -inf}) {
+      Case c = clean;
+      std::vector<float>& x = tensor == 0 ? c.k : c.v;
+      x[static_cast<std::size_t>((bad_key * c.shape.num_kv_heads + bad_kv_head) * D + bad_element)] = bad;
+      const std::vector<float> out = run<Isa>(c);
+      int changed = 0, seeing = 0;
+      for (int b = 0; b < c.shape.batch; ++b)
+        for (std::int64_t i = 0; i < c.shape.q_len; ++i)
+          for (int h = 0; h < H; ++h) {
+            const std::size_t at = static_cast<std::size_t>(((b * c.shape.q_len + i) * H + h) * D);
+            const bool sees = b == 0 && h / group == bad_kv_head && sees_key(c, i, bad_key);
+            seeing += sees;
+            if (sees) continue;
+            changed += std::memcmp(out.data() + at, reference.data() + at, sizeof(float) * static_cast<std::size_t>(D)) != 0;
+          }
+      EXPECT_EQ(changed, 0) << c.describe() << " skip_tolerance=" << c.options.skip_tolerance << ": "
+                            << (tensor == 0 ? "k" : "v") << " = " << bad << " at key " << bad_key << " changed "
+                            << changed << " rows that do not see it (" << seeing << " rows see it)";
+    }
+  }
+}
+
+ALIBI_ISA_TEST(NonFiniteKeyOrValueReachesOnlyRowsThatSeeIt) {
+  std::mt19937 rng(28);
+  struct Situation {
+    alibi::Mask mask;
+    std::int64_t window;
+  } situations[] = {{alibi::Mask::causal, 0}, {alibi::Mask::causal, 9},
+                    {alibi::Mask::bidirectional, 0}, {alibi::Mask::bidirectional, 9}};
+  for (const Situation& s : situations) {
+    // Default skipping, none, and permissive skipping (whose dropped mass shows in the output bits).
+    for (float tolerance : {alibi::AttentionOptions{}.skip_tolerance, 0.0f, 1e-2f}) {
+      {  // the issue's case: one key block
+        Case c = make_case(2, 37, 53, 4, 2, 24);
+        c.options.mask = s.mask;
+        c.options.window = s.window;
+        c.options.num_threads = 1;
+        c.options.skip_tolerance = tolerance;
+        c.fill(rng);
+        ASSERT_NO_FATAL_FAILURE(expect_non_finite_reaches_only_its_rows<Isa>(c, 39, 3));
+      }
+      {  // long enough that rows skip blocks, so the skipping bounds meet the bad key
+        Case c = make_case(1, 500, 700, 4, 2, 24);
+        c.options.mask = s.mask;
+        c.options.window = s.window == 0 ? 0 : 200;
+        c.options.num_threads = 1;
+        c.options.skip_tolerance = tolerance;
+        c.custom_slopes = {0.5f, 0.25f, 0.5f, 0.125f};
+        c.fill(rng);
+        ASSERT_NO_FATAL_FAILURE(expect_non_finite_reaches_only_its_rows<Isa>(c, 450, 5));
+      }
+    }
+  }
+}
+
+// Issue 10, defect 2: skipping never changes a head whose slope is <= 0, bitwise, also when the call is
+// split along the keys (decode against a long cache).
+ALIBI_ISA_TEST(SkippingNeverChangesHeadsWithNonPositiveSlopes) {
+  std::mt19937 rng(29);
+  for (alibi::Mask mask : {alibi::Mask::causal, alibi::Mask::bidirectional}) {
+    for (std::int64_t window : {std::int64_t{0}, std::int64_t{3000}}) {
+      Case c = make_case(2, 1, 8192, 4, 2, 64);
+      c.custom_slopes = {-1.0f / 16, 0.0f, 1.0f / 8, -0.0f};
+      c.options.mask = mask;
+      c.options.window = window;
+      c.fill(rng);
+      const std::vector<float> skipped = run<Isa>(c);
+      c.options.skip_tolerance = 0.0f;
+      const std::vector<float> exact = run<Isa>(c);
+      const std::size_t D = static_cast<std::size_t>(c.shape.head_dim);
+      int changed = 0;
+      for (std::size_t row = 0; row < exact.size() / D; ++row) {
+        const int h = static_cast<int>(row % 4);
+        if (c.custom_slopes[static_cast<std::size_t>(h)] > 0.0f) continue;
+        changed += std::memcmp(skipped.data() + row * D, exact.data() + row * D, sizeof(float) * D) != 0;
+      }
+      EXPECT_EQ(changed, 0) << c.describe() << ": rows of heads with slope <= 0 changed by skipping";
+    }
+  }
+}
+
 // The vector exp of the softmax (isa/exp.hpp): within 2 ulp of exp over the whole normal range of its
 // results, exactly 0 below it (never a denormal: Note [exp flush to zero]), NaN through, exp(0) = 1, and
 // saturating (finite) far above the softmax's range.
@@ -931,6 +1029,8 @@ ALIBI_ISA_TEST(RejectsBadArgumentsWithoutWriting) {
   X(LargeNormsStayExactWithSkipping)       \
   X(NonPositiveSlopesNeverSkip)            \
   X(ThreadCountDoesNotChangeABit)          \
+  X(NonFiniteKeyOrValueReachesOnlyRowsThatSeeIt) \
+  X(SkippingNeverChangesHeadsWithNonPositiveSlopes) \
   X(VectorExpIsAccurateAndFlushesToZero)   \
   X(OverflowingPartialDotProductStillGivesTheTrueSoftmax) \
   X(UnalignedPointers)                     \

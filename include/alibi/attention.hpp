@@ -18,8 +18,9 @@ ALIBI_NAMESPACE_BEGIN
 /// A query row that sees no key gets an output row of zeros.
 ///
 /// Guarantees: no q_len x kv_len matrix: extra memory is O(block sizes * head_dim) per thread, plus, for
-/// block skipping without caller key_norms, two floats per (batch, kv head, 64 keys) of key-norm bounds,
-/// and, for split-K (few query rows over many keys), one partial output row per (row, 2048-key chunk). The
+/// block skipping, key-norm bounds (one float per key row without caller key_norms, and about
+/// log2(kv_len / 64) floats per (batch, kv head, 64 keys)), and, for split-K (few query rows over many
+/// keys), one partial output row per (row, 2048-key chunk). The
 /// output is bitwise identical for every num_threads value; the bias comes from the integer distance
 /// p - j, so it is exact at any context length; exp() flushes results below the normal range to exactly
 /// zero (no denormals reach the P.V products, whatever the caller's MXCSR).

@@ -22,6 +22,7 @@
 #include "alibi/detail/threading.hpp"
 #include "alibi/detail/validate.hpp"
 #include "alibi/kernels/key_norms.hpp"
+#include "alibi/kernels/kv_source.hpp"
 #include "alibi/kernels/partials.hpp"
 #include "alibi/kernels/plan.hpp"
 #include "alibi/kernels/skipping.hpp"
@@ -47,14 +48,30 @@ void attention(const float* q, const float* k, const float* v, float* out, const
   std::unique_ptr<KeyNormBounds<Isa>> bounds;
   if (pr.skip_tolerance > 0.0f && some_slope_decays)
     bounds = std::make_unique<KeyNormBounds<Isa>>(pr);
-  const Plan<Isa> plan = Plan<Isa>::make(pr, bounds != nullptr);
+  const Plan<Isa> plan = Plan<Isa>::make(pr);
   detail::Buffer<float> partial;
   if (plan.kv_chunk > 0)
     partial.assign(static_cast<std::size_t>(plan.pieces() * plan.partial_floats_per_piece()), 0.0f);
+  // Split pieces that skip need a lower bound on each row's max before they see a key (Note [block
+  // skipping]); one per row, computed once for all pieces.
+  detail::Buffer<float> logit_floors;
+  if (bounds != nullptr && plan.kv_chunk > 0) {
+    logit_floors.assign(static_cast<std::size_t>(pr.batch * pr.q_len * pr.num_heads), 0.0f);
+    const KvSource<Isa> kv(pr);
+    std::int64_t n = 0;
+    for (std::int64_t b = 0; b < pr.batch; ++b)
+      for (std::int64_t i = 0; i < pr.q_len; ++i)
+        for (int h = 0; h < pr.num_heads; ++h, ++n) {
+          std::int64_t lo, hi;
+          detail::visible_keys(pr, pr.q_pos0 + i, lo, hi);
+          logit_floors[static_cast<std::size_t>(n)] = Skipping<Isa>::logit_floor(pr, kv, b, i, h, lo, hi);
+        }
+  }
   const KeyNormBounds<Isa>* bounds_ptr = bounds.get();
   float* partial_ptr = partial.data();
+  const float* floors_ptr = logit_floors.empty() ? nullptr : logit_floors.data();
   detail::parallel_for_units(plan.pieces(), plan.threads, [&] {
-    return [worker = UnitWorker<Isa>(pr, plan, bounds_ptr, partial_ptr)](std::int64_t piece) mutable {
+    return [worker = UnitWorker<Isa>(pr, plan, bounds_ptr, partial_ptr, floors_ptr)](std::int64_t piece) mutable {
       worker.run_piece(piece);
     };
   });

@@ -85,8 +85,7 @@ struct Plan {
   // Floats of partial state per split piece: per row, max and sum then the padded output row.
   std::int64_t partial_floats_per_piece() const { return rows_per_unit * (2 + dim_pad); }
 
-  // `skipping`: block skipping is on for this call.
-  static Plan make(const detail::Problem& pr, bool skipping) {
+  static Plan make(const detail::Problem& pr) {
     Plan p;
     p.layout = make_layout(pr);
     const UnitLayout& L = p.layout;
@@ -97,8 +96,7 @@ struct Plan {
     p.pack_stride = packed_row_stride(pr.head_dim);
     p.base_units = pr.batch * L.head_groups * L.q_blocks;
     p.rows_per_unit = L.positions * L.group * L.heads;
-    // Not combined with block skipping, which needs the nearest keys' max before the far ones.
-    const bool split = !skipping && p.base_units < Tuning::kSplitBelowUnits && p.rows_per_unit <= Tuning::kMaxSplitRows &&
+    const bool split = p.base_units < Tuning::kSplitBelowUnits && p.rows_per_unit <= Tuning::kMaxSplitRows &&
                        pr.kv_len >= 2 * Tuning::kKvChunk;
     p.kv_chunk = split ? Tuning::kKvChunk : 0;
     p.chunks = split ? (pr.kv_len + p.kv_chunk - 1) / p.kv_chunk : 1;

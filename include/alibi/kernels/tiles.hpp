@@ -57,9 +57,9 @@ ALIBI_ALWAYS_INLINE void rank1_update(typename simd::Ops<Isa>::vec (&acc)[R][C],
   }
 }
 
-// S^T[j][c*W ..] = epilogue(sum_d K[j][d] * Qs^T[d][c*W ..], j0 + j, c) for J keys and C row vectors of
-// one kv head; block_max[c] folds in the maximum of what is stored, and overflow[c] turns NaN in the lanes
-// whose dot product came out inf or NaN.
+// S^T[j][c*W ..] = epilogue(sum_d K[j][d] * Qs^T[d][c*W ..], j0 + j, c, overflow[c]) for J keys and C row
+// vectors of one kv head; block_max[c] folds in the maximum of what is stored. The epilogue turns
+// overflow[c] NaN in the lanes whose dot product came out inf or NaN and matters.
 template <class Isa, int J, int C, class Epilogue>
 ALIBI_ALWAYS_INLINE void qk_tile(const float* keys, std::int64_t key_stride, const float* qt, std::int64_t qt_stride,
                                  int dim, float* st, std::int64_t st_stride, int j0, const Epilogue& epilogue,
@@ -78,10 +78,9 @@ ALIBI_ALWAYS_INLINE void qk_tile(const float* keys, std::int64_t key_stride, con
     vec m = block_max[c], bad = overflow[c];
 #pragma GCC unroll 16
     for (int j = 0; j < J; ++j) {
-      const vec x = epilogue(acc[j][c], j0 + j, c);
+      const vec x = epilogue(acc[j][c], j0 + j, c, bad);
       O::store(st + j * st_stride + c * W, x);
       m = O::max(m, x);
-      bad = O::add(bad, O::mul(acc[j][c], O::zero()));  // 0 for finite, NaN for inf or NaN
     }
     block_max[c] = m;
     overflow[c] = bad;

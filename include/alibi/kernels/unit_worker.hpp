@@ -59,13 +59,15 @@ class UnitWorker {
 
  public:
   // `bounds`: key-norm bounds when block skipping is on, else null. `partial`: the split-K state buffer
-  // (plan.kv_chunk > 0), else null.
-  UnitWorker(const detail::Problem& pr, const Plan<Isa>& plan, const KeyNormBounds<Isa>* bounds, float* partial)
+  // (plan.kv_chunk > 0), else null. `logit_floors`: per output row (b, i, h), Skipping::logit_floor, or null.
+  UnitWorker(const detail::Problem& pr, const Plan<Isa>& plan, const KeyNormBounds<Isa>* bounds, float* partial,
+             const float* logit_floors)
       : pr_(pr),
         plan_(plan),
         kv_(pr),
         skipping_(pr, bounds),
         partial_(partial),
+        logit_floors_(logit_floors),
         group_(plan.layout.group),
         dim_vecs_(plan.dim_vecs),
         dim_pad_(plan.dim_pad),
@@ -94,8 +96,13 @@ class UnitWorker {
     const std::int64_t unit = piece / chunks, chunk = piece % chunks;
     const UnitCoords u = plan_.coords(pr_, unit);
     const int num_rows = head_rows_ * u.kv_heads;  // with padding lanes
-    setup_rows(u);
     kv_.bind(u.b, u.kv_head0);
+    // The pieces of a unit share its rows: consecutive pieces on one thread set them up once.
+    if (unit != set_up_unit_) {
+      setup_rows(u);
+      set_up_unit_ = unit;
+    }
+    reset_softmax_state(num_rows);
 
     std::int64_t union_lo = pr_.kv_len, union_hi = 0;
     for (int r = 0; r < num_rows; ++r) {
@@ -104,10 +111,11 @@ class UnitWorker {
       union_lo = std::min(union_lo, row.lo);
       union_hi = std::max(union_hi, row.hi);
     }
-    if (plan_.kv_chunk > 0) {
-      union_lo = std::max(union_lo, chunk * plan_.kv_chunk);
-      union_hi = std::min(union_hi, (chunk + 1) * plan_.kv_chunk);
-    }
+    // The piece's keys: a split-K chunk, or all of them.
+    const std::int64_t piece_lo = plan_.kv_chunk > 0 ? chunk * plan_.kv_chunk : 0;
+    const std::int64_t piece_hi = plan_.kv_chunk > 0 ? std::min(pr_.kv_len, piece_lo + plan_.kv_chunk) : pr_.kv_len;
+    union_lo = std::max(union_lo, piece_lo);
+    union_hi = std::min(union_hi, piece_hi);
     // Nearest keys first (Note [block skipping]).
     std::int64_t anchor = union_hi;
     if (!pr_.causal) {
@@ -117,7 +125,10 @@ class UnitWorker {
     }
     const double mid_pos = static_cast<double>(anchor) - 0.5;
     std::int64_t left = anchor, right = anchor;  // visited keys: [left, right)
-    while (left > union_lo || right < union_hi) {
+    // A split piece far from the queries may be negligible as a whole (tested against the logit floors).
+    const bool skip_piece =
+        skipping_.on() && plan_.kv_chunk > 0 && rows_finished(num_rows, left, right, piece_lo, piece_hi);
+    while (!skip_piece && (left > union_lo || right < union_hi)) {
       const bool go_left = right >= union_hi ||
                            (left > union_lo && mid_pos - static_cast<double>(left - 1) <= static_cast<double>(right) - mid_pos);
       std::int64_t j0, j1;
@@ -144,14 +155,15 @@ class UnitWorker {
         head_active_.data()[hh] = prepare_lanes(hh, j0, nk);
         any_head |= head_active_.data()[hh] != 0;
       }
-      if (any_head)
-        kv_.pack_block(j0, nk, u.kv_heads, head_active_.data(), k_pack_.data(), v_pack_.data(), kKeyBlock, pack_stride_);
+      const bool non_finite_values =
+          any_head && kv_.pack_block(j0, nk, u.kv_heads, head_active_.data(), k_pack_.data(), v_pack_.data(), kKeyBlock,
+                                     pack_stride_);
       for (int hh = 0; hh < u.kv_heads; ++hh) {
         if (!head_active_.data()[hh]) continue;
         const std::int64_t at = static_cast<std::int64_t>(hh) * kKeyBlock * pack_stride_;
-        process_block(hh, k_pack_.data() + at, v_pack_.data() + at);
+        process_block(hh, k_pack_.data() + at, v_pack_.data() + at, non_finite_values);
       }
-      if (skipping_.on() && rows_finished(num_rows, left, right)) break;
+      if (skipping_.on() && rows_finished(num_rows, left, right, piece_lo, piece_hi)) break;
     }
     if (plan_.kv_chunk > 0)
       save_partial(num_rows, piece, union_lo < union_hi);
@@ -191,6 +203,7 @@ class UnitWorker {
     for (std::int64_t i = u.i0; i < u.i1; ++i)
       for (int h = u.kv_head0 * group_; h < (u.kv_head0 + u.kv_heads) * group_; ++h)
         KvSource<Isa>::prefetch_span(pr_.q + ((b * pr_.q_len + i) * pr_.num_heads + h) * D, D);
+    const Row* previous = nullptr;  // the last row whose skipping edges were set
     for (int hh = 0; hh < u.kv_heads; ++hh) {
       const int kv_head = u.kv_head0 + hh;
       float* qt = qt_.data() + static_cast<std::int64_t>(hh) * D * head_rows_;
@@ -199,15 +212,13 @@ class UnitWorker {
         float* qt_lane = qt + qt_offset(l, D);  // then every qt_stride(l) floats, one per dimension
         const std::int64_t qt_step = qt_stride(l);
         Row& row = rows_.data()[r];
-        max_.data()[r] = -std::numeric_limits<float>::infinity();
-        sum_.data()[r] = 0.0f;
-        float* o = o_.data() + r * dim_pad_;
-        for (std::int64_t d = 0; d < dim_pad_; ++d) o[d] = 0.0f;
         if (l >= rows_per_head) {  // padding lane: sees no key, never written out
           row = Row{};
           row.real = false;
           row.done = true;
           row.skip.log_budget = -HUGE_VAL;
+          row.skip.logit_floor = -std::numeric_limits<float>::infinity();
+          row.skip.lo_edge = row.skip.hi_edge = HUGE_VALF;
           neg_slope_.data()[r] = 0.0f;
           for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = 0.0f;
           continue;
@@ -220,7 +231,6 @@ class UnitWorker {
         row.i = i;
         row.h = h;
         row.real = true;
-        row.done = false;
         row.skip.pos = pr_.q_pos0 + i;
         row.skip.bk = b * pr_.num_kv_heads + kv_head;
         row.skip.slope = pr_.slopes[h];
@@ -239,26 +249,36 @@ class UnitWorker {
           row.skip.q_norm = std::sqrt((q_sq[0] + q_sq[1]) + (q_sq[2] + q_sq[3])) * (1.0 + 1e-6);
         }
         row.skip.log_budget = skipping_.log_budget(h);
+        row.skip.logit_floor = logit_floors_ != nullptr ? logit_floors_[offset / D] : -std::numeric_limits<float>::infinity();
+        if (row.skip.log_budget != -HUGE_VAL && row.lo < row.hi) {
+          skipping_.set_edges(row.skip, row.lo, row.hi, previous == nullptr ? nullptr : &previous->skip,
+                              previous == nullptr ? 0 : previous->lo, previous == nullptr ? 0 : previous->hi);
+          previous = &row;
+        }
       }
     }
   }
 
-  // Marks rows whose unvisited keys ([lo, left) and [right, hi)) are negligible; true when every row of the
-  // unit is done or has nothing left to visit.
-  bool rows_finished(int num_rows, std::int64_t left, std::int64_t right) {
+  // Running max, sum and output of every row back to "no key seen"; padding lanes stay done.
+  void reset_softmax_state(int num_rows) {
+    for (int r = 0; r < num_rows; ++r) {
+      Row& row = rows_.data()[r];
+      row.done = !row.real;
+      max_.data()[r] = -std::numeric_limits<float>::infinity();
+      sum_.data()[r] = 0.0f;
+      float* o = o_.data() + r * dim_pad_;
+      for (std::int64_t d = 0; d < dim_pad_; ++d) o[d] = 0.0f;
+    }
+  }
+
+  // Marks the rows whose unvisited keys are negligible (Skipping::done) after the piece [piece_lo, piece_hi)
+  // visited [left, right); true when every row of the unit is done or has nothing left to visit.
+  bool rows_finished(int num_rows, std::int64_t left, std::int64_t right, std::int64_t piece_lo, std::int64_t piece_hi) {
     bool all = true;
     for (int r = 0; r < num_rows; ++r) {
       Row& row = rows_.data()[r];
       if (row.done) continue;
-      const std::int64_t left_end = std::min(left, row.hi), right_begin = std::max(right, row.lo);
-      const bool left_open = row.lo < left_end, right_open = right_begin < row.hi;
-      if (!left_open && !right_open) continue;
-      const float max = max_.data()[r];
-      if (row.skip.log_budget == -HUGE_VAL || max == -std::numeric_limits<float>::infinity()) {
-        all = false;
-        continue;
-      }
-      row.done = skipping_.tails_negligible(row.skip, max, row.lo, left_end, right_begin, row.hi);
+      row.done = skipping_.done(row.skip, row.lo, row.hi, max_.data()[r], left, right, piece_lo, piece_hi);
       all = all && row.done;
     }
     return all;
@@ -298,7 +318,8 @@ class UnitWorker {
 
   // Folds the packed block (prepare_lanes set its rows' lanes) into the rows of kv head hh. Rows go in
   // groups of qk_row_vecs vectors: S^T of the group, its softmax, then its P.V, so S^T stays in L1.
-  void process_block(int hh, const float* k_packed, const float* v_packed) {
+  // `non_finite_values`: some value of the block is inf or NaN.
+  void process_block(int hh, const float* k_packed, const float* v_packed, bool non_finite_values) {
     constexpr int QC = O::qk_row_vecs;
     const int dim = pr_.head_dim;
     const int first = hh * head_rows_;
@@ -342,7 +363,7 @@ class UnitWorker {
       });
       for (int c = 0; c < group_vecs; ++c)
         softmax_lanes(r0 + c * W, st + c * W, ja, jb, block_max[c], overflow[c]);
-      accumulate_pv(r0, r1, st, v_packed);
+      accumulate_pv(r0, r1, st, v_packed, non_finite_values);
     }
   }
 
@@ -354,14 +375,21 @@ class UnitWorker {
     const float* lo;
     const float* hi;
     bool needs_mask[O::qk_row_vecs];  // per row vector: some lane sees only part of the group's keys
-    ALIBI_ALWAYS_INLINE vec operator()(vec s, int j, int c) const {
+    // Also adds NaN to `overflow` in the lanes that see key j and whose dot product s is inf or NaN (only
+    // those: a row must not be recomputed, with other bits, for a key it does not see).
+    ALIBI_ALWAYS_INLINE vec operator()(vec s, int j, int c, vec& overflow) const {
       const vec key = O::set1(static_cast<float>(j));
       // causal: visible keys have p - j >= 0, so |p - j| is the paper's distance; bidirectional: symmetric.
       vec x = O::fma(O::load(neg_slope + c * W), O::abs(O::sub(O::load(dist0 + c * W), key)), s);
+      const vec non_finite = O::mul(s, O::zero());  // 0 for a finite dot product, NaN otherwise
       if (needs_mask[c]) {
         const vec minus_inf = O::set1(-std::numeric_limits<float>::infinity());
-        x = O::select_lt(key, O::load(lo + c * W), minus_inf, x);
-        x = O::select_lt(key, O::load(hi + c * W), x, minus_inf);
+        const vec lo_lanes = O::load(lo + c * W), hi_lanes = O::load(hi + c * W);
+        x = O::select_lt(key, lo_lanes, minus_inf, x);
+        x = O::select_lt(key, hi_lanes, x, minus_inf);
+        overflow = O::add(overflow, O::select_lt(key, lo_lanes, O::zero(), O::select_lt(key, hi_lanes, non_finite, O::zero())));
+      } else {
+        overflow = O::add(overflow, non_finite);
       }
       return x;
     }
@@ -394,10 +422,9 @@ class UnitWorker {
     // finite inputs finite and puts NaN exactly where it is visible.
     const vec nan = O::set1(std::numeric_limits<float>::quiet_NaN());
     sum = O::select_lt(lo, hi, O::select_lt(new_max, lowest, nan, sum), sum);
-    // A dot product that came out inf or NaN: inf or NaN inputs, or fp32 overflow of a partial sum even
-    // though the true logit is finite (it can even be the row's largest: Note [non-finite rows]). Such a
-    // row is recomputed exactly too; lanes whose row does not see that key are recomputed needlessly but
-    // correctly.
+    // A dot product that came out inf or NaN for a key the row sees: inf or NaN inputs, or fp32 overflow
+    // of a partial sum even though the true logit is finite (it can even be the row's largest: Note
+    // [non-finite rows]). Such a row is recomputed exactly too.
     sum = O::add(sum, overflow);
     O::store(sum_.data() + r0, sum);
     O::store(max_.data() + r0, new_max);
@@ -411,10 +438,13 @@ class UnitWorker {
     }
   }
 
-  // O += P V for rows [r0, r1) (a Q.K group), each P.V tile over the keys its rows see.
-  void accumulate_pv(int r0, int r1, const float* pt, const float* v_packed) {
-    constexpr int PR = O::pv_rows;
+  // O += P V for rows [r0, r1) (a Q.K group), each P.V tile over the keys its rows see. Rows of a tile
+  // that see fewer keys ride along with P = 0 there (masked to -inf, exp -> 0): exact no-ops for finite
+  // values. But 0 * inf is NaN, so a block with a non-finite value runs every row alone over its own
+  // keys (`per_row`), which gives the other rows the same bits as the tiles.
+  void accumulate_pv(int r0, int r1, const float* pt, const float* v_packed, bool per_row) {
     constexpr int PV = O::pv_vecs;
+    const int PR = per_row ? 1 : O::pv_rows;
     const int tiles = (r1 - r0 + PR - 1) / PR;
     for (int t = 0; t < tiles; ++t) {
       const int a = r0 + t * PR;
@@ -432,8 +462,7 @@ class UnitWorker {
           if (range.first >= range.second) continue;
           const int a = r0 + t * PR;
           float* o = o_.data() + (a * dim_pad_);
-          // Rows of the tile that see fewer keys ride along with P = 0 there (masked to -inf, exp -> 0).
-          with_count<PR>(std::min(PR, r1 - a), [&](auto n) {
+          with_count<O::pv_rows>(std::min(PR, r1 - a), [&](auto n) {
             pv_tile<Isa, decltype(n)::value, NV>(pt + (a - r0), head_rows_, v_packed, pack_stride_, range.first,
                                                  range.second, o, dim_pad_, dv0);
           });
@@ -487,6 +516,8 @@ class UnitWorker {
   KvSource<Isa> kv_;
   Skipping<Isa> skipping_;
   float* partial_;
+  const float* logit_floors_;
+  std::int64_t set_up_unit_ = -1;  // the unit whose rows setup_rows last set
   int group_;
   int dim_vecs_;
   std::int64_t dim_pad_;
