@@ -138,9 +138,9 @@ std::vector<float> rounding_cases(std::uint16_t largest_finite, double next_of_l
 }
 
 // Random bit patterns (every exponent equally often), NaNs and infinities included.
-std::vector<float> random_floats(std::size_t count, std::uint32_t seed) {
+std::vector<float> random_floats(int count, std::uint32_t seed) {
   std::mt19937 rng(seed);
-  std::vector<float> x(count);
+  std::vector<float> x(static_cast<std::size_t>(count));
   for (float& value : x) value = float_of(static_cast<std::uint32_t>(rng()));
   return x;
 }
@@ -324,7 +324,7 @@ ALIBI_TEST(ConvertTest, ArraysMatchTheScalarFunctionsBitwise) {
   const std::vector<float> random = random_floats(4096, 3u);
   pool.insert(pool.end(), random.begin(), random.end());
   std::mt19937 rng(11);
-  for (std::size_t n : {0, 1, 7, 15, 17, 33, 1000}) {
+  for (std::size_t n : {0u, 1u, 7u, 15u, 17u, 33u, 1000u}) {
     for (std::size_t offset = 0; offset < 4; ++offset) {
       const std::string where = "n=" + std::to_string(n) + " offset=" + std::to_string(offset);
       // float -> 16 bits; an element either side of the output must stay untouched.
