@@ -32,9 +32,10 @@ struct TestTable {
   std::size_t count;
 };
 
-// The tables of the test sources (defined in attention_test.cpp and slopes_bias_test.cpp).
+// The tables of the test sources (defined in attention_test.cpp, slopes_bias_test.cpp and convert_test.cpp).
 extern const TestTable kAttentionTests;
 extern const TestTable kSlopesBiasTests;
+extern const TestTable kConvertTests;
 
 template <class... Isas>
 struct IsaList {};

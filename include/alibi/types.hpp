@@ -1,7 +1,8 @@
 #pragma once
-// The value types of the attention API: mask, shape and options. Plain data in namespace alibi itself,
-// shared by translation units built with any flags (Note [ABI namespace]).
+// The value types of the attention API: mask, shape and options, and the 16-bit element types. Plain data
+// in namespace alibi itself, shared by translation units built with any flags (Note [ABI namespace]).
 #include <cstdint>
+#include <type_traits>
 
 #include "alibi/detail/config.hpp"
 
@@ -48,5 +49,26 @@ struct AttentionOptions {
   /// norms for the guarantee to hold; NaN or negative entries are treated as unbounded.
   const float* key_norms = nullptr;
 };
+
+/// bfloat16: the top half of an IEEE binary32 (1 sign, 8 exponent, 7 mantissa bits), as raw bits.
+/// Memory-compatible (memcpy) with Eigen::bfloat16, torch.bfloat16 and ggml's bf16. Conversions:
+/// alibi::to_bfloat16, alibi::to_float and alibi::convert (alibi/convert.hpp).
+struct bfloat16 {
+  std::uint16_t bits;
+};
+
+/// float16: IEEE binary16 (1 sign, 5 exponent, 10 mantissa bits), as raw bits. Memory-compatible (memcpy)
+/// with Eigen::half, torch.float16, numpy.float16 and ggml's f16. Conversions: alibi::to_float16,
+/// alibi::to_float and alibi::convert (alibi/convert.hpp).
+struct float16 {
+  std::uint16_t bits;
+};
+
+static_assert(sizeof(bfloat16) == 2 && alignof(bfloat16) == alignof(std::uint16_t), "bfloat16 must be 2 bytes");
+static_assert(sizeof(float16) == 2 && alignof(float16) == alignof(std::uint16_t), "float16 must be 2 bytes");
+static_assert(std::is_standard_layout<bfloat16>::value && std::is_trivially_copyable<bfloat16>::value,
+              "bfloat16 must be memcpy-compatible with the other libraries' bfloat16");
+static_assert(std::is_standard_layout<float16>::value && std::is_trivially_copyable<float16>::value,
+              "float16 must be memcpy-compatible with the other libraries' half");
 
 }  // namespace alibi

@@ -10,6 +10,9 @@
 #else
 #define ALIBI_ISA_AVX2_HPP_2
 #endif
+#include <cstdint>
+#include <cstring>
+
 #include "alibi/detail/config.hpp"
 #include "alibi/isa/tags.hpp"
 
@@ -42,6 +45,99 @@ struct Ops<isa::avx2> {
   // vmaskmov never touches masked-off lanes, so a tail at the very end of a tensor is safe to read.
   static ALIBI_ALWAYS_INLINE vec load_partial(const float* p, int n) { return _mm256_maskload_ps(p, first_lanes(n)); }
   static ALIBI_ALWAYS_INLINE void store_partial(float* p, vec x, int n) { _mm256_maskstore_ps(p, first_lanes(n), x); }
+
+  // ---- 16-bit memory: 8 values in an __m128i. The tag has no F16C, so binary16 is converted with integer
+  // AVX2 code, bit for bit the scalar functions of detail/float16.hpp (Note [16-bit rounding]).
+  static ALIBI_ALWAYS_INLINE vec widen_bf16(__m128i h) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static ALIBI_ALWAYS_INLINE vec widen_f16(__m128i h) {
+    const __m256i h32 = _mm256_cvtepu16_epi32(h);
+    const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(h32, _mm256_set1_epi32(0x8000)), 16);
+    const __m256i em = _mm256_and_si256(h32, _mm256_set1_epi32(0x7FFF));  // exponent and mantissa
+    const __m256i shifted = _mm256_slli_epi32(em, 13);
+    const __m256i normal = _mm256_add_epi32(shifted, _mm256_set1_epi32((127 - 15) << 23));
+    // Exponent 31: 0x0F800000 + 0x70000000 = 0x7F800000 (inf), plus the quiet bit for a NaN.
+    const __m256i quiet =
+        _mm256_and_si256(_mm256_cmpgt_epi32(em, _mm256_set1_epi32(0x7C00)), _mm256_set1_epi32(0x00400000));
+    const __m256i special = _mm256_or_si256(_mm256_add_epi32(shifted, _mm256_set1_epi32(0x70000000)), quiet);
+    // Exponent 0: mantissa * 2^-24, exact in float arithmetic (a small integer times a power of two, and
+    // normal in binary32: no rounding, FTZ or DAZ can change it).
+    const __m256i tiny = _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(em), _mm256_set1_ps(0x1p-24f)));
+    __m256i bits = _mm256_blendv_epi8(normal, special, _mm256_cmpgt_epi32(em, _mm256_set1_epi32(0x7BFF)));
+    bits = _mm256_blendv_epi8(bits, tiny, _mm256_cmpgt_epi32(_mm256_set1_epi32(0x0400), em));
+    return _mm256_castsi256_ps(_mm256_or_si256(bits, sign));
+  }
+  // 8 lanes holding values <= 0xFFFF -> 8 uint16.
+  static ALIBI_ALWAYS_INLINE __m128i pack_u16(__m256i x) {
+    return _mm_packus_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+  }
+  static ALIBI_ALWAYS_INLINE __m128i narrow_bf16(vec x) {
+    const __m256i bits = _mm256_castps_si256(x);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    const __m256i rounded =
+        _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7FFF)), lsb), 16);
+    const __m256i nan = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x0040));
+    const __m256i is_nan =
+        _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7FFFFFFF)), _mm256_set1_epi32(0x7F800000));
+    return pack_u16(_mm256_blendv_epi8(rounded, nan, is_nan));
+  }
+  static ALIBI_ALWAYS_INLINE __m128i narrow_f16(vec x) {
+    const __m256i bits = _mm256_castps_si256(x);
+    const __m256i sign = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x8000));
+    const __m256i a = _mm256_and_si256(bits, _mm256_set1_epi32(0x7FFFFFFF));  // |x|, a non-negative int32
+    const __m256i one = _mm256_set1_epi32(1);
+    // Normal binary16: rebias, round off 13 bits (ties to even).
+    const __m256i normal_lsb = _mm256_and_si256(_mm256_srli_epi32(a, 13), one);
+    const __m256i normal =
+        _mm256_srli_epi32(_mm256_add_epi32(_mm256_sub_epi32(a, _mm256_set1_epi32(0x38000000 - 0xFFF)), normal_lsb), 13);
+    // Subnormal binary16 or zero: m >> (126 - e) rounded, the shift capped at 31 (gives 0).
+    const __m256i e = _mm256_srli_epi32(a, 23);
+    const __m256i m = _mm256_or_si256(_mm256_and_si256(a, _mm256_set1_epi32(0x7FFFFF)), _mm256_set1_epi32(0x800000));
+    const __m256i shift = _mm256_min_epu32(_mm256_sub_epi32(_mm256_set1_epi32(126), e), _mm256_set1_epi32(31));
+    const __m256i half_minus_one = _mm256_sub_epi32(_mm256_sllv_epi32(one, _mm256_sub_epi32(shift, one)), one);
+    const __m256i tiny_lsb = _mm256_and_si256(_mm256_srlv_epi32(m, shift), one);
+    const __m256i tiny = _mm256_srlv_epi32(_mm256_add_epi32(_mm256_add_epi32(m, half_minus_one), tiny_lsb), shift);
+    const __m256i nan = _mm256_or_si256(_mm256_set1_epi32(0x7E00),
+                                        _mm256_and_si256(_mm256_srli_epi32(a, 13), _mm256_set1_epi32(0x3FF)));
+    __m256i h = _mm256_blendv_epi8(tiny, normal, _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x387FFFFF)));
+    h = _mm256_blendv_epi8(h, _mm256_set1_epi32(0x7C00), _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x477FEFFF)));
+    h = _mm256_blendv_epi8(h, nan, _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7F800000)));
+    return pack_u16(_mm256_or_si256(h, sign));
+  }
+  static ALIBI_ALWAYS_INLINE __m128i load_u16(const std::uint16_t* p) {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  }
+  // AVX2 has no 16-bit masked load or store: the partial forms go through a buffer, copying only n values.
+  static ALIBI_ALWAYS_INLINE __m128i load_u16_partial(const std::uint16_t* p, int n) {
+    alignas(16) std::uint16_t buffer[8] = {};
+    if (n > 0) std::memcpy(buffer, p, static_cast<std::size_t>(n < 8 ? n : 8) * sizeof(std::uint16_t));
+    return _mm_load_si128(reinterpret_cast<const __m128i*>(buffer));
+  }
+  static ALIBI_ALWAYS_INLINE void store_u16(std::uint16_t* p, __m128i h) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), h);
+  }
+  static ALIBI_ALWAYS_INLINE void store_u16_partial(std::uint16_t* p, __m128i h, int n) {
+    alignas(16) std::uint16_t buffer[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(buffer), h);
+    if (n > 0) std::memcpy(p, buffer, static_cast<std::size_t>(n < 8 ? n : 8) * sizeof(std::uint16_t));
+  }
+  static ALIBI_ALWAYS_INLINE vec load_bf16(const std::uint16_t* p) { return widen_bf16(load_u16(p)); }
+  static ALIBI_ALWAYS_INLINE vec load_bf16_partial(const std::uint16_t* p, int n) {
+    return widen_bf16(load_u16_partial(p, n));
+  }
+  static ALIBI_ALWAYS_INLINE vec load_f16(const std::uint16_t* p) { return widen_f16(load_u16(p)); }
+  static ALIBI_ALWAYS_INLINE vec load_f16_partial(const std::uint16_t* p, int n) {
+    return widen_f16(load_u16_partial(p, n));
+  }
+  static ALIBI_ALWAYS_INLINE void store_bf16(std::uint16_t* p, vec x) { store_u16(p, narrow_bf16(x)); }
+  static ALIBI_ALWAYS_INLINE void store_bf16_partial(std::uint16_t* p, vec x, int n) {
+    store_u16_partial(p, narrow_bf16(x), n);
+  }
+  static ALIBI_ALWAYS_INLINE void store_f16(std::uint16_t* p, vec x) { store_u16(p, narrow_f16(x)); }
+  static ALIBI_ALWAYS_INLINE void store_f16_partial(std::uint16_t* p, vec x, int n) {
+    store_u16_partial(p, narrow_f16(x), n);
+  }
 
   // Keeps a reused operand in a register: without it GCC re-reads it as a memory operand of every FMA,
   // and a micro-kernel tile then issues more loads than the load ports sustain.

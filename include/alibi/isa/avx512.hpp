@@ -10,6 +10,8 @@
 #else
 #define ALIBI_ISA_AVX512_HPP_2
 #endif
+#include <cstdint>
+
 #include "alibi/detail/config.hpp"
 #include "alibi/isa/tags.hpp"
 
@@ -51,6 +53,57 @@ struct Ops<isa::avx512> {
   // Masked-off lanes are never accessed (no fault past the end of a tensor).
   static ALIBI_ALWAYS_INLINE vec load_partial(const float* p, int n) { return _mm512_maskz_loadu_ps(first_lanes(n), p); }
   static ALIBI_ALWAYS_INLINE void store_partial(float* p, vec x, int n) { _mm512_mask_storeu_ps(p, first_lanes(n), x); }
+
+  // ---- 16-bit memory: 16 values in an __m256i, bit for bit the scalar functions of detail/float16.hpp
+  // (Note [16-bit rounding]). Binary16 uses vcvtph2ps / vcvtps2ph (AVX512F): exact, resp. rounding to
+  // nearest even by the immediate (not MXCSR.RC); both ignore FTZ, and a DAZ-flushed float input is a float
+  // subnormal, which rounds to the same signed zero anyway. bfloat16 is integer code (vcvtneps2bf16 is not
+  // in the tag's set, and it flushes subnormals).
+  static ALIBI_ALWAYS_INLINE vec widen_bf16(__m256i h) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  static ALIBI_ALWAYS_INLINE vec widen_f16(__m256i h) { return _mm512_cvtph_ps(h); }
+  static ALIBI_ALWAYS_INLINE __m256i narrow_bf16(vec x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    const __m512i rounded =
+        _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7FFF)), lsb), 16);
+    const __m512i nan = _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x0040));
+    const __mmask16 is_nan =
+        _mm512_cmpgt_epi32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
+    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(is_nan, rounded, nan));
+  }
+  static ALIBI_ALWAYS_INLINE __m256i narrow_f16(vec x) {
+    return _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  // Masked-off 16-bit lanes are never accessed (AVX512BW + VL).
+  static ALIBI_ALWAYS_INLINE __m256i load_u16_partial(const std::uint16_t* p, int n) {
+    return _mm256_maskz_loadu_epi16(first_lanes(n), p);
+  }
+  static ALIBI_ALWAYS_INLINE vec load_bf16(const std::uint16_t* p) {
+    return widen_bf16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static ALIBI_ALWAYS_INLINE vec load_bf16_partial(const std::uint16_t* p, int n) {
+    return widen_bf16(load_u16_partial(p, n));
+  }
+  static ALIBI_ALWAYS_INLINE vec load_f16(const std::uint16_t* p) {
+    return widen_f16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static ALIBI_ALWAYS_INLINE vec load_f16_partial(const std::uint16_t* p, int n) {
+    return widen_f16(load_u16_partial(p, n));
+  }
+  static ALIBI_ALWAYS_INLINE void store_bf16(std::uint16_t* p, vec x) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), narrow_bf16(x));
+  }
+  static ALIBI_ALWAYS_INLINE void store_bf16_partial(std::uint16_t* p, vec x, int n) {
+    _mm256_mask_storeu_epi16(p, first_lanes(n), narrow_bf16(x));
+  }
+  static ALIBI_ALWAYS_INLINE void store_f16(std::uint16_t* p, vec x) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), narrow_f16(x));
+  }
+  static ALIBI_ALWAYS_INLINE void store_f16_partial(std::uint16_t* p, vec x, int n) {
+    _mm256_mask_storeu_epi16(p, first_lanes(n), narrow_f16(x));
+  }
 
   // Keeps a reused operand in a register: without it GCC re-reads it as a memory operand of every FMA,
   // and a micro-kernel tile then issues more loads than the load ports sustain.

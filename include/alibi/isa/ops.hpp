@@ -6,6 +6,12 @@
 //   using vec;  static constexpr int width;                  one register of `width` floats
 //   zero, set1
 //   load/store (unaligned), load_partial/store_partial       first n lanes, the rest read as 0 / untouched
+//   load_bf16/load_f16(const std::uint16_t* p)                width bfloat16 / IEEE binary16 values from p
+//   load_bf16_partial/load_f16_partial(p, n)                  (unaligned), widened exactly to floats; the
+//                                                             partial forms read only the first n (the rest
+//                                                             are 0), never a byte past them
+//   store_bf16/store_f16(std::uint16_t* p, x)                 x rounded to nearest even (binary16: subnormals
+//   store_bf16_partial/store_f16_partial(p, x, n)             included, overflow to +-inf); partial: first n
 //   add, sub, mul, fma(a, b, c) = a * b + c, abs
 //   max(a, b), min(a, b)                                      x86 semantics: b when either is NaN
 //   select_lt(a, b, x, y)                                     per lane: a < b ? x : y
@@ -13,7 +19,9 @@
 //   reduce_add                                                horizontal sum, to a float
 // and the register-blocking shape of its micro-kernels: `registers` (vector registers the ISA has),
 // qk_row_vecs (row vectors of one Q.K tile; the tile's key count follows from the register budget) and
-// pv_rows x pv_vecs P.V accumulators.
+// pv_rows x pv_vecs P.V accumulators. The 16-bit conversions are bit for bit those of detail/float16.hpp
+// (Note [16-bit rounding]) on every ISA, NaN payloads included, whatever the floating-point environment
+// (rounding mode, FTZ, DAZ).
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_ISA_OPS_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_ISA_OPS_HPP_1)) || \

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "alibi/detail/config.hpp"
+#include "alibi/detail/float16.hpp"
 #include "alibi/isa/tags.hpp"
 
 ALIBI_NAMESPACE_BEGIN
@@ -38,6 +39,24 @@ struct Ops<isa::scalar> {
   static ALIBI_ALWAYS_INLINE vec load_partial(const float* p, int n) { return n > 0 ? *p : 0.0f; }
   static ALIBI_ALWAYS_INLINE void store_partial(float* p, vec x, int n) {
     if (n > 0) *p = x;
+  }
+
+  // ---- 16-bit memory (Note [16-bit rounding] in detail/float16.hpp): the scalar conversions themselves
+  static ALIBI_ALWAYS_INLINE vec load_bf16(const std::uint16_t* p) { return detail::bf16_bits_to_float(*p); }
+  static ALIBI_ALWAYS_INLINE vec load_bf16_partial(const std::uint16_t* p, int n) {
+    return n > 0 ? detail::bf16_bits_to_float(*p) : 0.0f;
+  }
+  static ALIBI_ALWAYS_INLINE vec load_f16(const std::uint16_t* p) { return detail::f16_bits_to_float(*p); }
+  static ALIBI_ALWAYS_INLINE vec load_f16_partial(const std::uint16_t* p, int n) {
+    return n > 0 ? detail::f16_bits_to_float(*p) : 0.0f;
+  }
+  static ALIBI_ALWAYS_INLINE void store_bf16(std::uint16_t* p, vec x) { *p = detail::float_to_bf16_bits(x); }
+  static ALIBI_ALWAYS_INLINE void store_bf16_partial(std::uint16_t* p, vec x, int n) {
+    if (n > 0) *p = detail::float_to_bf16_bits(x);
+  }
+  static ALIBI_ALWAYS_INLINE void store_f16(std::uint16_t* p, vec x) { *p = detail::float_to_f16_bits(x); }
+  static ALIBI_ALWAYS_INLINE void store_f16_partial(std::uint16_t* p, vec x, int n) {
+    if (n > 0) *p = detail::float_to_f16_bits(x);
   }
 
   static ALIBI_ALWAYS_INLINE void pin(vec&) {}  // see Ops<avx2>::pin
