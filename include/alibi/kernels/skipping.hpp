@@ -104,14 +104,23 @@ class KeyNormBounds {
   /// Bound over the whole blocks [x, y] (inclusive; 0 if empty).
   float blocks(std::int64_t bk, std::int64_t x, std::int64_t y) const {
     if (x > y) return 0.0f;
-    int k = 0;
-    while ((std::int64_t{2} << k) <= y + 1 - x) ++k;
+    const int k = floor_log2(static_cast<std::uint64_t>(y + 1 - x));
     return larger(table_[table_index(k, bk, x)], table_[table_index(k, bk, y + 1 - (std::int64_t{1} << k))]);
   }
 
   static float larger(float x, float y) { return x > y ? x : y; }  // bounds are never NaN
 
  private:
+  static int floor_log2(std::uint64_t n) {  // n >= 1
+#if defined(__GNUC__) || defined(__clang__)
+    return 63 - __builtin_clzll(n);
+#else
+    int k = 0;
+    while (n >>= 1) ++k;
+    return k;
+#endif
+  }
+
   std::size_t table_index(int level, std::int64_t bk, std::int64_t blk) const {
     return static_cast<std::size_t>((level * series_ + bk) * blocks_ + blk);
   }

@@ -335,40 +335,66 @@ class UnitWorker {
       float* st = st_.data() + g0 * W;  // S^T[j][row - first] = st[j * head_rows_ + row - r0]
       const float* qt_group = qt + static_cast<std::int64_t>(g0) * W * dim;
       // The bias and the mask are applied as each Q.K tile leaves its registers.
-      BiasEpilogue bias;
+      BiasEpilogue<false> bias;
       bias.dist0 = dist_.data() + r0;
       bias.neg_slope = neg_slope_.data() + r0;
       bias.lo = lo_f_.data() + r0;
       bias.hi = hi_f_.data() + r0;
-      vec block_max[QC], overflow[QC];
       for (int c = 0; c < group_vecs; ++c) {
-        block_max[c] = O::set1(-std::numeric_limits<float>::infinity());
-        overflow[c] = O::zero();
         bias.needs_mask[c] = false;
         for (int r = r0 + c * W; r < r0 + (c + 1) * W; ++r)
           bias.needs_mask[c] = bias.needs_mask[c] || lo_.data()[r] > ja || hi_.data()[r] < jb;
       }
-      with_count<QC>(group_vecs, [&](auto c) {
-        constexpr int C = decltype(c)::value;
-        constexpr int J = qk_tile_keys<Isa>(C);
-        int j = ja;
-        for (; j + J <= jb; j += J)
-          qk_tile<Isa, J, C>(k_packed + j * pack_stride_, pack_stride_, qt_group, group_vecs * W, dim,
-                             st + j * head_rows_, head_rows_, j, bias, block_max, overflow);
-        if (j < jb)
-          with_count<J>(jb - j, [&](auto n) {
-            qk_tile<Isa, decltype(n)::value, C>(k_packed + j * pack_stride_, pack_stride_, qt_group, group_vecs * W,
-                                                dim, st + j * head_rows_, head_rows_, j, bias, block_max, overflow);
-          });
-      });
+      vec block_max[QC], overflow[QC];
+      qk_group(bias, group_vecs, k_packed, qt_group, st, ja, jb, block_max, overflow);
+      // A non-finite dot product somewhere in the group (rare): the same tiles again, now flagging only the
+      // lanes that see the key, so that no row is recomputed (with other bits) for a key it does not see.
+      bool any_overflow = false;
+      for (int c = 0; c < group_vecs; ++c) any_overflow = any_overflow || O::reduce_add(overflow[c]) != 0.0f;
+      if (any_overflow) {
+        BiasEpilogue<true> visible_only;
+        visible_only.dist0 = bias.dist0;
+        visible_only.neg_slope = bias.neg_slope;
+        visible_only.lo = bias.lo;
+        visible_only.hi = bias.hi;
+        for (int c = 0; c < group_vecs; ++c) visible_only.needs_mask[c] = bias.needs_mask[c];
+        qk_group(visible_only, group_vecs, k_packed, qt_group, st, ja, jb, block_max, overflow);
+      }
       for (int c = 0; c < group_vecs; ++c)
         softmax_lanes(r0 + c * W, st + c * W, ja, jb, block_max[c], overflow[c]);
       accumulate_pv(r0, r1, st, v_packed, non_finite_values);
     }
   }
 
+  // S^T of one Q.K group over keys [ja, jb), with its block maxima and overflow flags (qk_tile).
+  template <class Epilogue>
+  void qk_group(const Epilogue& bias, int group_vecs, const float* k_packed, const float* qt_group, float* st, int ja,
+                int jb, vec* block_max, vec* overflow) const {
+    const int dim = pr_.head_dim;
+    for (int c = 0; c < group_vecs; ++c) {
+      block_max[c] = O::set1(-std::numeric_limits<float>::infinity());
+      overflow[c] = O::zero();
+    }
+    with_count<O::qk_row_vecs>(group_vecs, [&](auto c) {
+      constexpr int C = decltype(c)::value;
+      constexpr int J = qk_tile_keys<Isa>(C);
+      int j = ja;
+      for (; j + J <= jb; j += J)
+        qk_tile<Isa, J, C>(k_packed + j * pack_stride_, pack_stride_, qt_group, group_vecs * W, dim,
+                           st + j * head_rows_, head_rows_, j, bias, block_max, overflow);
+      if (j < jb)
+        with_count<J>(jb - j, [&](auto n) {
+          qk_tile<Isa, decltype(n)::value, C>(k_packed + j * pack_stride_, pack_stride_, qt_group, group_vecs * W, dim,
+                                              st + j * head_rows_, head_rows_, j, bias, block_max, overflow);
+        });
+    });
+  }
+
   // S^T + bias, masked: x = s - m |p - j| for visible keys j, -inf for the others. Each lane carries its
   // row's slope, distance from the block's first key and visible range (set by prepare_lanes).
+  // kVisibleOnly: overflow flags only lanes that see the key (a second pass, see process_block); else every
+  // lane (the common pass: cheaper, and flags nothing when all dot products are finite).
+  template <bool kVisibleOnly>
   struct BiasEpilogue {
     const float* dist0;
     const float* neg_slope;
@@ -387,10 +413,12 @@ class UnitWorker {
         const vec lo_lanes = O::load(lo + c * W), hi_lanes = O::load(hi + c * W);
         x = O::select_lt(key, lo_lanes, minus_inf, x);
         x = O::select_lt(key, hi_lanes, x, minus_inf);
-        overflow = O::add(overflow, O::select_lt(key, lo_lanes, O::zero(), O::select_lt(key, hi_lanes, non_finite, O::zero())));
-      } else {
-        overflow = O::add(overflow, non_finite);
+        if (kVisibleOnly) {
+          overflow = O::add(overflow, O::select_lt(key, lo_lanes, O::zero(), O::select_lt(key, hi_lanes, non_finite, O::zero())));
+          return x;
+        }
       }
+      overflow = O::add(overflow, non_finite);
       return x;
     }
   };
@@ -443,8 +471,15 @@ class UnitWorker {
   // values. But 0 * inf is NaN, so a block with a non-finite value runs every row alone over its own
   // keys (`per_row`), which gives the other rows the same bits as the tiles.
   void accumulate_pv(int r0, int r1, const float* pt, const float* v_packed, bool per_row) {
+    if (per_row)
+      accumulate_pv_tiles<1>(r0, r1, pt, v_packed);
+    else
+      accumulate_pv_tiles<O::pv_rows>(r0, r1, pt, v_packed);
+  }
+
+  template <int PR>
+  void accumulate_pv_tiles(int r0, int r1, const float* pt, const float* v_packed) {
     constexpr int PV = O::pv_vecs;
-    const int PR = per_row ? 1 : O::pv_rows;
     const int tiles = (r1 - r0 + PR - 1) / PR;
     for (int t = 0; t < tiles; ++t) {
       const int a = r0 + t * PR;
@@ -462,7 +497,7 @@ class UnitWorker {
           if (range.first >= range.second) continue;
           const int a = r0 + t * PR;
           float* o = o_.data() + (a * dim_pad_);
-          with_count<O::pv_rows>(std::min(PR, r1 - a), [&](auto n) {
+          with_count<PR>(std::min(PR, r1 - a), [&](auto n) {
             pv_tile<Isa, decltype(n)::value, NV>(pt + (a - r0), head_rows_, v_packed, pack_stride_, range.first,
                                                  range.second, o, dim_pad_, dv0);
           });
