@@ -625,7 +625,9 @@ void expect_bitwise_equal_across_threads(Case c, std::initializer_list<int> thre
 // Lowers the plan's single-thread threshold for its lifetime, so small shapes really run on a thread team.
 class AllCallsUseThreads {
  public:
-  AllCallsUseThreads() : saved_(alibi::test_hooks::single_thread_flops) { alibi::test_hooks::single_thread_flops = 0.0; }
+  AllCallsUseThreads() : saved_(alibi::test_hooks::single_thread_flops) {
+    alibi::test_hooks::single_thread_flops = 0.0;
+  }
   ~AllCallsUseThreads() { alibi::test_hooks::single_thread_flops = saved_; }
   AllCallsUseThreads(const AllCallsUseThreads&) = delete;
   AllCallsUseThreads& operator=(const AllCallsUseThreads&) = delete;
@@ -697,7 +699,8 @@ void expect_non_finite_reaches_only_its_rows(const Case& clean, std::int64_t bad
             const bool sees = b == 0 && h / group == bad_kv_head && sees_key(c, i, bad_key);
             seeing += sees;
             if (sees) continue;
-            changed += std::memcmp(out.data() + at, reference.data() + at, sizeof(float) * static_cast<std::size_t>(D)) != 0;
+            changed +=
+                std::memcmp(out.data() + at, reference.data() + at, sizeof(float) * static_cast<std::size_t>(D)) != 0;
           }
       EXPECT_EQ(changed, 0) << c.describe() << " skip_tolerance=" << c.options.skip_tolerance << ": "
                             << (tensor == 0 ? "k" : "v") << " = " << bad << " at key " << bad_key << " changed "
@@ -711,8 +714,10 @@ ALIBI_ISA_TEST(NonFiniteKeyOrValueReachesOnlyRowsThatSeeIt) {
   struct Situation {
     alibi::Mask mask;
     std::int64_t window;
-  } situations[] = {{alibi::Mask::causal, 0}, {alibi::Mask::causal, 9},
-                    {alibi::Mask::bidirectional, 0}, {alibi::Mask::bidirectional, 9}};
+  } situations[] = {{alibi::Mask::causal, 0},
+                    {alibi::Mask::causal, 9},
+                    {alibi::Mask::bidirectional, 0},
+                    {alibi::Mask::bidirectional, 9}};
   for (const Situation& s : situations) {
     // Default skipping, none, and permissive skipping (whose dropped mass shows in the output bits).
     for (float tolerance : {alibi::AttentionOptions{}.skip_tolerance, 0.0f, 1e-2f}) {
@@ -790,8 +795,9 @@ ALIBI_ISA_TEST(VectorExpIsAccurateAndFlushesToZero) {
   }
   EXPECT_LE(worst_ulp, 2.0) << "at x = " << worst_x;
   const float inf = std::numeric_limits<float>::infinity();
-  const float specials[] = {0.0f, -0.0f, -87.3365f, -87.34f, -88.0f, -103.0f, -1e30f, -inf,
-                            std::numeric_limits<float>::quiet_NaN(), 100.0f, 1e20f, inf};
+  const float specials[] = {
+      0.0f,   -0.0f, -87.3365f, -87.34f, -88.0f, -103.0f, -1e30f, -inf, std::numeric_limits<float>::quiet_NaN(),
+      100.0f, 1e20f, inf};
   for (const float x : specials) {
     std::fill_n(in, W, x);
     eval();
@@ -1012,30 +1018,30 @@ ALIBI_ISA_TEST(RejectsBadArgumentsWithoutWriting) {
 
 // ---- the table test_main.cpp registers (Note [no AVX-512 before the CPU check])
 
-#define ALIBI_ATTENTION_TESTS(X)           \
-  X(RandomShapesMatchTheReference)         \
-  X(RandomShapesWithFarRows)               \
-  X(DecodeOneQueryAgainstALongCache)       \
-  X(QueriesAtNegativePositions)            \
-  X(RowsThatSeeNoKeyAreExactZeros)         \
-  X(CustomSlopesIncludingZeroAndNegative)  \
-  X(EachQueryHeadReadsItsGroupsKvHead)     \
-  X(ScaleZeroMeansInverseSqrtHeadDim)      \
-  X(LargeInputsWithQueriesFarPastTheKeys)  \
-  X(LogitsOfTenThousandDoNotOverflow)      \
-  X(LongContextSpotChecked)                \
-  X(DefaultSkipToleranceMatchesNoSkipping) \
-  X(SkippedMassStaysWithinTolerance)       \
-  X(LargeNormsStayExactWithSkipping)       \
-  X(NonPositiveSlopesNeverSkip)            \
-  X(ThreadCountDoesNotChangeABit)          \
-  X(NonFiniteKeyOrValueReachesOnlyRowsThatSeeIt) \
-  X(SkippingNeverChangesHeadsWithNonPositiveSlopes) \
-  X(VectorExpIsAccurateAndFlushesToZero)   \
+#define ALIBI_ATTENTION_TESTS(X)                          \
+  X(RandomShapesMatchTheReference)                        \
+  X(RandomShapesWithFarRows)                              \
+  X(DecodeOneQueryAgainstALongCache)                      \
+  X(QueriesAtNegativePositions)                           \
+  X(RowsThatSeeNoKeyAreExactZeros)                        \
+  X(CustomSlopesIncludingZeroAndNegative)                 \
+  X(EachQueryHeadReadsItsGroupsKvHead)                    \
+  X(ScaleZeroMeansInverseSqrtHeadDim)                     \
+  X(LargeInputsWithQueriesFarPastTheKeys)                 \
+  X(LogitsOfTenThousandDoNotOverflow)                     \
+  X(LongContextSpotChecked)                               \
+  X(DefaultSkipToleranceMatchesNoSkipping)                \
+  X(SkippedMassStaysWithinTolerance)                      \
+  X(LargeNormsStayExactWithSkipping)                      \
+  X(NonPositiveSlopesNeverSkip)                           \
+  X(ThreadCountDoesNotChangeABit)                         \
+  X(NonFiniteKeyOrValueReachesOnlyRowsThatSeeIt)          \
+  X(SkippingNeverChangesHeadsWithNonPositiveSlopes)       \
+  X(VectorExpIsAccurateAndFlushesToZero)                  \
   X(OverflowingPartialDotProductStillGivesTheTrueSoftmax) \
-  X(UnalignedPointers)                     \
-  X(OutputMayAdjoinTheInputs)              \
-  X(ZeroSizedWork)                         \
+  X(UnalignedPointers)                                    \
+  X(OutputMayAdjoinTheInputs)                             \
+  X(ZeroSizedWork)                                        \
   X(RejectsBadArgumentsWithoutWriting)
 
 constexpr int kDefinedTests = __COUNTER__ - kCounterBefore - 1;

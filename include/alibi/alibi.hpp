@@ -2,9 +2,9 @@
 // alibi: header-only CPU attention kernels with ALiBi (Press, Smith & Lewis, ICLR 2022).
 // The umbrella header: slopes, dense bias, fused attention, 16-bit conversions. Eigen interop is opt-in:
 // alibi/eigen.hpp.
-#include "alibi/version.hpp"
+#include "alibi/attention.hpp"
+#include "alibi/bias.hpp"
+#include "alibi/convert.hpp"
 #include "alibi/isa/tags.hpp"
 #include "alibi/slopes.hpp"
-#include "alibi/bias.hpp"
-#include "alibi/attention.hpp"
-#include "alibi/convert.hpp"
+#include "alibi/version.hpp"

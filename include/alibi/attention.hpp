@@ -47,6 +47,8 @@ void attention(const float* q, const float* k, const float* v, float* out, const
 /// Writes an upper bound on |k| for every key row: out[(b * kv_len + j) * num_kv_heads + kv_head], the
 /// input AttentionOptions::key_norms expects. Only batch, kv_len, num_kv_heads and head_dim of `shape` are
 /// read. @throws std::invalid_argument for invalid sizes or a null pointer with non-empty k.
-inline void key_norms(const float* k, const AttentionShape& shape, float* out) { kernels::key_norms(k, shape, out); }
+inline void key_norms(const float* k, const AttentionShape& shape, float* out) {
+  kernels::key_norms(k, shape, out);
+}
 
 ALIBI_NAMESPACE_END

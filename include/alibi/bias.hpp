@@ -19,8 +19,7 @@ ALIBI_NAMESPACE_BEGIN
 /// absolute positions, so it stays exact at any context length.
 /// @throws std::invalid_argument for negative sizes, q_pos0 < -1, a non-finite slope, a null `out` when
 ///         q_len * kv_len > 0, or a q_len * kv_len that overflows; `out` is untouched then.
-inline void causal_bias(float slope, std::int64_t q_len, std::int64_t kv_len, float* out,
-                        std::int64_t q_pos0 = -1) {
+inline void causal_bias(float slope, std::int64_t q_len, std::int64_t kv_len, float* out, std::int64_t q_pos0 = -1) {
   const char* fn = "causal_bias";
   detail::require(q_len >= 0, fn, "q_len", "must be >= 0, got " + std::to_string(q_len));
   detail::require(kv_len >= 0, fn, "kv_len", "must be >= 0, got " + std::to_string(kv_len));

@@ -98,7 +98,7 @@
 #undef ALIBI_TARGET_AVX512
 #define ALIBI_TARGET_AVX512 ALIBI_FLAGS_AVX512
 #undef ALIBI_ISA_NAMESPACE
-#define ALIBI_ISA_NAMESPACE ALIBI_ISA_NAMESPACE_OF(ALIBI_FLAGS_LEVEL)
+#define ALIBI_ISA_NAMESPACE ALIBI_FLAGS_NAMESPACE
 #undef ALIBI_ISA_NAMESPACE_INLINE
 #define ALIBI_ISA_NAMESPACE_INLINE inline
 
@@ -153,14 +153,16 @@ inline Level resolve_level() {
   } else if (std::strcmp(cap, "avx512") == 0) {
     wanted = Level::avx512;
   } else {
-    alibi::detail::invalid_argument(std::string("alibi::dispatch: ALIBI_ISA must be scalar, avx2 or avx512, got \"") + cap + "\"");
+    alibi::detail::invalid_argument(std::string("alibi::dispatch: ALIBI_ISA must be scalar, avx2 or avx512, got \"") +
+                                    cap + "\"");
   }
   if (wanted > cpu)
     alibi::detail::invalid_argument(std::string("alibi::dispatch: ALIBI_ISA=") + cap +
-                                                           " but this CPU supports at most " + level_name(cpu));
+                                    " but this CPU supports at most " + level_name(cpu));
   if (wanted < floor_level())
-    alibi::detail::invalid_argument(std::string("alibi::dispatch: ALIBI_ISA=") + cap + " but this program was compiled with " +
-        level_name(floor_level()) + " flags, so its narrowest kernel is " + level_name(floor_level()));
+    alibi::detail::invalid_argument(std::string("alibi::dispatch: ALIBI_ISA=") + cap +
+                                    " but this program was compiled with " + level_name(floor_level()) +
+                                    " flags, so its narrowest kernel is " + level_name(floor_level()));
   return wanted;
 }
 
@@ -174,7 +176,9 @@ inline Level chosen_level() {
 
 /// The ISA attention() runs on: "scalar", "avx2" or "avx512".
 /// @throws std::invalid_argument naming ALIBI_ISA when that variable holds an unusable value.
-inline const char* isa_name() { return detail::level_name(detail::chosen_level()); }
+inline const char* isa_name() {
+  return detail::level_name(detail::chosen_level());
+}
 
 /// alibi::attention on the widest ISA the running CPU supports (capped by ALIBI_ISA); same arguments,
 /// same guarantees, and bitwise the output of alibi::attention<isa::X> compiled with X's flags.

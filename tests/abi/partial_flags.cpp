@@ -10,7 +10,7 @@ static_assert(alibi::isa::compiled<alibi::isa::avx2>, "-mavx2 -mfma enable isa::
 static_assert(std::is_same<alibi::isa::native, alibi::isa::avx2>::value, "isa::native must be avx2 here");
 
 namespace alibi {
-namespace v0_avx512f_partial {}  // the namespace this TU's code lives in
+namespace v0_avx512f_partial {}  // namespace v0_avx512f_partial
 }  // namespace alibi
 
 void partial_flags_instantiate(const float* q, const float* k, const float* v, float* out) {

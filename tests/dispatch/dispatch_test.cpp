@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "alibi/dispatch.hpp"
 #include "../reference.hpp"
+#include "alibi/dispatch.hpp"
 #include "reference_kernels.hpp"
 
 namespace {
@@ -111,9 +111,8 @@ std::string describe(const Case& c) {
   const alibi::AttentionShape& s = c.shape;
   char text[256];
   std::snprintf(text, sizeof text, "batch=%d q_len=%lld kv_len=%lld heads=%d/%d head_dim=%d mask=%d window=%lld",
-                s.batch, static_cast<long long>(s.q_len), static_cast<long long>(s.kv_len), s.num_heads,
-                s.num_kv_heads, s.head_dim, static_cast<int>(c.options.mask),
-                static_cast<long long>(c.options.window));
+                s.batch, static_cast<long long>(s.q_len), static_cast<long long>(s.kv_len), s.num_heads, s.num_kv_heads,
+                s.head_dim, static_cast<int>(c.options.mask), static_cast<long long>(c.options.window));
   return text;
 }
 
@@ -144,7 +143,8 @@ void check_cases(const std::string& isa) {
       const double error = std::fabs(double(out[n]) - exact.out[n]) - exact.rounding_bound[n];
       worst = std::max(worst, error / (1.0 + std::fabs(exact.out[n])));
     }
-    if (!(worst <= 2e-5)) fail("dispatch output is far from the float64 reference (" + std::to_string(worst) + "), " + describe(c));
+    if (!(worst <= 2e-5))
+      fail("dispatch output is far from the float64 reference (" + std::to_string(worst) + "), " + describe(c));
   }
 }
 
@@ -155,7 +155,8 @@ void check_argument_errors() {
     alibi::dispatch::attention(q.data(), k.data(), v.data(), out.data(), shape);
     fail("num_kv_heads = 3 with num_heads = 2 was accepted");
   } catch (const std::invalid_argument& e) {
-    if (std::strstr(e.what(), "num_kv_heads") == nullptr) fail(std::string("the message does not name num_kv_heads: ") + e.what());
+    if (std::strstr(e.what(), "num_kv_heads") == nullptr)
+      fail(std::string("the message does not name num_kv_heads: ") + e.what());
   }
   for (float x : out)
     if (x != 5.0f) {
@@ -183,7 +184,8 @@ int main(int argc, char** argv) {
         const char* name = alibi::dispatch::isa_name();
         fail(std::string("ALIBI_ISA was accepted, isa_name() = ") + name);
       } catch (const std::invalid_argument& e) {
-        if (std::strstr(e.what(), "ALIBI_ISA") == nullptr) fail(std::string("the message does not name ALIBI_ISA: ") + e.what());
+        if (std::strstr(e.what(), "ALIBI_ISA") == nullptr)
+          fail(std::string("the message does not name ALIBI_ISA: ") + e.what());
       }
     }
     std::vector<float> q(8, 1.0f), k(8, 1.0f), v(8, 1.0f), out(8, 3.0f);
@@ -191,7 +193,8 @@ int main(int argc, char** argv) {
       alibi::dispatch::attention(q.data(), k.data(), v.data(), out.data(), alibi::AttentionShape{1, 1, 1, 1, 1, 8});
       fail("attention() ran although ALIBI_ISA is unusable");
     } catch (const std::invalid_argument& e) {
-      if (std::strstr(e.what(), "ALIBI_ISA") == nullptr) fail(std::string("the message does not name ALIBI_ISA: ") + e.what());
+      if (std::strstr(e.what(), "ALIBI_ISA") == nullptr)
+        fail(std::string("the message does not name ALIBI_ISA: ") + e.what());
     }
     if (out[0] != 3.0f) fail("a refused call wrote to out");
   } else {

@@ -2,7 +2,8 @@
 // sizes goes through checked_mul, so a product past PTRDIFF_MAX is an argument error, not a wrap-around.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_CHECKED_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_CHECKED_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_CHECKED_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_CHECKED_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_DETAIL_CHECKED_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_DETAIL_CHECKED_HPP_0

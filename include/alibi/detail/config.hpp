@@ -58,12 +58,14 @@
 #define ALIBI_PP_STR(a) ALIBI_PP_STR_(a)
 /// The per-ISA namespace of a level: v0_<level>[_noexcept].
 #define ALIBI_ISA_NAMESPACE_OF(level) ALIBI_PP_CAT(ALIBI_PP_CAT(v0_, level), ALIBI_EXCEPTION_SUFFIX)
+/// The per-ISA namespace of the TU's own flags (whatever pass is being compiled).
+#define ALIBI_FLAGS_NAMESPACE ALIBI_ISA_NAMESPACE_OF(ALIBI_FLAGS_LEVEL)
 
 // ---- The current pass (redefined by alibi/dispatch.hpp around its passes; see Note [per-target headers])
 #define ALIBI_PASS 0
 #define ALIBI_TARGET_AVX2 ALIBI_FLAGS_AVX2
 #define ALIBI_TARGET_AVX512 ALIBI_FLAGS_AVX512
-#define ALIBI_ISA_NAMESPACE ALIBI_ISA_NAMESPACE_OF(ALIBI_FLAGS_LEVEL)
+#define ALIBI_ISA_NAMESPACE ALIBI_FLAGS_NAMESPACE
 #define ALIBI_ISA_NAMESPACE_INLINE inline
 
 /// Opens the per-ISA namespace of the current pass (Note [ABI namespace]). Inline for the TU's own flags,

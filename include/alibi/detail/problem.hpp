@@ -1,7 +1,8 @@
 // A validated attention call with every default resolved: what the kernels consume.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_PROBLEM_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_PROBLEM_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_PROBLEM_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_PROBLEM_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_DETAIL_PROBLEM_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_DETAIL_PROBLEM_HPP_0
@@ -29,13 +30,13 @@ struct Problem {
   int num_kv_heads = 0;
   int head_dim = 0;
   bool causal = true;
-  std::int64_t window = 0;   // 0: unlimited
-  std::int64_t q_pos0 = 0;   // resolved (never -1 here)
-  float scale = 0.0f;        // resolved (never 0 from the default here)
+  std::int64_t window = 0;        // 0: unlimited
+  std::int64_t q_pos0 = 0;        // resolved (never -1 here)
+  float scale = 0.0f;             // resolved (never 0 from the default here)
   const float* slopes = nullptr;  // num_heads finite values
   float skip_tolerance = 0.0f;
-  const float* key_norm_input = nullptr;     // AttentionOptions::key_norms
-  int num_threads = 1;       // resolved, >= 1
+  const float* key_norm_input = nullptr;  // AttentionOptions::key_norms
+  int num_threads = 1;                    // resolved, >= 1
 };
 
 // The keys [lo, hi) the query at position `pos` sees (empty: lo == hi). Written to avoid overflow for any

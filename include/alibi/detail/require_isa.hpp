@@ -1,7 +1,8 @@
 // Compile-time guard used by every entry point that takes an ISA tag.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_REQUIRE_ISA_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_REQUIRE_ISA_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_REQUIRE_ISA_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_REQUIRE_ISA_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_DETAIL_REQUIRE_ISA_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_DETAIL_REQUIRE_ISA_HPP_0

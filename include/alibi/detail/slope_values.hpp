@@ -1,7 +1,8 @@
 // The ALiBi slope rule, computed into caller storage (alibi/slopes.hpp documents it).
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_SLOPE_VALUES_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_SLOPE_VALUES_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_SLOPE_VALUES_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_SLOPE_VALUES_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_DETAIL_SLOPE_VALUES_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_DETAIL_SLOPE_VALUES_HPP_0

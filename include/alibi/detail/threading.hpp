@@ -6,7 +6,8 @@
 // works too). With one thread or one unit everything runs on the calling thread.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_THREADING_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_THREADING_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_THREADING_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_THREADING_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_DETAIL_THREADING_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_DETAIL_THREADING_HPP_0

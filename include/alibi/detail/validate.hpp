@@ -1,7 +1,8 @@
 // Argument checks for attention(): every rejection happens before anything is written to `out`.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_VALIDATE_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_VALIDATE_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_DETAIL_VALIDATE_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_DETAIL_VALIDATE_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_DETAIL_VALIDATE_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_DETAIL_VALIDATE_HPP_0
@@ -16,13 +17,13 @@
 #include <limits>
 #include <string>
 
-#include "alibi/types.hpp"
+#include "alibi/detail/buffer.hpp"
 #include "alibi/detail/checked.hpp"
 #include "alibi/detail/errors.hpp"
-#include "alibi/detail/threading.hpp"
 #include "alibi/detail/problem.hpp"
-#include "alibi/detail/buffer.hpp"
 #include "alibi/detail/slope_values.hpp"
+#include "alibi/detail/threading.hpp"
+#include "alibi/types.hpp"
 
 ALIBI_NAMESPACE_BEGIN
 namespace detail {
@@ -39,8 +40,8 @@ inline bool overlaps(const void* a, std::int64_t na, const void* b, std::int64_t
 
 // Validates the call and resolves defaults. `default_slopes` owns the slopes when options.slopes is null.
 inline Problem validate_attention(const float* q, const float* k, const float* v, float* out,
-                                           const AttentionShape& shape, const AttentionOptions& options,
-                                           Buffer<float>& default_slopes) {
+                                  const AttentionShape& shape, const AttentionOptions& options,
+                                  Buffer<float>& default_slopes) {
   const char* fn = "attention";
   auto str = [](auto x) { return std::to_string(x); };
   require(shape.batch >= 0, fn, "batch", "must be >= 0, got " + str(shape.batch));
@@ -57,20 +58,20 @@ inline Problem validate_attention(const float* q, const float* k, const float* v
   require(options.q_pos0 >= -1, fn, "q_pos0", "must be >= 0, or -1 for kv_len - q_len; got " + str(options.q_pos0));
   require(options.q_pos0 <= std::numeric_limits<std::int64_t>::max() - shape.q_len, fn, "q_pos0",
           "is too large: q_pos0 + q_len overflows");
-  require(options.num_threads >= 0, fn, "num_threads", "must be >= 0 (0: all hardware threads), got " +
-                                                           str(options.num_threads));
+  require(options.num_threads >= 0, fn, "num_threads",
+          "must be >= 0 (0: all hardware threads), got " + str(options.num_threads));
   require(std::isfinite(options.scale), fn, "scale", "must be finite (0 means 1/sqrt(head_dim))");
   require(std::isfinite(options.skip_tolerance) && options.skip_tolerance >= 0.0f, fn, "skip_tolerance",
           "must be finite and >= 0 (0 disables skipping)");
 
-  const std::int64_t q_count = checked_mul(
-      checked_mul(checked_mul(shape.batch, shape.q_len, fn, "batch * q_len"), shape.num_heads, fn,
-                  "batch * q_len * num_heads"),
-      shape.head_dim, fn, "the q/out tensor (batch * q_len * num_heads * head_dim)");
-  const std::int64_t kv_count = checked_mul(
-      checked_mul(checked_mul(shape.batch, shape.kv_len, fn, "batch * kv_len"), shape.num_kv_heads, fn,
-                  "batch * kv_len * num_kv_heads"),
-      shape.head_dim, fn, "the k/v tensors (batch * kv_len * num_kv_heads * head_dim)");
+  const std::int64_t q_count =
+      checked_mul(checked_mul(checked_mul(shape.batch, shape.q_len, fn, "batch * q_len"), shape.num_heads, fn,
+                              "batch * q_len * num_heads"),
+                  shape.head_dim, fn, "the q/out tensor (batch * q_len * num_heads * head_dim)");
+  const std::int64_t kv_count =
+      checked_mul(checked_mul(checked_mul(shape.batch, shape.kv_len, fn, "batch * kv_len"), shape.num_kv_heads, fn,
+                              "batch * kv_len * num_kv_heads"),
+                  shape.head_dim, fn, "the k/v tensors (batch * kv_len * num_kv_heads * head_dim)");
   const bool reads_kv = q_count > 0 && kv_count > 0;
   if (q_count > 0) {
     require(q != nullptr, fn, "q", "must not be null for a non-empty query tensor");

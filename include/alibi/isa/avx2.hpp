@@ -150,13 +150,27 @@ struct Ops<isa::avx2> {
   }
 
   // ---- arithmetic
-  static ALIBI_ALWAYS_INLINE vec add(vec a, vec b) { return _mm256_add_ps(a, b); }
-  static ALIBI_ALWAYS_INLINE vec sub(vec a, vec b) { return _mm256_sub_ps(a, b); }
-  static ALIBI_ALWAYS_INLINE vec mul(vec a, vec b) { return _mm256_mul_ps(a, b); }
-  static ALIBI_ALWAYS_INLINE vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
-  static ALIBI_ALWAYS_INLINE vec abs(vec a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
-  static ALIBI_ALWAYS_INLINE vec max(vec a, vec b) { return _mm256_max_ps(a, b); }
-  static ALIBI_ALWAYS_INLINE vec min(vec a, vec b) { return _mm256_min_ps(a, b); }
+  static ALIBI_ALWAYS_INLINE vec add(vec a, vec b) {
+    return _mm256_add_ps(a, b);
+  }
+  static ALIBI_ALWAYS_INLINE vec sub(vec a, vec b) {
+    return _mm256_sub_ps(a, b);
+  }
+  static ALIBI_ALWAYS_INLINE vec mul(vec a, vec b) {
+    return _mm256_mul_ps(a, b);
+  }
+  static ALIBI_ALWAYS_INLINE vec fma(vec a, vec b, vec c) {
+    return _mm256_fmadd_ps(a, b, c);
+  }
+  static ALIBI_ALWAYS_INLINE vec abs(vec a) {
+    return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a);
+  }
+  static ALIBI_ALWAYS_INLINE vec max(vec a, vec b) {
+    return _mm256_max_ps(a, b);
+  }
+  static ALIBI_ALWAYS_INLINE vec min(vec a, vec b) {
+    return _mm256_min_ps(a, b);
+  }
   static ALIBI_ALWAYS_INLINE vec select_lt(vec a, vec b, vec x, vec y) {
     return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
   }

@@ -51,7 +51,9 @@ struct Ops<isa::avx512> {
     return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n > 0 ? n : 0)) - 1u);
   }
   // Masked-off lanes are never accessed (no fault past the end of a tensor).
-  static ALIBI_ALWAYS_INLINE vec load_partial(const float* p, int n) { return _mm512_maskz_loadu_ps(first_lanes(n), p); }
+  static ALIBI_ALWAYS_INLINE vec load_partial(const float* p, int n) {
+    return _mm512_maskz_loadu_ps(first_lanes(n), p);
+  }
   static ALIBI_ALWAYS_INLINE void store_partial(float* p, vec x, int n) { _mm512_mask_storeu_ps(p, first_lanes(n), x); }
 
   // ---- 16-bit memory: 16 values in an __m256i, bit for bit the scalar functions of detail/float16.hpp
@@ -116,15 +118,27 @@ struct Ops<isa::avx512> {
   }
 
   // ---- arithmetic
-  static ALIBI_ALWAYS_INLINE vec add(vec a, vec b) { return _mm512_add_ps(a, b); }
-  static ALIBI_ALWAYS_INLINE vec sub(vec a, vec b) { return _mm512_sub_ps(a, b); }
-  static ALIBI_ALWAYS_INLINE vec mul(vec a, vec b) { return _mm512_mul_ps(a, b); }
-  static ALIBI_ALWAYS_INLINE vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+  static ALIBI_ALWAYS_INLINE vec add(vec a, vec b) {
+    return _mm512_add_ps(a, b);
+  }
+  static ALIBI_ALWAYS_INLINE vec sub(vec a, vec b) {
+    return _mm512_sub_ps(a, b);
+  }
+  static ALIBI_ALWAYS_INLINE vec mul(vec a, vec b) {
+    return _mm512_mul_ps(a, b);
+  }
+  static ALIBI_ALWAYS_INLINE vec fma(vec a, vec b, vec c) {
+    return _mm512_fmadd_ps(a, b, c);
+  }
   static ALIBI_ALWAYS_INLINE vec abs(vec a) {
     return _mm512_castsi512_ps(_mm512_and_epi32(_mm512_castps_si512(a), _mm512_set1_epi32(0x7FFFFFFF)));
   }
-  static ALIBI_ALWAYS_INLINE vec max(vec a, vec b) { return _mm512_max_ps(a, b); }
-  static ALIBI_ALWAYS_INLINE vec min(vec a, vec b) { return _mm512_min_ps(a, b); }
+  static ALIBI_ALWAYS_INLINE vec max(vec a, vec b) {
+    return _mm512_max_ps(a, b);
+  }
+  static ALIBI_ALWAYS_INLINE vec min(vec a, vec b) {
+    return _mm512_min_ps(a, b);
+  }
   static ALIBI_ALWAYS_INLINE vec select_lt(vec a, vec b, vec x, vec y) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x);
   }
@@ -134,10 +148,14 @@ struct Ops<isa::avx512> {
     return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   }
   // vscalefps computes 1 * 2^n in one instruction and handles NaN like the other lanes.
-  static ALIBI_ALWAYS_INLINE vec pow2i(vec n) { return _mm512_scalef_ps(_mm512_set1_ps(1.0f), n); }
+  static ALIBI_ALWAYS_INLINE vec pow2i(vec n) {
+    return _mm512_scalef_ps(_mm512_set1_ps(1.0f), n);
+  }
 
   // ---- horizontal
-  static ALIBI_ALWAYS_INLINE float reduce_add(vec a) { return _mm512_reduce_add_ps(a); }
+  static ALIBI_ALWAYS_INLINE float reduce_add(vec a) {
+    return _mm512_reduce_add_ps(a);
+  }
 };
 
 }  // namespace simd

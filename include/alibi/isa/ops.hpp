@@ -43,7 +43,7 @@ struct Ops;
 }  // namespace simd
 ALIBI_NAMESPACE_END
 
-#include "alibi/isa/scalar.hpp"
 #include "alibi/isa/avx2.hpp"
 #include "alibi/isa/avx512.hpp"
+#include "alibi/isa/scalar.hpp"
 #endif  // per-target guard

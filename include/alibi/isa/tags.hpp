@@ -30,18 +30,17 @@ struct is_tag : std::bool_constant<std::is_same<Isa, scalar>::value || std::is_s
                                    std::is_same<Isa, avx512>::value> {};
 
 // Per TU (inline namespace of the TU's flags, so TUs with different flags never share these entities).
-inline namespace ALIBI_ISA_NAMESPACE_OF(ALIBI_FLAGS_LEVEL) {
+inline namespace ALIBI_FLAGS_NAMESPACE {
 
 /// Whether this translation unit's compile flags enable `Isa`: avx2 needs -mavx2 -mfma; avx512 needs
 /// -mavx512f -mavx512bw -mavx512dq -mavx512vl (and AVX2 + FMA, which those CPUs all have).
 template <class Isa>
-constexpr bool compiled = std::is_same<Isa, scalar>::value ||
-                          (std::is_same<Isa, avx2>::value && ALIBI_FLAGS_AVX2) ||
+constexpr bool compiled = std::is_same<Isa, scalar>::value || (std::is_same<Isa, avx2>::value && ALIBI_FLAGS_AVX2) ||
                           (std::is_same<Isa, avx512>::value && ALIBI_FLAGS_AVX512);
 
 /// The widest ISA this translation unit's compile flags allow.
 using native = std::conditional_t<compiled<avx512>, avx512, std::conditional_t<compiled<avx2>, avx2, scalar>>;
 
-}  // inline namespace
+}  // namespace ALIBI_FLAGS_NAMESPACE
 }  // namespace isa
 }  // namespace alibi

@@ -3,7 +3,8 @@
 // and alibi::dispatch::attention both land here.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_ATTENTION_CALL_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_ATTENTION_CALL_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_ATTENTION_CALL_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_ATTENTION_CALL_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_ATTENTION_CALL_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_KERNELS_ATTENTION_CALL_HPP_0
@@ -17,7 +18,6 @@
 #include <memory>
 #include <string>
 
-#include "alibi/types.hpp"
 #include "alibi/detail/buffer.hpp"
 #include "alibi/detail/threading.hpp"
 #include "alibi/detail/validate.hpp"
@@ -27,6 +27,7 @@
 #include "alibi/kernels/plan.hpp"
 #include "alibi/kernels/skipping.hpp"
 #include "alibi/kernels/unit_worker.hpp"
+#include "alibi/types.hpp"
 
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
@@ -46,8 +47,7 @@ void attention(const float* q, const float* k, const float* v, float* out, const
   bool some_slope_decays = false;
   for (int h = 0; h < pr.num_heads; ++h) some_slope_decays = some_slope_decays || pr.slopes[h] > 0.0f;
   std::unique_ptr<KeyNormBounds<Isa>> bounds;
-  if (pr.skip_tolerance > 0.0f && some_slope_decays)
-    bounds = std::make_unique<KeyNormBounds<Isa>>(pr);
+  if (pr.skip_tolerance > 0.0f && some_slope_decays) bounds = std::make_unique<KeyNormBounds<Isa>>(pr);
   const Plan<Isa> plan = Plan<Isa>::make(pr);
   detail::Buffer<float> partial;
   if (plan.kv_chunk > 0)
@@ -86,7 +86,8 @@ inline void key_norms(const float* k, const AttentionShape& shape, float* out) {
   const char* fn = "key_norms";
   detail::require(shape.batch >= 0, fn, "batch", "must be >= 0, got " + std::to_string(shape.batch));
   detail::require(shape.kv_len >= 0, fn, "kv_len", "must be >= 0, got " + std::to_string(shape.kv_len));
-  detail::require(shape.num_kv_heads > 0, fn, "num_kv_heads", "must be >= 1, got " + std::to_string(shape.num_kv_heads));
+  detail::require(shape.num_kv_heads > 0, fn, "num_kv_heads",
+                  "must be >= 1, got " + std::to_string(shape.num_kv_heads));
   detail::require(shape.head_dim > 0, fn, "head_dim", "must be >= 1, got " + std::to_string(shape.head_dim));
   const std::int64_t rows = detail::checked_mul(detail::checked_mul(shape.batch, shape.kv_len, fn, "batch * kv_len"),
                                                 shape.num_kv_heads, fn, "batch * kv_len * num_kv_heads");

@@ -1,7 +1,8 @@
 // Upper bounds on the norm of one key, for ALiBi block skipping (kernels/skipping.hpp) and alibi::key_norms.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_KEY_NORMS_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_KEY_NORMS_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_KEY_NORMS_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_KEY_NORMS_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_KEY_NORMS_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_KERNELS_KEY_NORMS_HPP_0

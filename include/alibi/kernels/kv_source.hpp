@@ -4,7 +4,8 @@
 // by specialising or replacing this class; the kernel above it only ever consumes packed fp32 rows.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_KV_SOURCE_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_KV_SOURCE_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_KV_SOURCE_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_KV_SOURCE_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_KV_SOURCE_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_KERNELS_KV_SOURCE_HPP_0
@@ -34,7 +35,11 @@ class KvSource {
 
  public:
   explicit KvSource(const detail::Problem& pr)
-      : k_(pr.k), v_(pr.v), kv_len_(pr.kv_len), kv_heads_(pr.num_kv_heads), dim_(pr.head_dim),
+      : k_(pr.k),
+        v_(pr.v),
+        kv_len_(pr.kv_len),
+        kv_heads_(pr.num_kv_heads),
+        dim_(pr.head_dim),
         kv_row_(static_cast<std::int64_t>(pr.num_kv_heads) * pr.head_dim) {}
 
   int head_dim() const { return dim_; }

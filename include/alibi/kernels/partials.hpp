@@ -6,7 +6,8 @@
 // Row layout in the buffer: [max, sum, o_0 .. o_{dim_pad - 1}].
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_PARTIALS_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_PARTIALS_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_PARTIALS_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_PARTIALS_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_PARTIALS_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_KERNELS_PARTIALS_HPP_0
@@ -38,8 +39,8 @@ inline void save_partial_row(float* state, float max, float sum, const float* o,
 
 // Merges the `pieces` states of one row (`stride` floats apart) into out[0, head_dim). Returns false if the
 // result is not finite (the caller recomputes the row exactly: Note [non-finite rows]).
-inline bool merge_partial_row(const float* states, std::int64_t pieces, std::int64_t stride, int head_dim,
-                              float* acc, float* out) {
+inline bool merge_partial_row(const float* states, std::int64_t pieces, std::int64_t stride, int head_dim, float* acc,
+                              float* out) {
   float max = -std::numeric_limits<float>::infinity();
   for (std::int64_t c = 0; c < pieces; ++c) {
     const float m = states[c * stride];

@@ -10,8 +10,8 @@
 // thread count and skipping never changes a row it may not skip.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_PLAN_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_PLAN_HPP_1)) || \
-    (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_PLAN_HPP_2))
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_PLAN_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_PLAN_HPP_1)) || (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_PLAN_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_KERNELS_PLAN_HPP_0
 #elif ALIBI_PASS == 1
@@ -70,14 +70,14 @@ struct Plan {
   static constexpr int W = simd::Ops<Isa>::width;
 
   UnitLayout layout;
-  int block_keys;            // keys per block
-  int head_rows;             // rows per kv head, padded to whole vectors (Note [rows in lanes])
-  int dim_vecs;              // vectors per head_dim row
-  std::int64_t dim_pad;      // head_dim padded to whole vectors
-  std::int64_t pack_stride;  // floats between packed K/V rows
-  std::int64_t base_units;   // units before any split of the keys
-  std::int64_t kv_chunk;     // split-K: keys per piece; 0: no split
-  std::int64_t chunks;       // pieces per unit (1 without split-K)
+  int block_keys;              // keys per block
+  int head_rows;               // rows per kv head, padded to whole vectors (Note [rows in lanes])
+  int dim_vecs;                // vectors per head_dim row
+  std::int64_t dim_pad;        // head_dim padded to whole vectors
+  std::int64_t pack_stride;    // floats between packed K/V rows
+  std::int64_t base_units;     // units before any split of the keys
+  std::int64_t kv_chunk;       // split-K: keys per piece; 0: no split
+  std::int64_t chunks;         // pieces per unit (1 without split-K)
   std::int64_t rows_per_unit;  // real rows of a full unit, without lane padding
   int threads;
 
@@ -132,7 +132,8 @@ struct Plan {
     L.group = pr.num_heads / pr.num_kv_heads;
     L.positions = std::max<std::int64_t>(1, std::min<std::int64_t>(pr.q_len, std::max(1, kTargetRows / L.group)));
     const std::int64_t rows_per_head = L.positions * L.group;
-    L.heads = static_cast<int>(std::min<std::int64_t>(pr.num_kv_heads, (kTargetRows + rows_per_head - 1) / rows_per_head));
+    L.heads =
+        static_cast<int>(std::min<std::int64_t>(pr.num_kv_heads, (kTargetRows + rows_per_head - 1) / rows_per_head));
     L.q_blocks = (pr.q_len + L.positions - 1) / L.positions;
     L.head_groups = (pr.num_kv_heads + L.heads - 1) / L.heads;
     return L;

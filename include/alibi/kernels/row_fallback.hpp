@@ -10,7 +10,8 @@
 // reaches exactly the rows that see it.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_ROW_FALLBACK_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_ROW_FALLBACK_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_ROW_FALLBACK_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_ROW_FALLBACK_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_ROW_FALLBACK_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_KERNELS_ROW_FALLBACK_HPP_0
@@ -23,8 +24,8 @@
 #include <cstdint>
 #include <limits>
 
-#include "alibi/detail/config.hpp"
 #include "alibi/detail/buffer.hpp"
+#include "alibi/detail/config.hpp"
 #include "alibi/detail/problem.hpp"
 #include "alibi/kernels/kv_source.hpp"
 

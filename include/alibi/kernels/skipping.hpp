@@ -11,7 +11,8 @@
 // floor) comes from keys the row sees: a NaN or inf elsewhere changes no decision.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_SKIPPING_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_SKIPPING_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_SKIPPING_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_SKIPPING_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_SKIPPING_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_KERNELS_SKIPPING_HPP_0
@@ -47,7 +48,9 @@ class KeyNormBounds {
   static constexpr std::int64_t kNormBlock = Tuning::kNormBlock;
 
   explicit KeyNormBounds(const detail::Problem& pr)
-      : kv_len_(pr.kv_len), heads_(pr.num_kv_heads), blocks_((pr.kv_len + kNormBlock - 1) / kNormBlock),
+      : kv_len_(pr.kv_len),
+        heads_(pr.num_kv_heads),
+        blocks_((pr.kv_len + kNormBlock - 1) / kNormBlock),
         series_(pr.batch * pr.num_kv_heads) {
     levels_ = 1;
     while ((std::int64_t{1} << levels_) <= blocks_) ++levels_;
@@ -73,8 +76,8 @@ class KeyNormBounds {
               bound = pr.key_norm_input[key_row * heads_ + kv_head];
               if (!(bound >= 0.0f)) bound = HUGE_VALF;  // NaN or negative: unbounded
             } else {
-              bound = key_norm_bound_fast<Isa>(pr.k + key_row * kv_row + static_cast<std::int64_t>(kv_head) * pr.head_dim,
-                                               pr.head_dim);
+              bound = key_norm_bound_fast<Isa>(
+                  pr.k + key_row * kv_row + static_cast<std::int64_t>(kv_head) * pr.head_dim, pr.head_dim);
               computed_[static_cast<std::size_t>(key_row * heads_ + kv_head)] = bound;
             }
             float& slot = table_[table_index(0, b * heads_ + kv_head, blk)];
@@ -195,13 +198,13 @@ class Skipping {
     return floor;
   }
 
-  // Is the far side of each unvisited part of a piece negligible for the row, which sees keys [lo, hi)? The piece has visited
-  // [left, right) of its keys [piece_lo, piece_hi). Unvisited keys of the piece on the left make the row's
+  // Is the far side of each unvisited part of a piece negligible for the row, which sees keys [lo, hi)? The piece has
+  // visited [left, right) of its keys [piece_lo, piece_hi). Unvisited keys of the piece on the left make the row's
   // whole unvisited left side [lo, left) the tail tested (it contains every farther piece's keys too, so
   // what all pieces drop on one side stays within that side's budget); likewise on the right. The
   // reference is the larger of the running max and the row's logit floor, both <= its true max.
-  bool done(const SkipRow& row, std::int64_t lo, std::int64_t hi, float running_max, std::int64_t left, std::int64_t right,
-            std::int64_t piece_lo, std::int64_t piece_hi) const {
+  bool done(const SkipRow& row, std::int64_t lo, std::int64_t hi, float running_max, std::int64_t left,
+            std::int64_t right, std::int64_t piece_lo, std::int64_t piece_hi) const {
     const std::int64_t left_end = std::min(left, hi), right_begin = std::max(right, lo);
     const bool left_open = std::max(lo, piece_lo) < left_end;
     const bool right_open = right_begin < std::min(hi, piece_hi);
@@ -209,7 +212,8 @@ class Skipping {
     const float reference = running_max > row.logit_floor ? running_max : row.logit_floor;
     if (row.log_budget == -HUGE_VAL || reference == -HUGE_VALF) return false;
     return (!left_open || tail_negligible(row, reference, lo, left_end, left_tail_bound(row, lo, left_end, hi))) &&
-           (!right_open || tail_negligible(row, reference, right_begin, hi, right_tail_bound(row, lo, right_begin, hi)));
+           (!right_open ||
+            tail_negligible(row, reference, right_begin, hi, right_tail_bound(row, lo, right_begin, hi)));
   }
 
   // Sets row.lo_edge and row.hi_edge for visible keys [lo, hi), lo < hi. `previous` is the last row set up
@@ -224,9 +228,10 @@ class Skipping {
       row.hi_edge = previous->hi_edge;
       return;
     }
-    row.lo_edge = same_series && previous_lo == lo && std::min(previous_hi, block_start(lo) + Tuning::kNormBlock) == lo_block_end
-                      ? previous->lo_edge
-                      : bounds_->scan(row.bk, lo, lo_block_end);
+    row.lo_edge =
+        same_series && previous_lo == lo && std::min(previous_hi, block_start(lo) + Tuning::kNormBlock) == lo_block_end
+            ? previous->lo_edge
+            : bounds_->scan(row.bk, lo, lo_block_end);
     const bool extends = same_series && previous_hi + 1 == hi && block_start(previous_hi - 1) == block_start(hi - 1) &&
                          std::max(previous_lo, block_start(previous_hi - 1)) == hi_block_start;
     row.hi_edge = extends ? KeyNormBounds<Isa>::larger(previous->hi_edge, bounds_->key(row.bk, hi - 1))
@@ -242,14 +247,16 @@ class Skipping {
     const std::int64_t bl = block_of(lo), bh = block_of(hi - 1), be = block_of(end - 1);
     if (be == bl) return row.lo_edge;
     if (be < bh) return KeyNormBounds<Isa>::larger(row.lo_edge, bounds_->blocks(row.bk, bl + 1, be));
-    return KeyNormBounds<Isa>::larger(KeyNormBounds<Isa>::larger(row.lo_edge, row.hi_edge), bounds_->blocks(row.bk, bl + 1, bh - 1));
+    return KeyNormBounds<Isa>::larger(KeyNormBounds<Isa>::larger(row.lo_edge, row.hi_edge),
+                                      bounds_->blocks(row.bk, bl + 1, bh - 1));
   }
   // Likewise for a right tail [begin, hi).
   float right_tail_bound(const SkipRow& row, std::int64_t lo, std::int64_t begin, std::int64_t hi) const {
     const std::int64_t bl = block_of(lo), bh = block_of(hi - 1), bb = block_of(begin);
     if (bb == bh) return row.hi_edge;
     if (bb > bl) return KeyNormBounds<Isa>::larger(row.hi_edge, bounds_->blocks(row.bk, bb, bh - 1));
-    return KeyNormBounds<Isa>::larger(KeyNormBounds<Isa>::larger(row.lo_edge, row.hi_edge), bounds_->blocks(row.bk, bl + 1, bh - 1));
+    return KeyNormBounds<Isa>::larger(KeyNormBounds<Isa>::larger(row.lo_edge, row.hi_edge),
+                                      bounds_->blocks(row.bk, bl + 1, bh - 1));
   }
   static std::int64_t block_of(std::int64_t j) { return j / Tuning::kNormBlock; }
 

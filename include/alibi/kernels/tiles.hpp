@@ -4,7 +4,8 @@
 // Ops::pin keeps the reused operands in registers.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_TILES_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_TILES_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_TILES_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_TILES_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_TILES_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_KERNELS_TILES_HPP_0
@@ -107,7 +108,8 @@ ALIBI_ALWAYS_INLINE void pv_tile(const float* p, std::int64_t p_stride, const fl
   for (int r = 0; r < NR; ++r)
 #pragma GCC unroll 8
     for (int c = 0; c < NV; ++c) acc[r][c] = O::load(o + r * o_stride + (dv0 + c) * W);
-  for (int j = ja; j < jb; ++j) rank1_update<Isa, NR, NV>(acc, p + j * p_stride, 1, values + j * value_stride + dv0 * W);
+  for (int j = ja; j < jb; ++j)
+    rank1_update<Isa, NR, NV>(acc, p + j * p_stride, 1, values + j * value_stride + dv0 * W);
 #pragma GCC unroll 16
   for (int r = 0; r < NR; ++r)
 #pragma GCC unroll 8

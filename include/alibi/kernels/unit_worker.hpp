@@ -19,7 +19,8 @@
 // whole vectors; padding lanes see no key.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
-#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_0)) || (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_1)) || \
+#if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_0)) || \
+    (ALIBI_PASS == 1 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_1)) || \
     (ALIBI_PASS == 2 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_2))
 #if ALIBI_PASS == 0
 #define ALIBI_KERNELS_UNIT_WORKER_HPP_0
@@ -129,8 +130,8 @@ class UnitWorker {
     const bool skip_piece =
         skipping_.on() && plan_.kv_chunk > 0 && rows_finished(num_rows, left, right, piece_lo, piece_hi);
     while (!skip_piece && (left > union_lo || right < union_hi)) {
-      const bool go_left = right >= union_hi ||
-                           (left > union_lo && mid_pos - static_cast<double>(left - 1) <= static_cast<double>(right) - mid_pos);
+      const bool go_left = right >= union_hi || (left > union_lo && mid_pos - static_cast<double>(left - 1) <=
+                                                                        static_cast<double>(right) - mid_pos);
       std::int64_t j0, j1;
       if (go_left) {
         j1 = left;
@@ -155,9 +156,8 @@ class UnitWorker {
         head_active_.data()[hh] = prepare_lanes(hh, j0, nk);
         any_head |= head_active_.data()[hh] != 0;
       }
-      const bool non_finite_values =
-          any_head && kv_.pack_block(j0, nk, u.kv_heads, head_active_.data(), k_pack_.data(), v_pack_.data(), kKeyBlock,
-                                     pack_stride_);
+      const bool non_finite_values = any_head && kv_.pack_block(j0, nk, u.kv_heads, head_active_.data(), k_pack_.data(),
+                                                                v_pack_.data(), kKeyBlock, pack_stride_);
       for (int hh = 0; hh < u.kv_heads; ++hh) {
         if (!head_active_.data()[hh]) continue;
         const std::int64_t at = static_cast<std::int64_t>(hh) * kKeyBlock * pack_stride_;
@@ -178,8 +178,8 @@ class UnitWorker {
     int h;              // query head
     std::int64_t lo;    // visible keys: [lo, hi)
     std::int64_t hi;
-    bool real;          // false for the lanes that pad a kv head's rows to whole vectors
-    bool done;          // block skipping: the unvisited keys are negligible for this row
+    bool real;  // false for the lanes that pad a kv head's rows to whole vectors
+    bool done;  // block skipping: the unvisited keys are negligible for this row
     SkipRow skip;
   };
 
@@ -240,7 +240,7 @@ class UnitWorker {
         const float scale = pr_.scale;  // a local: the stores through qt_lane could alias a member
         for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = q[d] * scale;
         row.skip.q_norm = 0.0;
-        if (skipping_.on()) {  // only the skipping bound needs it
+        if (skipping_.on()) {                     // only the skipping bound needs it
           double q_sq[4] = {0.0, 0.0, 0.0, 0.0};  // independent chains: a single one is latency-bound
           for (std::int64_t d = 0; d < D; ++d) {
             const double qs = q[d] * scale;
@@ -249,7 +249,8 @@ class UnitWorker {
           row.skip.q_norm = std::sqrt((q_sq[0] + q_sq[1]) + (q_sq[2] + q_sq[3])) * (1.0 + 1e-6);
         }
         row.skip.log_budget = skipping_.log_budget(h);
-        row.skip.logit_floor = logit_floors_ != nullptr ? logit_floors_[offset / D] : -std::numeric_limits<float>::infinity();
+        row.skip.logit_floor =
+            logit_floors_ != nullptr ? logit_floors_[offset / D] : -std::numeric_limits<float>::infinity();
         if (row.skip.log_budget != -HUGE_VAL && row.lo < row.hi) {
           skipping_.set_edges(row.skip, row.lo, row.hi, previous == nullptr ? nullptr : &previous->skip,
                               previous == nullptr ? 0 : previous->lo, previous == nullptr ? 0 : previous->hi);
@@ -273,7 +274,8 @@ class UnitWorker {
 
   // Marks the rows whose unvisited keys are negligible (Skipping::done) after the piece [piece_lo, piece_hi)
   // visited [left, right); true when every row of the unit is done or has nothing left to visit.
-  bool rows_finished(int num_rows, std::int64_t left, std::int64_t right, std::int64_t piece_lo, std::int64_t piece_hi) {
+  bool rows_finished(int num_rows, std::int64_t left, std::int64_t right, std::int64_t piece_lo,
+                     std::int64_t piece_hi) {
     bool all = true;
     for (int r = 0; r < num_rows; ++r) {
       Row& row = rows_.data()[r];
@@ -360,8 +362,7 @@ class UnitWorker {
         for (int c = 0; c < group_vecs; ++c) visible_only.needs_mask[c] = bias.needs_mask[c];
         qk_group(visible_only, group_vecs, k_packed, qt_group, st, ja, jb, block_max, overflow);
       }
-      for (int c = 0; c < group_vecs; ++c)
-        softmax_lanes(r0 + c * W, st + c * W, ja, jb, block_max[c], overflow[c]);
+      for (int c = 0; c < group_vecs; ++c) softmax_lanes(r0 + c * W, st + c * W, ja, jb, block_max[c], overflow[c]);
       accumulate_pv(r0, r1, st, v_packed, non_finite_values);
     }
   }
@@ -414,7 +415,8 @@ class UnitWorker {
         x = O::select_lt(key, lo_lanes, minus_inf, x);
         x = O::select_lt(key, hi_lanes, x, minus_inf);
         if (kVisibleOnly) {
-          overflow = O::add(overflow, O::select_lt(key, lo_lanes, O::zero(), O::select_lt(key, hi_lanes, non_finite, O::zero())));
+          overflow = O::add(overflow,
+                            O::select_lt(key, lo_lanes, O::zero(), O::select_lt(key, hi_lanes, non_finite, O::zero())));
           return x;
         }
       }
