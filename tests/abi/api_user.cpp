@@ -29,9 +29,9 @@ float ALIBI_ABI_TEST_CAT(use_api_, ALIBI_ABI_TEST_ISA)(int threads) {
   std::vector<float> bias(37 * 53);
   alibi::causal_bias(0.25f, 37, 53, bias.data());
   // 16-bit conversions: plain arrays (a std::vector of our types would add its own weak members).
-  alibi::bfloat16 bf16[37];
-  alibi::float16 f16[37];
-  float wide[37];
+  alibi::bfloat16 bf16[37] = {};
+  alibi::float16 f16[37] = {};
+  float wide[37] = {};
   alibi::convert(bias.data(), bf16, 37);
   alibi::convert(bias.data() + 37, f16, 37);
   alibi::convert(bf16, wide, 37);

@@ -50,6 +50,9 @@ struct Tuning {
   static constexpr double kSingleThreadFlops = 4e6;
   // Keys per block of the skipping bounds (kernels/skipping.hpp).
   static constexpr std::int64_t kNormBlock = 64;
+  // Keys nearest a row whose exact logits give the lower bound on its max that skipping starts from
+  // (kernels/skipping.hpp): enough to find the large nearby logit ALiBi favours, cheap next to one block.
+  static constexpr std::int64_t kFloorKeys = 16;
 };
 
 struct UnitLayout {

@@ -172,8 +172,8 @@ class Skipping {
   double log_budget(int h) const { return on() ? log_budget_[static_cast<std::size_t>(h)] : -HUGE_VAL; }
 
   // A lower bound on the largest logit of row (b, i, h), which sees keys [lo, hi): the largest finite logit
-  // of its kFloorKeys nearest visible keys, in double, rounded down to float; -inf if there is none.
-  static constexpr std::int64_t kFloorKeys = 16;
+  // of its Tuning::kFloorKeys nearest visible keys, in double, rounded down to float; -inf if there is none.
+  static constexpr std::int64_t kFloorKeys = Tuning::kFloorKeys;
   static float logit_floor(const detail::Problem& pr, const KvSource<Isa>& kv, std::int64_t b, std::int64_t i, int h,
                            std::int64_t lo, std::int64_t hi) {
     if (lo >= hi) return -HUGE_VALF;

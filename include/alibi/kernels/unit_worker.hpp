@@ -142,9 +142,9 @@ class UnitWorker {
         j1 = std::min(union_hi, right + block_keys_);
         right = j1;
       }
-      // One kv head per unit: its rows are strided, so warm the caches with the block that most likely
-      // comes next. Units spanning several heads sweep memory in order and are left to the hardware
-      // (measured: faster).
+      // One kv head per unit: its rows are strided, which the hardware prefetchers follow poorly, so warm
+      // the caches with the block that most likely comes next. Units spanning several heads sweep memory
+      // in order, which the hardware prefetchers handle better than we do.
       if (u.kv_heads == 1) {
         const std::int64_t next = go_left ? std::max(union_lo, j0 - block_keys_) : j1;
         const std::int64_t next_end = go_left ? j0 : std::min(union_hi, j1 + block_keys_);
