@@ -37,6 +37,19 @@ ALIBI_NAMESPACE_BEGIN
 ///
 /// `Isa` must be enabled by this translation unit's compile flags (isa::native: the widest that is);
 /// alibi::dispatch::attention (alibi/dispatch.hpp) picks the widest one the running CPU has instead.
+///
+/// KV, the element type of k and v: float, bfloat16 or float16 (alibi/types.hpp). The result is exactly the
+/// fp32 attention of q against to_float(k), to_float(v): 16-bit values are widened exactly as they are
+/// read, and q, out, scale, slopes, bias and all accumulation stay fp32.
+template <class Isa = isa::native, class KV>
+void attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
+               const AttentionOptions& options = {}) {
+  detail::require_isa<Isa>();
+  kernels::attention<Isa>(q, k, v, out, shape, options);
+}
+
+/// fp32 K/V. The same call as above; this overload also takes a literal nullptr for k or v (empty tensors),
+/// from which KV could not be deduced.
 template <class Isa = isa::native>
 void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& shape,
                const AttentionOptions& options = {}) {
@@ -46,7 +59,14 @@ void attention(const float* q, const float* k, const float* v, float* out, const
 
 /// Writes an upper bound on |k| for every key row: out[(b * kv_len + j) * num_kv_heads + kv_head], the
 /// input AttentionOptions::key_norms expects. Only batch, kv_len, num_kv_heads and head_dim of `shape` are
-/// read. @throws std::invalid_argument for invalid sizes or a null pointer with non-empty k.
+/// read; KV is float, bfloat16 or float16 (the norms are those of the exactly widened values).
+/// @throws std::invalid_argument for invalid sizes or a null pointer with non-empty k.
+template <class KV>
+void key_norms(const KV* k, const AttentionShape& shape, float* out) {
+  kernels::key_norms(k, shape, out);
+}
+
+/// fp32 keys; also takes a literal nullptr for k (empty tensors).
 inline void key_norms(const float* k, const AttentionShape& shape, float* out) {
   kernels::key_norms(k, shape, out);
 }

@@ -182,11 +182,10 @@ inline const char* isa_name() {
 
 /// alibi::attention on the widest ISA the running CPU supports (capped by ALIBI_ISA); same arguments,
 /// same guarantees, and bitwise the output of alibi::attention<isa::X> compiled with X's flags.
-/// KV is the element type of k and v: float (16-bit types come with the 16-bit K/V work).
-template <class KV = float>
+/// KV is the element type of k and v: float, bfloat16 or float16.
+template <class KV>
 void attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
                const AttentionOptions& options = {}) {
-  static_assert(std::is_same<KV, float>::value, "alibi::dispatch::attention: k and v must be float for now");
   switch (detail::chosen_level()) {
 #if ALIBI_DISPATCH_PASS_AVX512
     case detail::Level::avx512:
@@ -212,5 +211,10 @@ void attention(const float* q, const KV* k, const KV* v, float* out, const Atten
   kernels::attention<isa::native>(q, k, v, out, shape, options);
 }
 
+/// fp32 K/V; also takes a literal nullptr for k or v (empty tensors), from which KV could not be deduced.
+inline void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& shape,
+                      const AttentionOptions& options = {}) {
+  dispatch::attention<float>(q, k, v, out, shape, options);
+}
 }  // namespace dispatch
 ALIBI_NAMESPACE_END

@@ -20,8 +20,8 @@ namespace detail {
 
 struct Problem {
   const float* q = nullptr;
-  const float* k = nullptr;
-  const float* v = nullptr;
+  const void* k = nullptr;  // KV elements (float, bfloat16 or float16): read through kernels::KvSource
+  const void* v = nullptr;
   float* out = nullptr;
   std::int64_t batch = 0;
   std::int64_t q_len = 0;

@@ -39,9 +39,9 @@ inline bool overlaps(const void* a, std::int64_t na, const void* b, std::int64_t
 }
 
 // Validates the call and resolves defaults. `default_slopes` owns the slopes when options.slopes is null.
-inline Problem validate_attention(const float* q, const float* k, const float* v, float* out,
-                                  const AttentionShape& shape, const AttentionOptions& options,
-                                  Buffer<float>& default_slopes) {
+template <class KV>
+Problem validate_attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
+                           const AttentionOptions& options, Buffer<float>& default_slopes) {
   const char* fn = "attention";
   auto str = [](auto x) { return std::to_string(x); };
   require(shape.batch >= 0, fn, "batch", "must be >= 0, got " + str(shape.batch));
@@ -82,7 +82,7 @@ inline Problem validate_attention(const float* q, const float* k, const float* v
     require(v != nullptr, fn, "v", "must not be null for a non-empty value tensor");
   }
   const std::int64_t q_bytes = q_count * static_cast<std::int64_t>(sizeof(float));
-  const std::int64_t kv_bytes = kv_count * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t kv_bytes = kv_count * static_cast<std::int64_t>(sizeof(KV));
   require(!overlaps(out, q_bytes, q, q_bytes), fn, "out", "must not overlap q");
   require(!(reads_kv && overlaps(out, q_bytes, k, kv_bytes)), fn, "out", "must not overlap k");
   require(!(reads_kv && overlaps(out, q_bytes, v, kv_bytes)), fn, "out", "must not overlap v");

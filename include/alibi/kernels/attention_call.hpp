@@ -21,6 +21,7 @@
 #include "alibi/detail/buffer.hpp"
 #include "alibi/detail/threading.hpp"
 #include "alibi/detail/validate.hpp"
+#include "alibi/kernels/elements.hpp"
 #include "alibi/kernels/key_norms.hpp"
 #include "alibi/kernels/kv_source.hpp"
 #include "alibi/kernels/partials.hpp"
@@ -32,9 +33,11 @@
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
 
-template <class Isa>
-void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& shape,
+// KV: float, bfloat16 or float16 (kernels/elements.hpp); widened exactly to fp32 as blocks are packed.
+template <class Isa, class KV>
+void attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
                const AttentionOptions& options) {
+  static_assert(is_kv_element<KV>::value, "alibi::attention: k and v must be float, bfloat16 or float16");
   detail::Buffer<float> default_slopes;
   const detail::Problem pr = detail::validate_attention(q, k, v, out, shape, options, default_slopes);
   const std::int64_t q_count = pr.batch * pr.q_len * pr.num_heads * pr.head_dim;
@@ -47,7 +50,7 @@ void attention(const float* q, const float* k, const float* v, float* out, const
   bool some_slope_decays = false;
   for (int h = 0; h < pr.num_heads; ++h) some_slope_decays = some_slope_decays || pr.slopes[h] > 0.0f;
   std::unique_ptr<KeyNormBounds<Isa>> bounds;
-  if (pr.skip_tolerance > 0.0f && some_slope_decays) bounds = std::make_unique<KeyNormBounds<Isa>>(pr);
+  if (pr.skip_tolerance > 0.0f && some_slope_decays) bounds = std::make_unique<KeyNormBounds<Isa>>(pr, k);
   const Plan<Isa> plan = Plan<Isa>::make(pr);
   detail::Buffer<float> partial;
   if (plan.kv_chunk > 0)
@@ -57,7 +60,7 @@ void attention(const float* q, const float* k, const float* v, float* out, const
   detail::Buffer<float> logit_floors;
   if (bounds != nullptr && plan.kv_chunk > 0) {
     logit_floors.assign(static_cast<std::size_t>(pr.batch * pr.q_len * pr.num_heads), 0.0f);
-    const KvSource<Isa> kv(pr);
+    const KvSource<Isa, KV> kv(pr);
     std::int64_t n = 0;
     for (std::int64_t b = 0; b < pr.batch; ++b)
       for (std::int64_t i = 0; i < pr.q_len; ++i)
@@ -71,18 +74,20 @@ void attention(const float* q, const float* k, const float* v, float* out, const
   float* partial_ptr = partial.data();
   const float* floors_ptr = logit_floors.empty() ? nullptr : logit_floors.data();
   detail::parallel_for_units(plan.pieces(), plan.threads, [&] {
-    return [worker = UnitWorker<Isa>(pr, plan, bounds_ptr, partial_ptr, floors_ptr)](std::int64_t piece) mutable {
+    return [worker = UnitWorker<Isa, KV>(pr, plan, bounds_ptr, partial_ptr, floors_ptr)](std::int64_t piece) mutable {
       worker.run_piece(piece);
     };
   });
   if (plan.kv_chunk > 0) {
     detail::parallel_for_units(plan.base_units, plan.threads, [&] {
-      return [&](std::int64_t unit) { merge_unit<Isa>(pr, plan, partial_ptr, unit); };
+      return [&](std::int64_t unit) { merge_unit<Isa, KV>(pr, plan, partial_ptr, unit); };
     });
   }
 }
 
-inline void key_norms(const float* k, const AttentionShape& shape, float* out) {
+template <class KV>
+void key_norms(const KV* k, const AttentionShape& shape, float* out) {
+  static_assert(is_kv_element<KV>::value, "alibi::key_norms: k must be float, bfloat16 or float16");
   const char* fn = "key_norms";
   detail::require(shape.batch >= 0, fn, "batch", "must be >= 0, got " + std::to_string(shape.batch));
   detail::require(shape.kv_len >= 0, fn, "kv_len", "must be >= 0, got " + std::to_string(shape.kv_len));

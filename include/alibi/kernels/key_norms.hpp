@@ -16,15 +16,20 @@
 
 #include "alibi/detail/config.hpp"
 #include "alibi/isa/ops.hpp"
+#include "alibi/kernels/elements.hpp"
 
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
 
 // Upper bound on |key|: double accumulation (exact to ~1e-16 relative) rounded up by a margin that
 // survives the conversion to float. A key with a NaN or inf entry gets +inf: never skipped past.
-inline float key_norm_bound(const float* key, int head_dim) {
+template <class KV>
+float key_norm_bound(const KV* key, int head_dim) {
   double sq = 0.0;
-  for (int d = 0; d < head_dim; ++d) sq += static_cast<double>(key[d]) * key[d];
+  for (int d = 0; d < head_dim; ++d) {
+    const double x = to_fp32(key[d]);
+    sq += x * x;
+  }
   const double norm = std::sqrt(sq) * (1.0 + 1e-6);
   if (!(norm < 3.0e38)) return HUGE_VALF;
   float bound = static_cast<float>(norm);
@@ -35,18 +40,19 @@ inline float key_norm_bound(const float* key, int head_dim) {
 // Upper bound on |key| computed with the ISA's vectors: a float sum of D non-negative squares is within
 // a relative (D + 1) * 2^-24 of the exact one, so inflating by (D + 16) * 2^-23 and the square root by
 // 2^-22 keeps a true upper bound. Cheap enough to run over every key of a long cache.
-template <class Isa>
-ALIBI_ALWAYS_INLINE float key_norm_bound_fast(const float* key, int head_dim) {
+template <class Isa, class KV>
+ALIBI_ALWAYS_INLINE float key_norm_bound_fast(const KV* key, int head_dim) {
   using O = simd::Ops<Isa>;
+  using E = Elements<Isa, KV>;
   constexpr int W = O::width;
   auto acc = O::zero();
   int d = 0;
   for (; d + W <= head_dim; d += W) {
-    const auto x = O::load(key + d);
+    const auto x = E::load(key + d);
     acc = O::fma(x, x, acc);
   }
   if (d < head_dim) {
-    const auto x = O::load_partial(key + d, head_dim - d);
+    const auto x = E::load_partial(key + d, head_dim - d);
     acc = O::fma(x, x, acc);
   }
   const float sq = O::reduce_add(acc);

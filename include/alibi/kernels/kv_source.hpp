@@ -1,7 +1,8 @@
 // The one place that reads K and V memory. The kernel sees keys and values only through KvSource: packed
 // blocks of fp32 rows (pack_block), prefetches (prefetch) and single rows for the exact recompute and the
-// skipping bounds (key_row, value_row). Other element types (16-bit floats) and paged caches plug in here
-// by specialising or replacing this class; the kernel above it only ever consumes packed fp32 rows.
+// skipping bounds (key_row, value_row, read through to_fp32). K/V of 16-bit floats are widened to fp32
+// (exactly) while packing, so the kernel above only ever consumes packed fp32 rows; paged caches plug in
+// here too.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_KV_SOURCE_HPP_0)) || \
@@ -20,6 +21,7 @@
 #include "alibi/detail/config.hpp"
 #include "alibi/detail/problem.hpp"
 #include "alibi/isa/ops.hpp"
+#include "alibi/kernels/elements.hpp"
 #include "alibi/kernels/plan.hpp"
 
 ALIBI_NAMESPACE_BEGIN
@@ -28,15 +30,16 @@ namespace kernels {
 // Contiguous [batch][kv_len][num_kv_heads][head_dim] tensors of Element.
 template <class Isa, class Element = float>
 class KvSource {
-  static_assert(std::is_same<Element, float>::value, "only fp32 K/V so far: conversions go into copy_row");
+  static_assert(is_kv_element<Element>::value, "K/V elements are float, bfloat16 or float16");
   using O = simd::Ops<Isa>;
+  using E = Elements<Isa, Element>;
   using vec = typename O::vec;
   static constexpr int W = O::width;
 
  public:
   explicit KvSource(const detail::Problem& pr)
-      : k_(pr.k),
-        v_(pr.v),
+      : k_(static_cast<const Element*>(pr.k)),
+        v_(static_cast<const Element*>(pr.v)),
         kv_len_(pr.kv_len),
         kv_heads_(pr.num_kv_heads),
         dim_(pr.head_dim),
@@ -58,8 +61,8 @@ class KvSource {
   // head_dim apart), which the hardware prefetchers follow poorly.
   void prefetch(std::int64_t j0, std::int64_t j1) const {
     for (std::int64_t j = j0; j < j1; ++j) {
-      prefetch_span(k_unit_ + j * kv_row_, dim_);
-      prefetch_span(v_unit_ + j * kv_row_, dim_);
+      prefetch_bytes(k_unit_ + j * kv_row_, dim_ * static_cast<std::int64_t>(sizeof(Element)));
+      prefetch_bytes(v_unit_ + j * kv_row_, dim_ * static_cast<std::int64_t>(sizeof(Element)));
     }
   }
 
@@ -93,6 +96,12 @@ class KvSource {
         ALIBI_PREFETCH(p + d);
     }
   }
+  // Requests the cache lines of bytes [p, p + n).
+  static void prefetch_bytes(const void* p, std::int64_t n) {
+    const char* bytes = static_cast<const char*>(p);
+    for (std::int64_t d = 0; d < n; d += Tuning::kLineFloats * static_cast<std::int64_t>(sizeof(float)))
+      ALIBI_PREFETCH(bytes + d);
+  }
 
  private:
   std::int64_t offset(std::int64_t b, int kv_head, std::int64_t j) const {
@@ -103,19 +112,19 @@ class KvSource {
   // the copy.
   static ALIBI_ALWAYS_INLINE void copy_row(float* to, const Element* from, int n) {
     int d = 0;
-    for (; d + W <= n; d += W) O::store(to + d, O::load(from + d));
-    if (d < n) O::store_partial(to + d, O::load_partial(from + d, n - d), n - d);
+    for (; d + W <= n; d += W) O::store(to + d, E::load(from + d));
+    if (d < n) O::store_partial(to + d, E::load_partial(from + d, n - d), n - d);
   }
   // The same, and `bad` turns NaN if an element is inf or NaN (x * 0 is 0 exactly for finite x).
   static ALIBI_ALWAYS_INLINE void copy_row_checked(float* to, const Element* from, int n, vec& bad) {
     int d = 0;
     for (; d + W <= n; d += W) {
-      const vec x = O::load(from + d);
+      const vec x = E::load(from + d);
       O::store(to + d, x);
       bad = O::add(bad, O::mul(x, O::zero()));
     }
     if (d < n) {
-      const vec x = O::load_partial(from + d, n - d);
+      const vec x = E::load_partial(from + d, n - d);
       O::store_partial(to + d, x, n - d);
       bad = O::add(bad, O::mul(x, O::zero()));
     }

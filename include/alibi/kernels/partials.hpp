@@ -63,14 +63,14 @@ inline bool merge_partial_row(const float* states, std::int64_t pieces, std::int
 }
 
 // Combines the split pieces of `unit` into its output rows.
-template <class Isa>
+template <class Isa, class KV>
 void merge_unit(const detail::Problem& pr, const Plan<Isa>& plan, const float* partial, std::int64_t unit) {
   const std::int64_t chunks = plan.chunks;
   const std::int64_t stride = plan.partial_floats_per_piece();
   const std::int64_t row_floats = 2 + plan.dim_pad;
   const UnitLayout& L = plan.layout;
   const UnitCoords u = plan.coords(pr, unit);
-  const KvSource<Isa> kv(pr);
+  const KvSource<Isa, KV> kv(pr);
   detail::Buffer<float> acc(static_cast<std::size_t>(pr.head_dim));
   std::int64_t r = 0;
   for (int kv_head = u.kv_head0; kv_head < u.kv_head0 + u.kv_heads; ++kv_head)

@@ -27,6 +27,7 @@
 #include "alibi/detail/buffer.hpp"
 #include "alibi/detail/config.hpp"
 #include "alibi/detail/problem.hpp"
+#include "alibi/kernels/elements.hpp"
 #include "alibi/kernels/kv_source.hpp"
 
 ALIBI_NAMESPACE_BEGIN
@@ -39,9 +40,9 @@ inline bool all_finite(const float* row, int n) {
 }
 
 // Recomputes output row (b, i, h) whose visible keys are [lo, hi) into `out`.
-template <class Isa>
-void recompute_row_exactly(const detail::Problem& pr, const KvSource<Isa>& kv, std::int64_t b, std::int64_t i, int h,
-                           std::int64_t lo, std::int64_t hi, float* out) {
+template <class Isa, class KV>
+void recompute_row_exactly(const detail::Problem& pr, const KvSource<Isa, KV>& kv, std::int64_t b, std::int64_t i,
+                           int h, std::int64_t lo, std::int64_t hi, float* out) {
   const int D = pr.head_dim;
   const int kv_head = h / (pr.num_heads / pr.num_kv_heads);
   const float* q = pr.q + ((b * pr.q_len + i) * pr.num_heads + h) * D;
@@ -50,10 +51,10 @@ void recompute_row_exactly(const detail::Problem& pr, const KvSource<Isa>& kv, s
   detail::Buffer<double> acc(static_cast<std::size_t>(D));
   double max = -std::numeric_limits<double>::infinity(), sum = 0.0;
   for (std::int64_t j = lo; j < hi; ++j) {
-    const float* key = kv.key_row(b, kv_head, j);
-    const float* value = kv.value_row(b, kv_head, j);
+    const KV* key = kv.key_row(b, kv_head, j);
+    const KV* value = kv.value_row(b, kv_head, j);
     double dot = 0.0;
-    for (int d = 0; d < D; ++d) dot += static_cast<double>(q[d]) * key[d];
+    for (int d = 0; d < D; ++d) dot += static_cast<double>(q[d]) * to_fp32(key[d]);
     const double logit = static_cast<double>(pr.scale) * dot - slope * std::fabs(static_cast<double>(pos - j));
     if (logit == -std::numeric_limits<double>::infinity()) continue;
     if (logit > max) {  // rescale; also reached once for the first key (max = -inf, factor 0)
@@ -64,7 +65,7 @@ void recompute_row_exactly(const detail::Problem& pr, const KvSource<Isa>& kv, s
     }
     const double weight = std::isnan(logit) ? logit : std::exp(logit - max);
     sum += weight;
-    for (int d = 0; d < D; ++d) acc.data()[d] += weight * value[d];
+    for (int d = 0; d < D; ++d) acc.data()[d] += weight * to_fp32(value[d]);
   }
   for (int d = 0; d < D; ++d) out[d] = sum == 0.0 ? 0.0f : static_cast<float>(acc.data()[d] / sum);
 }

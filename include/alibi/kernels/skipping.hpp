@@ -47,7 +47,9 @@ class KeyNormBounds {
  public:
   static constexpr std::int64_t kNormBlock = Tuning::kNormBlock;
 
-  explicit KeyNormBounds(const detail::Problem& pr)
+  // k: the call's keys, [batch][kv_len][num_kv_heads][head_dim], read only without pr.key_norm_input.
+  template <class KV>
+  KeyNormBounds(const detail::Problem& pr, const KV* k)
       : kv_len_(pr.kv_len),
         heads_(pr.num_kv_heads),
         blocks_((pr.kv_len + kNormBlock - 1) / kNormBlock),
@@ -76,8 +78,8 @@ class KeyNormBounds {
               bound = pr.key_norm_input[key_row * heads_ + kv_head];
               if (!(bound >= 0.0f)) bound = HUGE_VALF;  // NaN or negative: unbounded
             } else {
-              bound = key_norm_bound_fast<Isa>(
-                  pr.k + key_row * kv_row + static_cast<std::int64_t>(kv_head) * pr.head_dim, pr.head_dim);
+              bound = key_norm_bound_fast<Isa>(k + key_row * kv_row + static_cast<std::int64_t>(kv_head) * pr.head_dim,
+                                               pr.head_dim);
               computed_[static_cast<std::size_t>(key_row * heads_ + kv_head)] = bound;
             }
             float& slot = table_[table_index(0, b * heads_ + kv_head, blk)];
@@ -174,8 +176,9 @@ class Skipping {
   // A lower bound on the largest logit of row (b, i, h), which sees keys [lo, hi): the largest finite logit
   // of its Tuning::kFloorKeys nearest visible keys, in double, rounded down to float; -inf if there is none.
   static constexpr std::int64_t kFloorKeys = Tuning::kFloorKeys;
-  static float logit_floor(const detail::Problem& pr, const KvSource<Isa>& kv, std::int64_t b, std::int64_t i, int h,
-                           std::int64_t lo, std::int64_t hi) {
+  template <class KV>
+  static float logit_floor(const detail::Problem& pr, const KvSource<Isa, KV>& kv, std::int64_t b, std::int64_t i,
+                           int h, std::int64_t lo, std::int64_t hi) {
     if (lo >= hi) return -HUGE_VALF;
     const std::int64_t pos = pr.q_pos0 + i;
     const std::int64_t nearest = std::min(std::max(pos, lo), hi - 1);
@@ -185,9 +188,9 @@ class Skipping {
     const int kv_head = h / (pr.num_heads / pr.num_kv_heads);
     double best = -HUGE_VAL;
     for (std::int64_t j = first; j < last; ++j) {
-      const float* key = kv.key_row(b, kv_head, j);
+      const KV* key = kv.key_row(b, kv_head, j);
       double dot = 0.0;
-      for (int d = 0; d < pr.head_dim; ++d) dot += static_cast<double>(q[d]) * key[d];
+      for (int d = 0; d < pr.head_dim; ++d) dot += static_cast<double>(q[d]) * to_fp32(key[d]);
       const double distance = static_cast<double>(pos > j ? pos - j : j - pos);
       const double logit = static_cast<double>(pr.scale) * dot - static_cast<double>(pr.slopes[h]) * distance;
       if (logit > best && logit < 3.0e38) best = logit;  // NaN and inf give no bound

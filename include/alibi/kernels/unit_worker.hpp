@@ -51,7 +51,7 @@
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
 
-template <class Isa>
+template <class Isa, class KV = float>
 class UnitWorker {
   using O = simd::Ops<Isa>;
   using vec = typename O::vec;
@@ -550,7 +550,7 @@ class UnitWorker {
 
   const detail::Problem& pr_;
   const Plan<Isa>& plan_;
-  KvSource<Isa> kv_;
+  KvSource<Isa, KV> kv_;
   Skipping<Isa> skipping_;
   float* partial_;
   const float* logit_floors_;
