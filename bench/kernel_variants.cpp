@@ -30,6 +30,16 @@ static_assert(std::is_same<alibi::isa::native, alibi::isa::ALIBI_BENCH_ISA>::val
 namespace alibi_bench {
 
 void ALIBI_BENCH_EXPORT(run_attention_)(const AttentionCall& call) {
+  switch (call.kv_type) {
+    case KvType::bf16:
+      alibi::attention<alibi::isa::native>(call.q, call.k_bf16, call.v_bf16, call.out, call.shape, call.options);
+      return;
+    case KvType::f16:
+      alibi::attention<alibi::isa::native>(call.q, call.k_f16, call.v_f16, call.out, call.shape, call.options);
+      return;
+    case KvType::f32:
+      break;
+  }
   alibi::attention<alibi::isa::native>(call.q, call.k, call.v, call.out, call.shape, call.options);
 }
 

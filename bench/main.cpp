@@ -91,30 +91,38 @@ double eigen_seconds(const Shape& shape) {
 }
 
 /// Upper bounds on every key's norm, as a KV cache would keep them next to K (AttentionOptions::key_norms):
-/// double accumulation rounded up, so each is >= the true norm.
-const float* key_norms_for(const Shape& shape) {
+/// double accumulation over the keys the kernel reads (widened from 16 bits for those types) rounded up,
+/// so each is >= the true norm.
+const float* key_norms_for(const Shape& shape, KvType kv_type) {
   Tensors& tensors = tensors_for(shape);
-  if (tensors.key_norms.empty()) {
+  static KvType computed_for = KvType::f32;
+  if (tensors.key_norms.empty() || computed_for != kv_type) {
+    const AttentionCall call = make_call(shape, tensors, tensors.out.data(), kv_type);
     const std::size_t rows = tensors.k.size() / static_cast<std::size_t>(shape.head_dim);
     tensors.key_norms.resize(rows);
     for (std::size_t row = 0; row < rows; ++row) {
       double sq = 0.0;
       for (int d = 0; d < shape.head_dim; ++d) {
-        const double x = tensors.k[row * static_cast<std::size_t>(shape.head_dim) + static_cast<std::size_t>(d)];
+        const std::size_t at = row * static_cast<std::size_t>(shape.head_dim) + static_cast<std::size_t>(d);
+        const double x = kv_type == KvType::bf16  ? alibi::to_float(call.k_bf16[at])
+                         : kv_type == KvType::f16 ? alibi::to_float(call.k_f16[at])
+                                                  : call.k[at];
         sq += x * x;
       }
       tensors.key_norms[row] = static_cast<float>(std::sqrt(sq) * (1.0 + 1e-6));
     }
+    computed_for = kv_type;
   }
   return tensors.key_norms.data();
 }
 
 /// Times `variant` on `shape`; returns seconds per call (0 if it could not run).
 double run_variant(benchmark::State& state, const Variant& variant, const Shape& shape, int num_threads,
-                   float skip_tolerance, const float* slopes = nullptr, bool cached_norms = false) {
+                   float skip_tolerance, const float* slopes = nullptr, bool cached_norms = false,
+                   KvType kv_type = KvType::f32) {
   Tensors& tensors = tensors_for(shape);
-  AttentionCall call = make_call(shape, tensors, tensors.out.data());
-  if (cached_norms) call.options.key_norms = key_norms_for(shape);
+  AttentionCall call = make_call(shape, tensors, tensors.out.data(), kv_type);
+  if (cached_norms) call.options.key_norms = key_norms_for(shape, kv_type);
   call.options.num_threads = num_threads;
   call.options.skip_tolerance = skip_tolerance;
   call.options.slopes = slopes != nullptr         ? slopes
@@ -249,52 +257,92 @@ void register_threads() {
   }
 }
 
+constexpr KvType kKvTypes[] = {KvType::f32, KvType::bf16, KvType::f16};
+
 // ---- decode: a few query rows against a long KV cache, GQA 32/8, no skipping (every byte is read) ------
+// Per K/V element type; bw_frac is K/V bytes per second against the read bandwidth measured in this binary.
 void register_decode() {
   for (const Variant& variant : kernel_variants(true)) {
-    for (std::int64_t q_len : {1, 4}) {
-      for (std::int64_t kv_len : {4096, 16384, 65536}) {
-        for (int threads : thread_counts()) {
-          const Shape shape{1, q_len, kv_len, 32, 8, 128};
-          add("decode/" + variant.name + "/q:" + std::to_string(q_len) + "/kv:" + std::to_string(kv_len) +
-                  "/heads:32/kv_heads:8/dim:128/threads:" + std::to_string(threads),
-              [=](benchmark::State& state) {
-                const double seconds = run_variant(state, variant, shape, threads, kNoSkipping);
-                if (seconds <= 0.0) return;
-                const double gbps = kv_bytes(shape) / seconds * 1e-9;
-                state.counters["GBps"] = gbps;
-                state.counters["bw_frac"] = gbps / read_bandwidth_gbs(threads);
-                state.counters["GFLOPs"] = attention_flops(shape) / seconds * 1e-9;
-              });
+    for (KvType kv_type : kKvTypes) {
+      for (std::int64_t q_len : {1, 4}) {
+        for (std::int64_t kv_len : {4096, 16384, 65536}) {
+          for (int threads : thread_counts()) {
+            const Shape shape{1, q_len, kv_len, 32, 8, 128};
+            add("decode/" + variant.name + "/type:" + kv_type_name(kv_type) + "/q:" + std::to_string(q_len) +
+                    "/kv:" + std::to_string(kv_len) + "/heads:32/kv_heads:8/dim:128/threads:" + std::to_string(threads),
+                [=](benchmark::State& state) {
+                  const double seconds =
+                      run_variant(state, variant, shape, threads, kNoSkipping, nullptr, false, kv_type);
+                  if (seconds <= 0.0) return;
+                  const double gbps = kv_bytes(shape, kv_type) / seconds * 1e-9;
+                  state.counters["GBps"] = gbps;
+                  state.counters["bw_frac"] = gbps / read_bandwidth_gbs(threads);
+                  state.counters["GFLOPs"] = attention_flops(shape) / seconds * 1e-9;
+                });
+          }
         }
       }
     }
   }
 }
 
+// ---- prefill_kv: GQA prefill per K/V element type, one thread; 16-bit types against fp32 in the same run --
+void register_prefill_kv() {
+  const Shape shape{1, 2048, 2048, 32, 8, 128};
+  for (const Variant& variant : kernel_variants(false)) {
+    const std::string f32_key = "prefill_kv/" + variant.name + "/f32/" + shape_key(shape);
+    for (KvType kv_type : kKvTypes) {
+      add("prefill_kv/" + variant.name + "/type:" + kv_type_name(kv_type) + prefill_suffix(shape) +
+              "/kv_heads:8/threads:1",
+          [=](benchmark::State& state) {
+            const double seconds = run_variant(state, variant, shape, 1, kNoSkipping, nullptr, false, kv_type);
+            if (seconds <= 0.0) return;
+            const double gflops = attention_flops(shape) / seconds * 1e-9;
+            state.counters["GFLOPs"] = gflops;
+            state.counters["peak_frac"] = gflops / fma_peak_gflops(*variant.isa);
+            if (kv_type == KvType::f32) {
+              record_reference(f32_key, seconds);
+              return;
+            }
+            state.counters["speed_vs_f32"] = reference_seconds(f32_key,
+                                                               [&] {
+                                                                 Tensors& tensors = tensors_for(shape);
+                                                                 AttentionCall call =
+                                                                     make_call(shape, tensors, tensors.out.data());
+                                                                 call.options.skip_tolerance = kNoSkipping;
+                                                                 variant.run(call);
+                                                               }) /
+                                             seconds;
+          });
+    }
+  }
+}
+
 // ---- skip: ALiBi block skipping (issue 4), default tolerance against none, one thread ------------------
 void register_skip_pair(const std::string& family, const std::string& suffix, const Variant& variant,
-                        const Shape& shape, const float* slopes, bool cached_norms = false) {
+                        const Shape& shape, const float* slopes, bool cached_norms = false,
+                        KvType kv_type = KvType::f32) {
   const std::string unskipped_key = family + "/" + variant.name + suffix + "/tol:0";
   for (bool skipping : {false, true}) {
     add(family + "/" + variant.name + suffix + (skipping ? "/tol:default" : "/tol:0"), [=](benchmark::State& state) {
       const float tolerance = skipping ? kDefaultSkipping : kNoSkipping;
-      const double seconds = run_variant(state, variant, shape, 1, tolerance, slopes, skipping && cached_norms);
+      const double seconds =
+          run_variant(state, variant, shape, 1, tolerance, slopes, skipping && cached_norms, kv_type);
       if (seconds <= 0.0) return;
       if (!skipping) {
         record_reference(unskipped_key, seconds);
         return;
       }
-      state.counters["speedup_vs_noskip"] = reference_seconds(unskipped_key,
-                                                              [&] {
-                                                                Tensors& tensors = tensors_for(shape);
-                                                                AttentionCall call =
-                                                                    make_call(shape, tensors, tensors.out.data());
-                                                                call.options.slopes = slopes;
-                                                                call.options.skip_tolerance = kNoSkipping;
-                                                                variant.run(call);
-                                                              }) /
-                                            seconds;
+      state.counters["speedup_vs_noskip"] =
+          reference_seconds(unskipped_key,
+                            [&] {
+                              Tensors& tensors = tensors_for(shape);
+                              AttentionCall call = make_call(shape, tensors, tensors.out.data(), kv_type);
+                              call.options.slopes = slopes;
+                              call.options.skip_tolerance = kNoSkipping;
+                              variant.run(call);
+                            }) /
+          seconds;
     });
   }
 }
@@ -311,6 +359,11 @@ void register_skip() {
     // are then never read.
     register_skip_pair("skip_decode_cached_norms", "/q:1/kv:65536/heads:32/kv_heads:8/dim:64", variant, decode, nullptr,
                        true);
+    // 16-bit caches: the same speed-up over their own unskipped decode is expected.
+    for (KvType kv_type : {KvType::bf16, KvType::f16})
+      register_skip_pair("skip_decode_cached_norms",
+                         std::string("/type:") + kv_type_name(kv_type) + "/q:1/kv:65536/heads:32/kv_heads:8/dim:64",
+                         variant, decode, nullptr, true, kv_type);
     // Per head: one head at a time with that head's default slope; 1 - 1/speedup approximates the share
     // of the head's work the bound removed.
     const std::vector<float>& slopes = default_slopes(8);
@@ -354,6 +407,7 @@ int main(int argc, char** argv) {
   alibi_bench::register_prefill();
   alibi_bench::register_threads();
   alibi_bench::register_decode();
+  alibi_bench::register_prefill_kv();
   alibi_bench::register_skip();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

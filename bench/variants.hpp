@@ -11,6 +11,16 @@
 
 namespace alibi_bench {
 
+/// Element type of K and V in a benchmarked call.
+enum class KvType { f32, bf16, f16 };
+
+inline const char* kv_type_name(KvType type) {
+  return type == KvType::bf16 ? "bf16" : (type == KvType::f16 ? "f16" : "f32");
+}
+inline int kv_type_bytes(KvType type) {
+  return type == KvType::f32 ? 4 : 2;
+}
+
 /// One attention call: the arguments of alibi::attention. Layouts as there: q/out
 /// [batch][q_len][num_heads][head_dim], k/v [batch][kv_len][num_kv_heads][head_dim]. The benchmarks use
 /// the causal mask with the queries on the last q_len key positions (the option defaults); the Eigen
@@ -19,6 +29,13 @@ struct AttentionCall {
   const float* q = nullptr;
   const float* k = nullptr;
   const float* v = nullptr;
+  /// kv_type bf16 / f16: the kernels read these instead of k and v (the Eigen baseline and the naive
+  /// reference always read the fp32 k and v).
+  KvType kv_type = KvType::f32;
+  const alibi::bfloat16* k_bf16 = nullptr;
+  const alibi::bfloat16* v_bf16 = nullptr;
+  const alibi::float16* k_f16 = nullptr;
+  const alibi::float16* v_f16 = nullptr;
   float* out = nullptr;
   alibi::AttentionShape shape;
   alibi::AttentionOptions options;

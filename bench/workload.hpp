@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "alibi/convert.hpp"
 #include "alibi/types.hpp"
 #include "variants.hpp"
 
@@ -45,8 +46,8 @@ inline double attention_flops(const Shape& shape) {
 }
 
 /// K and V bytes a kernel must stream: each kv head's keys and values once.
-inline double kv_bytes(const Shape& shape) {
-  return 2.0 * sizeof(float) * static_cast<double>(kv_elements(shape));
+inline double kv_bytes(const Shape& shape, KvType type = KvType::f32) {
+  return 2.0 * kv_type_bytes(type) * static_cast<double>(kv_elements(shape));
 }
 
 /// Deterministic N(0, 1) floats (splitmix64 + Box-Muller); fast enough for hundreds of MiB.
@@ -73,6 +74,9 @@ struct Tensors {
   std::string key;
   std::vector<float> q, k, v, out;
   std::vector<float> key_norms;  // filled on demand by key_norms_for()
+  // K and V rounded to 16 bits (alibi::convert), filled on demand by make_call.
+  std::vector<alibi::bfloat16> k_bf16, v_bf16;
+  std::vector<alibi::float16> k_f16, v_f16;
 };
 
 /// Inputs for a shape, regenerated only when the shape changes. Google Benchmark calls a benchmark
@@ -93,11 +97,31 @@ inline Tensors& tensors_for(const Shape& shape) {
   return cached;
 }
 
-inline AttentionCall make_call(const Shape& shape, Tensors& tensors, float* out) {
+inline AttentionCall make_call(const Shape& shape, Tensors& tensors, float* out, KvType kv_type = KvType::f32) {
   AttentionCall call;
   call.q = tensors.q.data();
   call.k = tensors.k.data();
   call.v = tensors.v.data();
+  call.kv_type = kv_type;
+  if (kv_type == KvType::bf16) {
+    if (tensors.k_bf16.empty()) {
+      tensors.k_bf16.resize(tensors.k.size());
+      tensors.v_bf16.resize(tensors.v.size());
+      alibi::convert(tensors.k.data(), tensors.k_bf16.data(), tensors.k.size());
+      alibi::convert(tensors.v.data(), tensors.v_bf16.data(), tensors.v.size());
+    }
+    call.k_bf16 = tensors.k_bf16.data();
+    call.v_bf16 = tensors.v_bf16.data();
+  } else if (kv_type == KvType::f16) {
+    if (tensors.k_f16.empty()) {
+      tensors.k_f16.resize(tensors.k.size());
+      tensors.v_f16.resize(tensors.v.size());
+      alibi::convert(tensors.k.data(), tensors.k_f16.data(), tensors.k.size());
+      alibi::convert(tensors.v.data(), tensors.v_f16.data(), tensors.v.size());
+    }
+    call.k_f16 = tensors.k_f16.data();
+    call.v_f16 = tensors.v_f16.data();
+  }
   call.out = out;
   call.shape = shape;
   call.options.num_threads = 1;  // a benchmark asks for more threads where it means it

@@ -80,11 +80,13 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define ALIBI_PREFETCH(address) __builtin_prefetch(address)
 #define ALIBI_PREFETCH_WRITE(address) __builtin_prefetch(address, 1)
+#define ALIBI_PREFETCH_L2(address) __builtin_prefetch(address, 0, 2)
 #define ALIBI_ALWAYS_INLINE inline __attribute__((always_inline))
 #define ALIBI_RESTRICT __restrict__
 #else
 #define ALIBI_PREFETCH(address) ((void)(address))
 #define ALIBI_PREFETCH_WRITE(address) ((void)(address))
+#define ALIBI_PREFETCH_L2(address) ((void)(address))
 #define ALIBI_ALWAYS_INLINE inline
 #define ALIBI_RESTRICT
 #endif

@@ -156,6 +156,20 @@ struct Ops<isa::avx512> {
   static ALIBI_ALWAYS_INLINE float reduce_add(vec a) {
     return _mm512_reduce_add_ps(a);
   }
+  // out[0..3] = the sums of a, b, c and d: one reduction tree for all four.
+  static ALIBI_ALWAYS_INLINE void reduce_add4(vec a, vec b, vec c, vec d, float* out) {
+    const __m256 ab = _mm256_hadd_ps(half_sum(a), half_sum(b));
+    const __m256 cd = _mm256_hadd_ps(half_sum(c), half_sum(d));
+    const __m256 pairs = _mm256_hadd_ps(ab, cd);
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1)));
+  }
+
+ private:
+  static ALIBI_ALWAYS_INLINE __m256 half_sum(vec a) {
+    return _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+  }
+
+ public:
 };
 
 }  // namespace simd

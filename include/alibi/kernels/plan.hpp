@@ -50,6 +50,11 @@ struct Tuning {
   static constexpr double kSingleThreadFlops = 4e6;
   // Keys per block of the skipping bounds (kernels/skipping.hpp).
   static constexpr std::int64_t kNormBlock = 64;
+  // Streaming decode (kernels/unit_worker.hpp, Note [streaming decode]): kv heads with at most this many
+  // rows read K and V where they lie, in blocks of kStreamBlockKeys keys, with the next block's K/V runs
+  // requested into L2 one block ahead.
+  static constexpr int kStreamMaxRows = 4;
+  static constexpr int kStreamBlockKeys = 32;
   // Keys nearest a row whose exact logits give the lower bound on its max that skipping starts from
   // (kernels/skipping.hpp): enough to find the large nearby logit ALiBi favours, cheap next to one block.
   static constexpr std::int64_t kFloorKeys = 16;
@@ -73,6 +78,8 @@ struct Plan {
   static constexpr int W = simd::Ops<Isa>::width;
 
   UnitLayout layout;
+  bool stream;                 // streaming decode: K/V read in place, no packing
+  int rows_per_head;           // real rows per kv head of a full unit
   int block_keys;              // keys per block
   int head_rows;               // rows per kv head, padded to whole vectors (Note [rows in lanes])
   int dim_vecs;                // vectors per head_dim row
@@ -92,7 +99,11 @@ struct Plan {
     Plan p;
     p.layout = make_layout(pr);
     const UnitLayout& L = p.layout;
-    p.block_keys = keys_per_block(L);
+    p.rows_per_head = static_cast<int>(L.positions * L.group);
+    // Vectors of at least 8 lanes: the rows of a kv head fit in one vector with room to spare, which is what
+    // the rows-in-lanes tiles would waste.
+    p.stream = W >= 8 && p.rows_per_head <= Tuning::kStreamMaxRows && p.rows_per_head <= W;
+    p.block_keys = p.stream ? Tuning::kStreamBlockKeys : keys_per_block(L);
     p.head_rows = static_cast<int>((L.positions * L.group + W - 1) / W * W);
     p.dim_vecs = static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W);
     p.dim_pad = static_cast<std::int64_t>(p.dim_vecs) * W;

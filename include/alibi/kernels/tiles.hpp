@@ -19,6 +19,7 @@
 
 #include "alibi/detail/config.hpp"
 #include "alibi/isa/ops.hpp"
+#include "alibi/kernels/elements.hpp"
 
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
@@ -36,17 +37,18 @@ ALIBI_ALWAYS_INLINE void with_count(int n, F&& f) {
 }
 
 // acc[r][c] += scalars[r * scalar_stride] * vectors[c*W ..]: the rank-1 update both tiles are made of
-// (Q.K: key elements times query vectors; P.V: probabilities times value vectors).
-template <class Isa, int R, int C>
+// (Q.K: key elements times query vectors; P.V: probabilities times value vectors). The vectors may be
+// 16-bit elements, widened exactly as they are loaded.
+template <class Isa, int R, int C, class Element = float>
 ALIBI_ALWAYS_INLINE void rank1_update(typename simd::Ops<Isa>::vec (&acc)[R][C], const float* scalars,
-                                      std::int64_t scalar_stride, const float* vectors) {
+                                      std::int64_t scalar_stride, const Element* vectors) {
   using O = simd::Ops<Isa>;
   using vec = typename O::vec;
   constexpr int W = O::width;
   vec v[C];
 #pragma GCC unroll 8
   for (int c = 0; c < C; ++c) {
-    vec x = O::load(vectors + c * W);
+    vec x = Elements<Isa, Element>::load(vectors + c * W);
     O::pin(x);  // on a temporary: pinning the array element would keep the array in memory
     v[c] = x;
   }
@@ -97,9 +99,10 @@ constexpr int qk_tile_keys(int row_vecs) {
 }
 
 // O[r][dv0*W ..] += sum_{j in [ja, jb)} P^T[j][r] * V[j][dv0*W ..] for NR rows and NV dimension vectors.
-template <class Isa, int NR, int NV>
-ALIBI_ALWAYS_INLINE void pv_tile(const float* p, std::int64_t p_stride, const float* values, std::int64_t value_stride,
-                                 int ja, int jb, float* o, std::int64_t o_stride, int dv0) {
+// V rows are whole vectors from dv0*W on (packed rows, or the caller's rows when dv0*W + NV*W <= head_dim).
+template <class Isa, int NR, int NV, class Element = float>
+ALIBI_ALWAYS_INLINE void pv_tile(const float* p, std::int64_t p_stride, const Element* values,
+                                 std::int64_t value_stride, int ja, int jb, float* o, std::int64_t o_stride, int dv0) {
   using O = simd::Ops<Isa>;
   using vec = typename O::vec;
   constexpr int W = O::width;
@@ -109,7 +112,7 @@ ALIBI_ALWAYS_INLINE void pv_tile(const float* p, std::int64_t p_stride, const fl
 #pragma GCC unroll 8
     for (int c = 0; c < NV; ++c) acc[r][c] = O::load(o + r * o_stride + (dv0 + c) * W);
   for (int j = ja; j < jb; ++j)
-    rank1_update<Isa, NR, NV>(acc, p + j * p_stride, 1, values + j * value_stride + dv0 * W);
+    rank1_update<Isa, NR, NV, Element>(acc, p + j * p_stride, 1, values + j * value_stride + dv0 * W);
 #pragma GCC unroll 16
   for (int r = 0; r < NR; ++r)
 #pragma GCC unroll 8

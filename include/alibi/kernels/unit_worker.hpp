@@ -17,6 +17,16 @@
 // broadcast key element times a vector of rows), and the softmax is purely vertical: each lane carries
 // its own row's slope, position, visible range, running max and sum. A kv head's rows are padded to
 // whole vectors; padding lanes see no key.
+//
+// Note [streaming decode]: with at most Tuning::kStreamMaxRows rows per kv head (decode: one query
+// position per GQA group), rows in lanes would leave most lanes idle, and the call is memory-bound: K and
+// V are read once and used by a handful of rows. Such units (Plan::stream) skip packing: Q.K is a dot
+// product per (row, key) from the keys where they lie (16-bit keys widened as they are loaded), the
+// results go to the lanes of S^T so the bias, mask and online softmax are the common code, and P.V reads
+// the values in place. The next block's K/V runs (all kv heads of the unit: contiguous memory) are
+// requested into L2 one block ahead, so the core computes on one block while the next one streams in.
+// P.V runs rows that see exactly the same keys of the block together, others one by one, so no row ever
+// multiplies a value it does not see (no 0 * inf) and no non-finite check of the values is needed.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_0)) || \
@@ -80,8 +90,13 @@ class UnitWorker {
     qt_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
     o_.assign(rows * static_cast<std::size_t>(dim_pad_), 0.0f);
     st_.assign(static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
-    k_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
-    v_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
+    if (plan.stream) {
+      qs_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
+      dots_.assign(static_cast<std::size_t>(W), 0.0f);
+    } else {
+      k_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
+      v_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
+    }
     for (auto* lane : {&max_, &sum_, &neg_slope_, &dist_, &lo_f_, &hi_f_}) lane->assign(rows, 0.0f);
     lo_.assign(rows, 0);
     hi_.assign(rows, 0);
@@ -141,6 +156,15 @@ class UnitWorker {
         j0 = right;
         j1 = std::min(union_hi, right + block_keys_);
         right = j1;
+      }
+      if (plan_.stream) {
+        const std::int64_t next = go_left ? std::max(union_lo, j0 - block_keys_) : j1;
+        const std::int64_t next_end = go_left ? j0 : std::min(union_hi, j1 + block_keys_);
+        kv_.prefetch_runs_l2(next, next_end, u.kv_heads);
+        for (int hh = 0; hh < u.kv_heads; ++hh)
+          if (prepare_lanes(hh, j0, static_cast<int>(j1 - j0))) stream_block(hh, j0);
+        if (skipping_.on() && rows_finished(num_rows, left, right, piece_lo, piece_hi)) break;
+        continue;
       }
       // One kv head per unit: its rows are strided, which the hardware prefetchers follow poorly, so warm
       // the caches with the block that most likely comes next. Units spanning several heads sweep memory
@@ -239,6 +263,10 @@ class UnitWorker {
         const float* q = pr_.q + offset;
         const float scale = pr_.scale;  // a local: the stores through qt_lane could alias a member
         for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = q[d] * scale;
+        if (plan_.stream) {
+          float* qs = qs_.data() + static_cast<std::int64_t>(r) * D;
+          for (std::int64_t d = 0; d < D; ++d) qs[d] = q[d] * scale;
+        }
         row.skip.q_norm = 0.0;
         if (skipping_.on()) {                     // only the skipping bound needs it
           double q_sq[4] = {0.0, 0.0, 0.0, 0.0};  // independent chains: a single one is latency-bound
@@ -364,6 +392,106 @@ class UnitWorker {
       }
       for (int c = 0; c < group_vecs; ++c) softmax_lanes(r0 + c * W, st + c * W, ja, jb, block_max[c], overflow[c]);
       accumulate_pv(r0, r1, st, v_packed, non_finite_values);
+    }
+  }
+
+  // Note [streaming decode]: folds keys [j0, j0 + block) of bound kv head hh, read in place, into its rows
+  // (prepare_lanes set their lanes; the head's rows are one vector, lanes [0, rows_per_head) real).
+  void stream_block(int hh, std::int64_t j0) {
+    const int r0 = hh * head_rows_;
+    const std::pair<int, int> range = key_range(r0, r0 + head_rows_);
+    const int ja = range.first, jb = range.second;
+    if (ja >= jb) return;
+    BiasEpilogue<true> bias;  // flags only the lanes that see the key: no second pass
+    bias.dist0 = dist_.data() + r0;
+    bias.neg_slope = neg_slope_.data() + r0;
+    bias.lo = lo_f_.data() + r0;
+    bias.hi = hi_f_.data() + r0;
+    int rows = 0;  // real rows: the first lanes of the head
+    while (rows < head_rows_ && rows_.data()[r0 + rows].real) ++rows;
+    bool same_keys = true;  // every real row sees exactly [ja, jb) of this block
+    for (int r = r0; r < r0 + rows; ++r) same_keys = same_keys && lo_.data()[r] == ja && hi_.data()[r] == jb;
+    bias.needs_mask[0] = !same_keys || rows < W;
+    vec block_max = O::set1(-std::numeric_limits<float>::infinity()), overflow = O::zero();
+    float* st = st_.data();
+    const float* qs = qs_.data() + static_cast<std::int64_t>(r0) * pr_.head_dim;
+    with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
+      constexpr int R = decltype(n)::value;
+      for (int j = ja; j < jb; ++j) {
+        stream_dots<R>(qs, kv_.bound_key(hh, j0 + j));
+        const vec x = bias(O::load(dots_.data()), j, 0, overflow);
+        O::store(st + j * head_rows_, x);
+        block_max = O::max(block_max, x);
+      }
+    });
+    softmax_lanes(r0, st, ja, jb, block_max, overflow);
+    const KV* values = kv_.bound_value(hh, j0);
+    const std::int64_t stride = kv_.key_stride();
+    if (same_keys) {
+      with_count<Tuning::kStreamMaxRows>(
+          rows, [&](auto n) { stream_pv<decltype(n)::value>(r0, st, values, stride, ja, jb); });
+    } else {
+      for (int r = r0; r < r0 + rows; ++r)
+        if (lo_.data()[r] < hi_.data()[r]) stream_pv<1>(r, st + (r - r0), values, stride, lo_.data()[r], hi_.data()[r]);
+    }
+  }
+
+  // dots_[0, R) = Qs[r] . key for the R query rows at qs (head_dim floats apart); the other lanes 0.
+  template <int R>
+  ALIBI_ALWAYS_INLINE void stream_dots(const float* qs, const KV* key) {
+    using E = Elements<Isa, KV>;
+    const int dim = pr_.head_dim;
+    vec acc[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) acc[r] = O::zero();
+    int d = 0;
+    for (; d + W <= dim; d += W) {
+      const vec x = E::load(key + d);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) acc[r] = O::fma(O::load(qs + r * dim + d), x, acc[r]);
+    }
+    if (d < dim) {
+      const vec x = E::load_partial(key + d, dim - d);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) acc[r] = O::fma(O::load_partial(qs + r * dim + d, dim - d), x, acc[r]);
+    }
+    float* dots = dots_.data();
+    if constexpr (R == 4) {
+      O::reduce_add4(acc[0], acc[1], acc[2], acc[3], dots);
+    } else {
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) dots[r] = O::reduce_add(acc[r]);
+    }
+  }
+
+  // O += P V for NR rows starting at r (their P^T lanes at pt, head_rows_ floats per key) over keys
+  // [ja, jb) of the block whose values start at `values`, `stride` elements per key.
+  template <int NR>
+  void stream_pv(int r, const float* pt, const KV* values, std::int64_t stride, int ja, int jb) {
+    constexpr int PV = O::pv_vecs;
+    const int dim = pr_.head_dim;
+    const int full_vecs = dim / W;
+    float* o = o_.data() + r * dim_pad_;
+    for (int dv0 = 0, chunk = 0; dv0 < full_vecs; dv0 += chunk) {
+      const int remaining = full_vecs - dv0;
+      chunk = remaining == PV + 1 && PV > 2 ? (remaining + 1) / 2 : std::min(PV, remaining);
+      with_count<PV>(chunk, [&](auto m) {
+        pv_tile<Isa, NR, decltype(m)::value, KV>(pt, head_rows_, values, stride, ja, jb, o, dim_pad_, dv0);
+      });
+    }
+    if (full_vecs * W < dim) {  // the last, partial vector of each value row
+      using E = Elements<Isa, KV>;
+      const int d = full_vecs * W, n = dim - d;
+      vec acc[NR];
+#pragma GCC unroll 4
+      for (int k = 0; k < NR; ++k) acc[k] = O::load(o + k * dim_pad_ + d);
+      for (int j = ja; j < jb; ++j) {
+        const vec x = E::load_partial(values + j * stride + d, n);
+#pragma GCC unroll 4
+        for (int k = 0; k < NR; ++k) acc[k] = O::fma(O::set1(pt[j * head_rows_ + k]), x, acc[k]);
+      }
+#pragma GCC unroll 4
+      for (int k = 0; k < NR; ++k) O::store(o + k * dim_pad_ + d, acc[k]);
     }
   }
 
@@ -566,6 +694,8 @@ class UnitWorker {
   detail::Buffer<float> o_;   // per row: unnormalised output, [dim_pad_]
   detail::Buffer<float> st_;  // S^T, then P^T, of the current kv head: [kKeyBlock][head_rows_]
   detail::Buffer<float> k_pack_, v_pack_;
+  detail::Buffer<float> qs_;    // streaming decode: Qs per row, row-major [rows][head_dim]
+  detail::Buffer<float> dots_;  // streaming decode: one vector, the current key's dot products per lane
   // Per row (lane): running max and sum, -slope, and for the current block: distance from its first key
   // and the visible keys [lo, hi) relative to it (also as floats, for vector compares).
   detail::Buffer<float> max_, sum_, neg_slope_, dist_, lo_f_, hi_f_;
