@@ -26,12 +26,13 @@
 
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #define ALIBI_DISPATCH_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #else
 #define ALIBI_DISPATCH_X86 0
 #endif
 
-// ---- Pass 1: AVX2 + FMA, when the TU's flags do not already give it ------------------------------------
+// ---- Pass 1: AVX2 + FMA + F16C, when the TU's flags do not already give AVX2 ------------------------------
 #if ALIBI_DISPATCH_X86 && !ALIBI_FLAGS_AVX2
 #define ALIBI_DISPATCH_PASS_AVX2 1
 #undef ALIBI_PASS
@@ -40,15 +41,17 @@
 #define ALIBI_TARGET_AVX2 1
 #undef ALIBI_TARGET_AVX512
 #define ALIBI_TARGET_AVX512 0
+#undef ALIBI_TARGET_F16C
+#define ALIBI_TARGET_F16C 1
 #undef ALIBI_ISA_NAMESPACE
 #define ALIBI_ISA_NAMESPACE ALIBI_ISA_NAMESPACE_OF(avx2)
 #undef ALIBI_ISA_NAMESPACE_INLINE
 #define ALIBI_ISA_NAMESPACE_INLINE
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #endif
 #include "alibi/kernels/attention_call.hpp"
 #if defined(__clang__)
@@ -69,16 +72,18 @@
 #define ALIBI_TARGET_AVX2 1
 #undef ALIBI_TARGET_AVX512
 #define ALIBI_TARGET_AVX512 1
+#undef ALIBI_TARGET_F16C
+#define ALIBI_TARGET_F16C 1
 #undef ALIBI_ISA_NAMESPACE
 #define ALIBI_ISA_NAMESPACE ALIBI_ISA_NAMESPACE_OF(avx512)
 #undef ALIBI_ISA_NAMESPACE_INLINE
 #define ALIBI_ISA_NAMESPACE_INLINE
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))), \
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c"))), \
                              apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")
 #endif
 #include "alibi/kernels/attention_call.hpp"
 #if defined(__clang__)
@@ -97,6 +102,8 @@
 #define ALIBI_TARGET_AVX2 ALIBI_FLAGS_AVX2
 #undef ALIBI_TARGET_AVX512
 #define ALIBI_TARGET_AVX512 ALIBI_FLAGS_AVX512
+#undef ALIBI_TARGET_F16C
+#define ALIBI_TARGET_F16C ALIBI_FLAGS_F16C
 #undef ALIBI_ISA_NAMESPACE
 #define ALIBI_ISA_NAMESPACE ALIBI_FLAGS_NAMESPACE
 #undef ALIBI_ISA_NAMESPACE_INLINE
@@ -131,7 +138,10 @@ constexpr Level floor_level() {
 inline Level cpu_level() {
 #if ALIBI_DISPATCH_X86
   __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // F16C from CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports does not know "f16c").
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
   const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
   return avx512 ? Level::avx512 : (avx2 ? Level::avx2 : Level::scalar);

@@ -30,12 +30,22 @@
 #define ALIBI_FLAGS_AVX512 0
 #endif
 
+// F16C (vcvtph2ps / vcvtps2ph): float16 conversions in one instruction. Every AVX2 CPU has it, but
+// -mavx2 -mfma alone does not enable it; without it the avx2 tag converts float16 with integer code.
+#if defined(__F16C__)
+#define ALIBI_FLAGS_F16C 1
+#else
+#define ALIBI_FLAGS_F16C 0
+#endif
+
 #if ALIBI_FLAGS_AVX512
 #define ALIBI_FLAGS_LEVEL avx512
 #elif defined(__AVX512F__)
 #define ALIBI_FLAGS_LEVEL avx512f_partial  // AVX-512 code possible, but not the avx512 tag's whole set
-#elif ALIBI_FLAGS_AVX2
+#elif ALIBI_FLAGS_AVX2 && ALIBI_FLAGS_F16C
 #define ALIBI_FLAGS_LEVEL avx2
+#elif ALIBI_FLAGS_AVX2
+#define ALIBI_FLAGS_LEVEL avx2_no_f16c  // the avx2 tag, float16 converted without F16C
 #elif defined(__AVX__)
 #define ALIBI_FLAGS_LEVEL avx_partial  // VEX code possible, but not the avx2 tag's whole set
 #else
@@ -65,6 +75,7 @@
 #define ALIBI_PASS 0
 #define ALIBI_TARGET_AVX2 ALIBI_FLAGS_AVX2
 #define ALIBI_TARGET_AVX512 ALIBI_FLAGS_AVX512
+#define ALIBI_TARGET_F16C ALIBI_FLAGS_F16C
 #define ALIBI_ISA_NAMESPACE ALIBI_FLAGS_NAMESPACE
 #define ALIBI_ISA_NAMESPACE_INLINE inline
 

@@ -46,11 +46,18 @@ struct Ops<isa::avx2> {
   static ALIBI_ALWAYS_INLINE vec load_partial(const float* p, int n) { return _mm256_maskload_ps(p, first_lanes(n)); }
   static ALIBI_ALWAYS_INLINE void store_partial(float* p, vec x, int n) { _mm256_maskstore_ps(p, first_lanes(n), x); }
 
-  // ---- 16-bit memory: 8 values in an __m128i. The tag has no F16C, so binary16 is converted with integer
-  // AVX2 code, bit for bit the scalar functions of detail/float16.hpp (Note [16-bit rounding]).
+  // ---- 16-bit memory: 8 values in an __m128i, bit for bit the scalar functions of detail/float16.hpp
+  // (Note [16-bit rounding]). Binary16 uses F16C when the target has it (vcvtph2ps is exact; vcvtps2ph
+  // rounds to nearest even by its immediate, not MXCSR.RC, and ignores FTZ; a DAZ-flushed input is a float
+  // subnormal, which rounds to the same signed zero anyway), else integer AVX2 code.
   static ALIBI_ALWAYS_INLINE vec widen_bf16(__m128i h) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   }
+#if ALIBI_TARGET_F16C
+  static ALIBI_ALWAYS_INLINE vec widen_f16(__m128i h) {
+    return _mm256_cvtph_ps(h);
+  }
+#else
   static ALIBI_ALWAYS_INLINE vec widen_f16(__m128i h) {
     const __m256i h32 = _mm256_cvtepu16_epi32(h);
     const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(h32, _mm256_set1_epi32(0x8000)), 16);
@@ -68,6 +75,7 @@ struct Ops<isa::avx2> {
     bits = _mm256_blendv_epi8(bits, tiny, _mm256_cmpgt_epi32(_mm256_set1_epi32(0x0400), em));
     return _mm256_castsi256_ps(_mm256_or_si256(bits, sign));
   }
+#endif
   // 8 lanes holding values <= 0xFFFF -> 8 uint16.
   static ALIBI_ALWAYS_INLINE __m128i pack_u16(__m256i x) {
     return _mm_packus_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
@@ -82,6 +90,11 @@ struct Ops<isa::avx2> {
         _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7FFFFFFF)), _mm256_set1_epi32(0x7F800000));
     return pack_u16(_mm256_blendv_epi8(rounded, nan, is_nan));
   }
+#if ALIBI_TARGET_F16C
+  static ALIBI_ALWAYS_INLINE __m128i narrow_f16(vec x) {
+    return _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT);
+  }
+#else
   static ALIBI_ALWAYS_INLINE __m128i narrow_f16(vec x) {
     const __m256i bits = _mm256_castps_si256(x);
     const __m256i sign = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x8000));
@@ -105,6 +118,7 @@ struct Ops<isa::avx2> {
     h = _mm256_blendv_epi8(h, nan, _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7F800000)));
     return pack_u16(_mm256_or_si256(h, sign));
   }
+#endif
   static ALIBI_ALWAYS_INLINE __m128i load_u16(const std::uint16_t* p) {
     return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   }
@@ -122,19 +136,27 @@ struct Ops<isa::avx2> {
     _mm_store_si128(reinterpret_cast<__m128i*>(buffer), h);
     if (n > 0) std::memcpy(p, buffer, static_cast<std::size_t>(n < 8 ? n : 8) * sizeof(std::uint16_t));
   }
-  static ALIBI_ALWAYS_INLINE vec load_bf16(const std::uint16_t* p) { return widen_bf16(load_u16(p)); }
+  static ALIBI_ALWAYS_INLINE vec load_bf16(const std::uint16_t* p) {
+    return widen_bf16(load_u16(p));
+  }
   static ALIBI_ALWAYS_INLINE vec load_bf16_partial(const std::uint16_t* p, int n) {
     return widen_bf16(load_u16_partial(p, n));
   }
-  static ALIBI_ALWAYS_INLINE vec load_f16(const std::uint16_t* p) { return widen_f16(load_u16(p)); }
+  static ALIBI_ALWAYS_INLINE vec load_f16(const std::uint16_t* p) {
+    return widen_f16(load_u16(p));
+  }
   static ALIBI_ALWAYS_INLINE vec load_f16_partial(const std::uint16_t* p, int n) {
     return widen_f16(load_u16_partial(p, n));
   }
-  static ALIBI_ALWAYS_INLINE void store_bf16(std::uint16_t* p, vec x) { store_u16(p, narrow_bf16(x)); }
+  static ALIBI_ALWAYS_INLINE void store_bf16(std::uint16_t* p, vec x) {
+    store_u16(p, narrow_bf16(x));
+  }
   static ALIBI_ALWAYS_INLINE void store_bf16_partial(std::uint16_t* p, vec x, int n) {
     store_u16_partial(p, narrow_bf16(x), n);
   }
-  static ALIBI_ALWAYS_INLINE void store_f16(std::uint16_t* p, vec x) { store_u16(p, narrow_f16(x)); }
+  static ALIBI_ALWAYS_INLINE void store_f16(std::uint16_t* p, vec x) {
+    store_u16(p, narrow_f16(x));
+  }
   static ALIBI_ALWAYS_INLINE void store_f16_partial(std::uint16_t* p, vec x, int n) {
     store_u16_partial(p, narrow_f16(x), n);
   }

@@ -47,9 +47,9 @@ class KeyNormBounds {
  public:
   static constexpr std::int64_t kNormBlock = Tuning::kNormBlock;
 
-  // k: the call's keys, [batch][kv_len][num_kv_heads][head_dim], read only without pr.key_norm_input.
+  // keys: the call's keys, [batch][kv_len][num_kv_heads][head_dim], read only without pr.key_norm_input.
   template <class KV>
-  KeyNormBounds(const detail::Problem& pr, const KV* k)
+  KeyNormBounds(const detail::Problem& pr, const KV* keys)
       : kv_len_(pr.kv_len),
         heads_(pr.num_kv_heads),
         blocks_((pr.kv_len + kNormBlock - 1) / kNormBlock),
@@ -78,8 +78,8 @@ class KeyNormBounds {
               bound = pr.key_norm_input[key_row * heads_ + kv_head];
               if (!(bound >= 0.0f)) bound = HUGE_VALF;  // NaN or negative: unbounded
             } else {
-              bound = key_norm_bound_fast<Isa>(k + key_row * kv_row + static_cast<std::int64_t>(kv_head) * pr.head_dim,
-                                               pr.head_dim);
+              bound = key_norm_bound_fast<Isa>(
+                  keys + key_row * kv_row + static_cast<std::int64_t>(kv_head) * pr.head_dim, pr.head_dim);
               computed_[static_cast<std::size_t>(key_row * heads_ + kv_head)] = bound;
             }
             float& slot = table_[table_index(0, b * heads_ + kv_head, blk)];
