@@ -1,5 +1,6 @@
 // alibi with Eigen: attention on one head of a model's [tokens][heads][head_dim] buffers through
-// Eigen::Map views, the bias as an Eigen::MatrixXf, and a dense Eigen softmax as the cross-check.
+// Eigen::Map views, the bias as an Eigen::MatrixXf, and a dense Eigen softmax as the cross-check; then the
+// same head with K/V held as Eigen::bfloat16, as a 16-bit KV cache keeps them.
 //
 //   alibi_eigen_interop [tokens=256]
 #include <Eigen/Core>
@@ -46,8 +47,18 @@ int main(int argc, char** argv) {
   const alibi::RowMatrixXf q_packed = q_head, k_packed = k_head, v_packed = v_head;
   const alibi::RowMatrixXf returned = alibi::attention(q_packed, k_packed, v_packed, slope);
 
+  // 16-bit K/V: Eigen::bfloat16 (or Eigen::half) matrices are read in place as alibi::bfloat16; the result
+  // is the fp32 attention of the rounded values, so it matches fp32 K/V holding those values bit for bit.
+  const alibi::RowMatrixX<Eigen::bfloat16> k_bf16 = k_packed.cast<Eigen::bfloat16>(),
+                                           v_bf16 = v_packed.cast<Eigen::bfloat16>();
+  const alibi::RowMatrixXf from_bf16 = alibi::attention(q_packed, k_bf16, v_bf16, slope);
+  const alibi::RowMatrixXf from_rounded_f32 =
+      alibi::attention(q_packed, k_bf16.cast<float>(), v_bf16.cast<float>(), slope);
+
   const float strided_vs_dense = (dense - out_head).cwiseAbs().maxCoeff();
   const float returned_vs_strided = (returned - out_head).cwiseAbs().maxCoeff();
+  const float bf16_vs_f32 = (from_bf16 - out_head).cwiseAbs().maxCoeff();
+  const float bf16_vs_rounded_f32 = (from_bf16 - from_rounded_f32).cwiseAbs().maxCoeff();
   std::printf("head %ld of %ld (slope %g), %ld tokens, head_dim %ld, ISA %s\n", static_cast<long>(head),
               static_cast<long>(heads), static_cast<double>(slope), static_cast<long>(tokens),
               static_cast<long>(head_dim), alibi::isa::native::name);
@@ -61,7 +72,12 @@ int main(int argc, char** argv) {
               static_cast<double>(strided_vs_dense));
   std::printf("returning overload on packed copies vs strided call: max abs difference %.3g\n",
               static_cast<double>(returned_vs_strided));
-  const bool ok = strided_vs_dense < 1e-5f && returned_vs_strided == 0.0f;
+  std::printf("bfloat16 K/V vs fp32 K/V: max abs difference %.3g (K/V rounded to 8 significant bits)\n",
+              static_cast<double>(bf16_vs_f32));
+  std::printf("bfloat16 K/V vs fp32 K/V holding the same rounded values: max abs difference %.3g\n",
+              static_cast<double>(bf16_vs_rounded_f32));
+  const bool ok =
+      strided_vs_dense < 1e-5f && returned_vs_strided == 0.0f && bf16_vs_f32 < 2e-2f && bf16_vs_rounded_f32 == 0.0f;
   std::printf("%s\n", ok ? "OK" : "MISMATCH");
   return ok ? 0 : 1;
 }

@@ -1,17 +1,22 @@
-// alibi/eigen.hpp: the bias as an Eigen matrix and single-head attention on Eigen row-major matrices,
-// checked against a float64 dense softmax written here with Eigen.
+// alibi/eigen.hpp: the bias as an Eigen matrix and single-head attention on Eigen row-major matrices
+// (float K/V and 16-bit K/V: Eigen::bfloat16, Eigen::half, alibi::bfloat16, alibi::float16), checked
+// against a float64 dense softmax written here with Eigen.
 #include <gtest/gtest.h>
 
 #include <Eigen/Core>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <ostream>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "alibi/convert.hpp"
 #include "alibi/eigen.hpp"
 
 namespace {
@@ -302,6 +307,252 @@ TEST(EigenAttentionInterop, OutSharingElementsWithAnInputIsRejected) {
                           alibi::Mask::causal, 1.0 / std::sqrt(8.0), 0, -1);
   expect_close(RowMatrixXf(right), expected, "out interleaved with q");
   EXPECT_TRUE(fused.leftCols(8).cwiseEqual(before.leftCols(8)).all());
+}
+
+// ---- 16-bit K/V ----
+
+template <class Scalar>
+using RowMatrix16 = alibi::RowMatrixX<Scalar>;
+
+// K/V values as the reference sees them: widened by Eigen's own conversion, independent of alibi's.
+template <class Scalar>
+RowMatrixXd widened(const RowMatrix16<Scalar>& m) {
+  return m.template cast<float>().template cast<double>();
+}
+
+template <class EigenScalar>
+std::uint16_t eigen_bits(EigenScalar x) {
+  std::uint16_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return bits;
+}
+
+// Values of every rounding class: random ones (none representable in 16 bits), ties in either format,
+// binary16 subnormals and underflow, the binary16 overflow threshold, bfloat16's large range.
+std::vector<float> rounding_probes() {
+  std::vector<float> values = {0.0f,
+                               -0.0f,
+                               0.1f,
+                               1.0f / 3.0f,
+                               -2.0f / 3.0f,
+                               1.0f + 0x1p-11f,
+                               1.0f + 3 * 0x1p-11f,
+                               1.0f + 0x1p-8f,
+                               1.0f + 3 * 0x1p-8f,
+                               0x1p-24f,
+                               0x1.8p-24f,
+                               0x1p-25f,
+                               0x1.1p-25f,
+                               3.1e-6f,
+                               -6.0e-8f,
+                               65504.0f,
+                               65519.99f,
+                               65520.0f,
+                               1e5f,
+                               -3.4e38f,
+                               1e-30f,
+                               1e30f};
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (int exponent = -30; exponent <= 20; ++exponent)
+    for (int i = 0; i < 20; ++i) values.push_back(std::ldexp(uniform(rng), exponent));
+  return values;
+}
+
+TEST(EigenSixteenBit, EigenAndAlibiRoundEveryFloatToTheSameBits) {
+  for (const float x : rounding_probes()) {
+    const Eigen::half eigen_half(x);
+    const Eigen::bfloat16 eigen_bfloat16(x);
+    ASSERT_EQ(eigen_bits(eigen_half), alibi::to_float16(x).bits) << "Eigen::half vs alibi::to_float16 at " << x;
+    ASSERT_EQ(eigen_bits(eigen_bfloat16), alibi::to_bfloat16(x).bits) << "Eigen::bfloat16 vs to_bfloat16 at " << x;
+    // Widening: both libraries give the same float from the same bits.
+    const float from_eigen_half = static_cast<float>(eigen_half);
+    const float from_alibi_half = alibi::to_float(alibi::to_float16(x));
+    ASSERT_EQ(std::memcmp(&from_eigen_half, &from_alibi_half, sizeof(float)), 0) << x;
+    const float from_eigen_bfloat16 = static_cast<float>(eigen_bfloat16);
+    const float from_alibi_bfloat16 = alibi::to_float(alibi::to_bfloat16(x));
+    ASSERT_EQ(std::memcmp(&from_eigen_bfloat16, &from_alibi_bfloat16, sizeof(float)), 0) << x;
+  }
+}
+
+template <class Scalar>
+class EigenSixteenBitAttention : public ::testing::Test {};
+
+struct SixteenBitNames {
+  template <class Scalar>
+  static std::string GetName(int) {
+    return std::is_same<Scalar, Eigen::bfloat16>::value ? "bfloat16" : "half";
+  }
+};
+using EigenSixteenBitScalars = ::testing::Types<Eigen::bfloat16, Eigen::half>;
+TYPED_TEST_SUITE(EigenSixteenBitAttention, EigenSixteenBitScalars, SixteenBitNames);
+
+TYPED_TEST(EigenSixteenBitAttention, MatchesFloat64DenseSoftmaxOfTheWidenedValues) {
+  using Scalar = TypeParam;
+  const Case cases[] = {
+      {1, 1, 1, alibi::Mask::causal, 0, -1},           {7, 7, 3, alibi::Mask::causal, 0, -1},
+      {17, 65, 16, alibi::Mask::causal, 0, -1},        {65, 130, 33, alibi::Mask::causal, 9, -1},
+      {1, 300, 128, alibi::Mask::causal, 0, -1},       {1, 300, 80, alibi::Mask::causal, 0, 150},
+      {40, 90, 65, alibi::Mask::bidirectional, 0, 10}, {63, 63, 32, alibi::Mask::bidirectional, 5, -1}};
+  for (const Case& c : cases) {
+    std::mt19937 rng(static_cast<unsigned>(c.q_len * 1000003 + c.kv_len * 1009 + c.head_dim));
+    const RowMatrixXf q = random_matrix(c.q_len, c.head_dim, rng);
+    const RowMatrix16<Scalar> k = random_matrix(c.kv_len, c.head_dim, rng).template cast<Scalar>();
+    const RowMatrix16<Scalar> v = random_matrix(c.kv_len, c.head_dim, rng).template cast<Scalar>();
+    const float slope = 0.125f;
+    alibi::AttentionOptions options;
+    options.mask = c.mask;
+    options.window = c.window;
+    options.q_pos0 = c.q_pos0;
+    const RowMatrixXd expected =
+        reference_attention(q.cast<double>(), widened(k), widened(v), slope, c.mask,
+                            1.0 / std::sqrt(static_cast<double>(c.head_dim)), c.window, c.q_pos0);
+    std::ostringstream what;
+    what << c;
+
+    RowMatrixXf out = RowMatrixXf::Constant(c.q_len, c.head_dim, 7.0f);
+    alibi::attention(q, k, v, out, slope, options);
+    expect_close(out, expected, "native " + what.str());
+    EXPECT_TRUE(alibi::attention(q, k, v, slope, options).cwiseEqual(out).all()) << "returning variant " << c;
+    expect_close(alibi::attention<alibi::isa::scalar>(q, k, v, slope, options), expected, "scalar " + what.str());
+
+    // The contract is exact: the fp32 attention of the widened values, bit for bit.
+    const RowMatrixXf k_float = k.template cast<float>(), v_float = v.template cast<float>();
+    EXPECT_TRUE(alibi::attention(q, k_float, v_float, slope, options).cwiseEqual(out).all())
+        << "differs from fp32 K/V holding the same values, " << c;
+  }
+}
+
+TYPED_TEST(EigenSixteenBitAttention, RoundingToSixteenBitsIsVisibleAtTheTestTolerance) {
+  // Guards the test above: if K/V were read as their unrounded fp32 values, or as the other 16-bit format,
+  // the result would leave the tolerance.
+  using Scalar = TypeParam;
+  std::mt19937 rng(23);
+  const RowMatrixXf q = random_matrix(32, 64, rng), k_exact = random_matrix(96, 64, rng),
+                    v_exact = random_matrix(96, 64, rng);
+  const RowMatrix16<Scalar> k = k_exact.cast<Scalar>(), v = v_exact.cast<Scalar>();
+  const double scale = 1.0 / std::sqrt(64.0);
+  const RowMatrixXd rounded =
+      reference_attention(q.cast<double>(), widened(k), widened(v), 0.25, alibi::Mask::causal, scale, 0, -1);
+  const RowMatrixXd unrounded = reference_attention(q.cast<double>(), k_exact.cast<double>(), v_exact.cast<double>(),
+                                                    0.25, alibi::Mask::causal, scale, 0, -1);
+  const double tolerance = 2e-5 * rounded.cwiseAbs().maxCoeff();
+  EXPECT_GT((rounded - unrounded).cwiseAbs().maxCoeff(), 4 * tolerance);
+  expect_close(alibi::attention(q, k, v, 0.25f), rounded, "16-bit K/V");
+}
+
+TEST(EigenSixteenBit, AlibiScalarMatricesGiveTheSameResultAsEigenScalarsAndThePointerApi) {
+  const Eigen::Index q_len = 11, kv_len = 70, head_dim = 24;
+  std::mt19937 rng(29);
+  const RowMatrixXf q = random_matrix(q_len, head_dim, rng), k = random_matrix(kv_len, head_dim, rng),
+                    v = random_matrix(kv_len, head_dim, rng);
+  const auto count = static_cast<std::size_t>(kv_len * head_dim);
+  alibi::AttentionShape shape;
+  shape.q_len = q_len;
+  shape.kv_len = kv_len;
+  shape.num_heads = 1;
+  shape.num_kv_heads = 1;
+  shape.head_dim = static_cast<int>(head_dim);
+  const float slope = 0.5f;
+  alibi::AttentionOptions options;
+  options.slopes = &slope;
+
+  std::vector<alibi::bfloat16> k_bf16(count), v_bf16(count);
+  alibi::convert(k.data(), k_bf16.data(), count);
+  alibi::convert(v.data(), v_bf16.data(), count);
+  const Eigen::Map<const RowMatrix16<alibi::bfloat16>> k_alibi_bf16(k_bf16.data(), kv_len, head_dim);
+  const Eigen::Map<const RowMatrix16<alibi::bfloat16>> v_alibi_bf16(v_bf16.data(), kv_len, head_dim);
+  const RowMatrixXf from_alibi_bf16 = alibi::attention(q, k_alibi_bf16, v_alibi_bf16, slope);
+  EXPECT_TRUE(
+      from_alibi_bf16.cwiseEqual(alibi::attention(q, k.cast<Eigen::bfloat16>(), v.cast<Eigen::bfloat16>(), slope))
+          .all());
+  RowMatrixXf from_pointers(q_len, head_dim);
+  alibi::attention(q.data(), k_bf16.data(), v_bf16.data(), from_pointers.data(), shape, options);
+  EXPECT_TRUE(from_alibi_bf16.cwiseEqual(from_pointers).all());
+
+  std::vector<alibi::float16> k_f16(count), v_f16(count);
+  alibi::convert(k.data(), k_f16.data(), count);
+  alibi::convert(v.data(), v_f16.data(), count);
+  const Eigen::Map<const RowMatrix16<alibi::float16>> k_alibi_f16(k_f16.data(), kv_len, head_dim);
+  const Eigen::Map<const RowMatrix16<alibi::float16>> v_alibi_f16(v_f16.data(), kv_len, head_dim);
+  const RowMatrixXf from_alibi_f16 = alibi::attention(q, k_alibi_f16, v_alibi_f16, slope);
+  EXPECT_TRUE(
+      from_alibi_f16.cwiseEqual(alibi::attention(q, k.cast<Eigen::half>(), v.cast<Eigen::half>(), slope)).all());
+  alibi::attention(q.data(), k_f16.data(), v_f16.data(), from_pointers.data(), shape, options);
+  EXPECT_TRUE(from_alibi_f16.cwiseEqual(from_pointers).all());
+}
+
+TYPED_TEST(EigenSixteenBitAttention, StridedHeadSlicesAndColumnMajorKeysAndValues) {
+  // A 16-bit [tokens][heads][head_dim] cache; one head is a strided view of it.
+  using Scalar = TypeParam;
+  const Eigen::Index tokens = 45, heads = 3, head_dim = 20, head = 2;
+  std::mt19937 rng(31);
+  const RowMatrix16<Scalar> k_cache = random_matrix(tokens, heads * head_dim, rng).template cast<Scalar>();
+  const RowMatrix16<Scalar> v_cache = random_matrix(tokens, heads * head_dim, rng).template cast<Scalar>();
+  const RowMatrixXf q = random_matrix(tokens, head_dim, rng);
+  RowMatrixXf out_tensor = RowMatrixXf::Constant(tokens, heads * head_dim, 42.0f);
+
+  using Strided = Eigen::OuterStride<>;
+  const Strided stride(heads * head_dim);
+  const Eigen::Map<const RowMatrix16<Scalar>, 0, Strided> k_head(k_cache.data() + head * head_dim, tokens, head_dim,
+                                                                 stride);
+  const Eigen::Map<const RowMatrix16<Scalar>, 0, Strided> v_head(v_cache.data() + head * head_dim, tokens, head_dim,
+                                                                 stride);
+  auto out_head = out_tensor.middleCols(head * head_dim, head_dim);
+  alibi::attention(q, k_head, v_head, out_head, 0.3f);
+
+  const RowMatrixXd expected =
+      reference_attention(q.cast<double>(), widened(RowMatrix16<Scalar>(k_head)), widened(RowMatrix16<Scalar>(v_head)),
+                          0.3, alibi::Mask::causal, 1.0 / std::sqrt(static_cast<double>(head_dim)), 0, -1);
+  expect_close(RowMatrixXf(out_head), expected, "strided 16-bit head slice");
+  EXPECT_TRUE((out_tensor.leftCols(head * head_dim).array() == 42.0f).all()) << "other heads must stay untouched";
+
+  // Column-major K/V are copied to row-major temporaries; the result must not change.
+  const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> k_col = k_head, v_col = v_head;
+  EXPECT_TRUE(alibi::attention(q, k_col, v_col, 0.3f).cwiseEqual(RowMatrixXf(out_head)).all());
+}
+
+TYPED_TEST(EigenSixteenBitAttention, BadShapesThrowNamingTheParameter) {
+  using Scalar = TypeParam;
+  std::mt19937 rng(37);
+  const RowMatrixXf q = random_matrix(6, 8, rng);
+  const RowMatrix16<Scalar> k = random_matrix(10, 8, rng).template cast<Scalar>();
+  const RowMatrix16<Scalar> narrow = random_matrix(10, 7, rng).template cast<Scalar>();
+  const RowMatrix16<Scalar> short_v = random_matrix(9, 8, rng).template cast<Scalar>();
+  RowMatrixXf out = RowMatrixXf::Constant(6, 8, 3.0f);
+  const auto message = [](auto&& call) { return invalid_argument_message(call); };
+  EXPECT_NE(message([&] { alibi::attention(q, narrow, k, out, 0.5f); }).find("attention: k "), std::string::npos);
+  EXPECT_NE(message([&] { alibi::attention(q, k, short_v, out, 0.5f); }).find("attention: v "), std::string::npos);
+  EXPECT_NE(message([&] { alibi::attention(q, k, k, out, std::nanf("")); }).find("slope"), std::string::npos);
+  EXPECT_TRUE((out.array() == 3.0f).all()) << "out must be untouched after a rejected call";
+}
+
+TEST(EigenSixteenBit, OutSharingBytesWithSixteenBitKeysIsRejectedAndAdjacentOnesAreNot) {
+  // One buffer holding bfloat16 keys (4 x 8, 64 bytes) and then a float out (4 x 8, 128 bytes): the overlap
+  // test must measure each view in its own element size (keys measured in floats would reach into out).
+  const Eigen::Index rows = 4, head_dim = 8;
+  const std::size_t key_bytes = static_cast<std::size_t>(rows * head_dim) * sizeof(Eigen::bfloat16);
+  const std::size_t out_bytes = static_cast<std::size_t>(rows * head_dim) * sizeof(float);
+  std::vector<float> storage((key_bytes + out_bytes) / sizeof(float), 0.0f);
+  auto* bytes = reinterpret_cast<unsigned char*>(storage.data());
+  std::mt19937 rng(41);
+  const RowMatrixXf q = random_matrix(rows, head_dim, rng);
+  const RowMatrix16<Eigen::bfloat16> keys = random_matrix(rows, head_dim, rng).cast<Eigen::bfloat16>();
+  const RowMatrix16<Eigen::bfloat16> v = random_matrix(rows, head_dim, rng).cast<Eigen::bfloat16>();
+  std::memcpy(static_cast<void*>(bytes), keys.data(), key_bytes);
+  const Eigen::Map<const RowMatrix16<Eigen::bfloat16>> k(reinterpret_cast<const Eigen::bfloat16*>(bytes), rows,
+                                                         head_dim);
+
+  // out starting one float before the keys end: its first float holds the last key element.
+  Eigen::Map<RowMatrixXf> overlapping(storage.data() + key_bytes / sizeof(float) - 1, rows, head_dim);
+  const std::string rejected = invalid_argument_message([&] { alibi::attention(q, k, v, overlapping, 0.5f); });
+  EXPECT_NE(rejected.find("out shares elements with k"), std::string::npos) << rejected;
+
+  Eigen::Map<RowMatrixXf> adjacent(storage.data() + key_bytes / sizeof(float), rows, head_dim);
+  alibi::attention(q, k, v, adjacent, 0.5f);
+  const RowMatrixXd expected = reference_attention(q.cast<double>(), widened(keys), widened(v), 0.5,
+                                                   alibi::Mask::causal, 1.0 / std::sqrt(8.0), 0, -1);
+  expect_close(RowMatrixXf(adjacent), expected, "out right after 16-bit keys");
 }
 
 }  // namespace

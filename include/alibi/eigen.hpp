@@ -1,6 +1,7 @@
 #pragma once
 // Eigen 3.4 interop: ALiBi bias and fused attention for one (batch, head) slice held in Eigen matrices.
-// Opt-in (alibi.hpp does not include it) and the only alibi header that includes Eigen.
+// Opt-in (alibi.hpp does not include it) and the only alibi header that includes Eigen. K and V may be
+// float, Eigen::bfloat16, Eigen::half, alibi::bfloat16 or alibi::float16 matrices.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -14,11 +15,15 @@
 #include "alibi/detail/checked.hpp"
 #include "alibi/detail/config.hpp"
 #include "alibi/detail/errors.hpp"
+#include "alibi/detail/require_isa.hpp"
+#include "alibi/types.hpp"
 
 ALIBI_NAMESPACE_BEGIN
 
-/// Dynamic-size, row-major float matrix: the layout of one head's rows in alibi's tensors.
-using RowMatrixXf = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+/// Dynamic-size, row-major matrix: the layout of one head's rows in alibi's tensors.
+template <class Scalar>
+using RowMatrixX = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowMatrixXf = RowMatrixX<float>;
 
 /// The causal ALiBi bias of one head as a q_len x kv_len matrix; same values and errors as
 /// alibi::causal_bias(slope, q_len, kv_len, out, q_pos0).
@@ -39,26 +44,79 @@ Eigen::MatrixXf causal_bias(float slope, Eigen::Index q_len, Eigen::Index kv_len
 
 namespace detail {
 
+// Eigen's 16-bit scalars are read in place as alibi's: an Eigen::bfloat16 / Eigen::half matrix's data
+// pointer becomes an alibi::bfloat16 / float16 pointer. That needs the same size and alignment, no hidden
+// state (trivially copyable, standard layout) and one 16-bit member holding the raw bits: the top half
+// of a binary32 (Eigen::bfloat16::value) and a binary16 (Eigen::half::x, a uint16 or an ARM __fp16).
+// tests/eigen_interop_test.cpp checks that both libraries round a float to the same bits.
+static_assert(sizeof(Eigen::bfloat16) == sizeof(bfloat16) && alignof(Eigen::bfloat16) == alignof(bfloat16),
+              "Eigen::bfloat16 must have alibi::bfloat16's size and alignment");
+static_assert(std::is_trivially_copyable<Eigen::bfloat16>::value && std::is_standard_layout<Eigen::bfloat16>::value,
+              "Eigen::bfloat16 must be plain data");
+static_assert(std::is_same<decltype(Eigen::bfloat16::value), unsigned short>::value &&
+                  sizeof(Eigen::bfloat16::value) == sizeof(Eigen::bfloat16),
+              "Eigen::bfloat16 must hold nothing but its raw 16 bits");
+static_assert(sizeof(Eigen::half) == sizeof(float16) && alignof(Eigen::half) == alignof(float16),
+              "Eigen::half must have alibi::float16's size and alignment");
+static_assert(std::is_trivially_copyable<Eigen::half>::value && std::is_standard_layout<Eigen::half>::value,
+              "Eigen::half must be plain data");
+static_assert(sizeof(Eigen::half::x) == sizeof(Eigen::half), "Eigen::half must hold nothing but its 16 bits");
+
+// The alibi element type whose bits a K/V matrix scalar holds; undefined for other scalars.
+template <class Scalar>
+struct KvElement;
+template <>
+struct KvElement<float> {
+  using type = float;
+};
+template <>
+struct KvElement<bfloat16> {
+  using type = bfloat16;
+};
+template <>
+struct KvElement<float16> {
+  using type = float16;
+};
+template <>
+struct KvElement<Eigen::bfloat16> {
+  using type = bfloat16;
+};
+template <>
+struct KvElement<Eigen::half> {
+  using type = float16;
+};
+
+template <class Scalar>
+constexpr bool is_16bit_kv_scalar =
+    std::is_same<Scalar, Eigen::bfloat16>::value || std::is_same<Scalar, Eigen::half>::value ||
+    std::is_same<Scalar, bfloat16>::value || std::is_same<Scalar, float16>::value;
+
+// K and V matrices of one 16-bit scalar type (float K/V take the Eigen::Ref overloads).
+template <class KMatrix, class VMatrix>
+constexpr bool is_16bit_kv_pair = (std::is_same<typename KMatrix::Scalar, typename VMatrix::Scalar>::value &&
+                                   is_16bit_kv_scalar<typename KMatrix::Scalar>);
+
 // Largest integer <= a / b for b > 0.
 inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
   return a / b - (a % b != 0 && a < 0 ? 1 : 0);
 }
 
-// True when two row-major views share at least one float. A view is `rows` runs of `cols` floats, one
-// every `outerStride()` floats; runs of `a` are tested against the arithmetic progression of `b`'s runs,
+// True when two row-major views share at least one byte. A view is `rows` runs of `cols` elements, one
+// every `outerStride()` elements; runs of `a` are tested against the arithmetic progression of `b`'s runs,
 // so interleaved views of one buffer (q and out as column blocks of a fused tensor) are not confused
-// with aliasing ones.
+// with aliasing ones. The two views may have different element sizes (a float out and 16-bit K/V).
 template <class ViewA, class ViewB>
 bool share_elements(const ViewA& a, const ViewB& b) {
   if (a.size() == 0 || b.size() == 0) return false;
-  constexpr std::int64_t kFloat = sizeof(float);
+  constexpr std::int64_t a_element = sizeof(typename ViewA::Scalar);
+  constexpr std::int64_t b_element = sizeof(typename ViewB::Scalar);
   const auto b_first = reinterpret_cast<std::intptr_t>(b.data());
-  const std::int64_t b_run = b.cols() * kFloat;
-  const std::int64_t b_step = b.rows() > 1 ? b.outerStride() * kFloat : 0;
+  const std::int64_t b_run = b.cols() * b_element;
+  const std::int64_t b_step = b.rows() > 1 ? b.outerStride() * b_element : 0;
   for (Eigen::Index i = 0; i < a.rows(); ++i) {
-    // a's run i as a byte interval [start, start + a_run) relative to b's first float.
+    // a's run i as a byte interval [start, start + a_run) relative to b's first byte.
     const std::int64_t start = reinterpret_cast<std::intptr_t>(a.data() + i * a.outerStride()) - b_first;
-    const std::int64_t a_run = a.cols() * kFloat;
+    const std::int64_t a_run = a.cols() * a_element;
     if (b_step <= 0) {
       if (start < b_run && start + a_run > 0) return true;
       continue;
@@ -74,6 +132,60 @@ bool share_elements(const ViewA& a, const ViewB& b) {
 inline void require_columns(Eigen::Index cols, Eigen::Index head_dim, const char* parameter) {
   require(cols == head_dim, "attention", parameter,
           "must have head_dim = q.cols() = " + std::to_string(head_dim) + " columns, got " + std::to_string(cols));
+}
+
+// The slice attention behind the public overloads below, for K/V matrices of any KvElement scalar.
+template <class Isa, class KvScalar>
+void slice_attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::Ref<const RowMatrixX<KvScalar>>& k,
+                     const Eigen::Ref<const RowMatrixX<KvScalar>>& v, Eigen::Ref<RowMatrixXf> out, float slope,
+                     const AttentionOptions& options) {
+  require_isa<Isa>();
+  const Eigen::Index head_dim = q.cols();
+  require_columns(k.cols(), head_dim, "k");
+  require_columns(v.cols(), head_dim, "v");
+  require_columns(out.cols(), head_dim, "out");
+  require(v.rows() == k.rows(), "attention", "v",
+          "must have kv_len = k.rows() = " + std::to_string(k.rows()) + " rows, got " + std::to_string(v.rows()));
+  require(out.rows() == q.rows(), "attention", "out",
+          "must have q_len = q.rows() = " + std::to_string(q.rows()) + " rows, got " + std::to_string(out.rows()));
+  // Checked on the caller's views: the pointer API only sees the packed copies made below.
+  const char* aliased = share_elements(out, q)   ? "q"
+                        : share_elements(out, k) ? "k"
+                        : share_elements(out, v) ? "v"
+                                                 : nullptr;
+  if (aliased != nullptr) invalid_argument(std::string("alibi::attention: out shares elements with ") + aliased);
+
+  // An Eigen::Ref allows any outer stride; the kernel needs rows packed back to back.
+  const auto packed = [](const auto& m) { return m.outerStride() == m.cols() || m.rows() <= 1; };
+  const RowMatrixXf q_copy = packed(q) ? RowMatrixXf() : RowMatrixXf(q);
+  const RowMatrixX<KvScalar> k_copy = packed(k) ? RowMatrixX<KvScalar>() : RowMatrixX<KvScalar>(k);
+  const RowMatrixX<KvScalar> v_copy = packed(v) ? RowMatrixX<KvScalar>() : RowMatrixX<KvScalar>(v);
+
+  AttentionShape shape;
+  shape.batch = 1;
+  shape.q_len = q.rows();
+  shape.kv_len = k.rows();
+  shape.num_heads = 1;
+  shape.num_kv_heads = 1;
+  // AttentionShape holds head_dim as int: reject a wider one by name instead of truncating it.
+  require(head_dim <= Eigen::Index(std::numeric_limits<int>::max()), "attention", "head_dim",
+          "must fit in int, got " + std::to_string(head_dim));
+  shape.head_dim = static_cast<int>(head_dim);
+  AttentionOptions head_options = options;
+  head_options.slopes = &slope;
+
+  // Same bits, read in place (the static_asserts above): Eigen's 16-bit scalars become alibi's.
+  using Element = typename KvElement<KvScalar>::type;
+  const float* q_data = packed(q) ? q.data() : q_copy.data();
+  const auto* k_data = reinterpret_cast<const Element*>(packed(k) ? k.data() : k_copy.data());
+  const auto* v_data = reinterpret_cast<const Element*>(packed(v) ? v.data() : v_copy.data());
+  if (packed(out)) {
+    alibi::attention<Isa>(q_data, k_data, v_data, out.data(), shape, head_options);
+  } else {
+    RowMatrixXf result(out.rows(), out.cols());
+    alibi::attention<Isa>(q_data, k_data, v_data, result.data(), shape, head_options);
+    out = result;
+  }
 }
 
 }  // namespace detail
@@ -97,56 +209,7 @@ template <class Isa = isa::native>
 void attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::Ref<const RowMatrixXf>& k,
                const Eigen::Ref<const RowMatrixXf>& v, Eigen::Ref<RowMatrixXf> out, float slope,
                const AttentionOptions& options = {}) {
-  detail::require_isa<Isa>();
-  const Eigen::Index head_dim = q.cols();
-  detail::require_columns(k.cols(), head_dim, "k");
-  detail::require_columns(v.cols(), head_dim, "v");
-  detail::require_columns(out.cols(), head_dim, "out");
-  detail::require(
-      v.rows() == k.rows(), "attention", "v",
-      "must have kv_len = k.rows() = " + std::to_string(k.rows()) + " rows, got " + std::to_string(v.rows()));
-  detail::require(
-      out.rows() == q.rows(), "attention", "out",
-      "must have q_len = q.rows() = " + std::to_string(q.rows()) + " rows, got " + std::to_string(out.rows()));
-  // Checked on the caller's views: the pointer API only sees the packed copies made below.
-  const char* aliased = detail::share_elements(out, q)   ? "q"
-                        : detail::share_elements(out, k) ? "k"
-                        : detail::share_elements(out, v) ? "v"
-                                                         : nullptr;
-  if (aliased != nullptr)
-    detail::invalid_argument(std::string("alibi::attention: out shares elements with ") + aliased);
-
-  // Ref<const RowMatrixXf> allows any outer stride; the kernel needs rows packed back to back.
-  const auto packed = [](const Eigen::Ref<const RowMatrixXf>& m) {
-    return m.outerStride() == m.cols() || m.rows() <= 1;
-  };
-  const RowMatrixXf q_copy = packed(q) ? RowMatrixXf() : RowMatrixXf(q);
-  const RowMatrixXf k_copy = packed(k) ? RowMatrixXf() : RowMatrixXf(k);
-  const RowMatrixXf v_copy = packed(v) ? RowMatrixXf() : RowMatrixXf(v);
-
-  AttentionShape shape;
-  shape.batch = 1;
-  shape.q_len = q.rows();
-  shape.kv_len = k.rows();
-  shape.num_heads = 1;
-  shape.num_kv_heads = 1;
-  // AttentionShape holds head_dim as int: reject a wider one by name instead of truncating it.
-  detail::require(head_dim <= Eigen::Index(std::numeric_limits<int>::max()), "attention", "head_dim",
-                  "must fit in int, got " + std::to_string(head_dim));
-  shape.head_dim = static_cast<int>(head_dim);
-  AttentionOptions head_options = options;
-  head_options.slopes = &slope;
-
-  const float* q_data = packed(q) ? q.data() : q_copy.data();
-  const float* k_data = packed(k) ? k.data() : k_copy.data();
-  const float* v_data = packed(v) ? v.data() : v_copy.data();
-  if (packed(out)) {
-    alibi::attention<Isa>(q_data, k_data, v_data, out.data(), shape, head_options);
-  } else {
-    RowMatrixXf result(out.rows(), out.cols());
-    alibi::attention<Isa>(q_data, k_data, v_data, result.data(), shape, head_options);
-    out = result;
-  }
+  detail::slice_attention<Isa, float>(q, k, v, out, slope, options);
 }
 
 /// Returning variant of the slice attention above: a new q.rows() x q.cols() row-major matrix.
@@ -154,6 +217,32 @@ void attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::Ref<const Ro
 template <class Isa = isa::native>
 RowMatrixXf attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::Ref<const RowMatrixXf>& k,
                       const Eigen::Ref<const RowMatrixXf>& v, float slope, const AttentionOptions& options = {}) {
+  RowMatrixXf out(q.rows(), q.cols());
+  attention<Isa>(q, k, v, out, slope, options);
+  return out;
+}
+
+/// The slice attention above with 16-bit K and V: matrix expressions (Map, block, Ref, either storage
+/// order) of one scalar type, Eigen::bfloat16, Eigen::half, alibi::bfloat16 or alibi::float16. The result
+/// is exactly the fp32 attention of q against the K and V values widened to float; q, out, the slope and
+/// all arithmetic stay fp32. Row-major K/V with contiguous rows are read in place, without a conversion
+/// pass or a copy.
+/// @throws std::invalid_argument as the float overload does.
+template <class Isa = isa::native, class KMatrix, class VMatrix,
+          std::enable_if_t<detail::is_16bit_kv_pair<KMatrix, VMatrix>, int> = 0>
+void attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::MatrixBase<KMatrix>& k,
+               const Eigen::MatrixBase<VMatrix>& v, Eigen::Ref<RowMatrixXf> out, float slope,
+               const AttentionOptions& options = {}) {
+  using KvScalar = typename KMatrix::Scalar;
+  detail::slice_attention<Isa, KvScalar>(q, k, v, out, slope, options);
+}
+
+/// Returning variant of the 16-bit K/V slice attention: a new q.rows() x q.cols() row-major matrix.
+/// @throws std::invalid_argument as the float overload does.
+template <class Isa = isa::native, class KMatrix, class VMatrix,
+          std::enable_if_t<detail::is_16bit_kv_pair<KMatrix, VMatrix>, int> = 0>
+RowMatrixXf attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::MatrixBase<KMatrix>& k,
+                      const Eigen::MatrixBase<VMatrix>& v, float slope, const AttentionOptions& options = {}) {
   RowMatrixXf out(q.rows(), q.cols());
   attention<Isa>(q, k, v, out, slope, options);
   return out;
