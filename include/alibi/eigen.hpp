@@ -49,17 +49,18 @@ namespace detail {
 // state (trivially copyable, standard layout) and one 16-bit member holding the raw bits: the top half
 // of a binary32 (Eigen::bfloat16::value) and a binary16 (Eigen::half::x, a uint16 or an ARM __fp16).
 // tests/eigen_interop_test.cpp checks that both libraries round a float to the same bits.
-static_assert(sizeof(Eigen::bfloat16) == sizeof(bfloat16) && alignof(Eigen::bfloat16) == alignof(bfloat16),
-              "Eigen::bfloat16 must have alibi::bfloat16's size and alignment");
-static_assert(std::is_trivially_copyable<Eigen::bfloat16>::value && std::is_standard_layout<Eigen::bfloat16>::value,
-              "Eigen::bfloat16 must be plain data");
-static_assert(std::is_same<decltype(Eigen::bfloat16::value), unsigned short>::value &&
-                  sizeof(Eigen::bfloat16::value) == sizeof(Eigen::bfloat16),
+static_assert(sizeof(Eigen::bfloat16) == sizeof(bfloat16), "Eigen::bfloat16 must have alibi::bfloat16's size");
+static_assert(alignof(Eigen::bfloat16) == alignof(bfloat16), "Eigen::bfloat16 must have alibi::bfloat16's alignment");
+static_assert(std::is_trivially_copyable<Eigen::bfloat16>::value, "Eigen::bfloat16 must be plain data");
+static_assert(std::is_standard_layout<Eigen::bfloat16>::value, "Eigen::bfloat16 must be plain data");
+static_assert(std::is_same<decltype(Eigen::bfloat16::value), unsigned short>::value,
+              "Eigen::bfloat16 must hold its raw 16 bits");
+static_assert(sizeof(Eigen::bfloat16::value) == sizeof(Eigen::bfloat16),
               "Eigen::bfloat16 must hold nothing but its raw 16 bits");
-static_assert(sizeof(Eigen::half) == sizeof(float16) && alignof(Eigen::half) == alignof(float16),
-              "Eigen::half must have alibi::float16's size and alignment");
-static_assert(std::is_trivially_copyable<Eigen::half>::value && std::is_standard_layout<Eigen::half>::value,
-              "Eigen::half must be plain data");
+static_assert(sizeof(Eigen::half) == sizeof(float16), "Eigen::half must have alibi::float16's size");
+static_assert(alignof(Eigen::half) == alignof(float16), "Eigen::half must have alibi::float16's alignment");
+static_assert(std::is_trivially_copyable<Eigen::half>::value, "Eigen::half must be plain data");
+static_assert(std::is_standard_layout<Eigen::half>::value, "Eigen::half must be plain data");
 static_assert(sizeof(Eigen::half::x) == sizeof(Eigen::half), "Eigen::half must hold nothing but its 16 bits");
 
 // The alibi element type whose bits a K/V matrix scalar holds; undefined for other scalars.

@@ -66,9 +66,9 @@ struct float16 {
 
 static_assert(sizeof(bfloat16) == 2 && alignof(bfloat16) == alignof(std::uint16_t), "bfloat16 must be 2 bytes");
 static_assert(sizeof(float16) == 2 && alignof(float16) == alignof(std::uint16_t), "float16 must be 2 bytes");
-static_assert(std::is_standard_layout<bfloat16>::value && std::is_trivially_copyable<bfloat16>::value,
-              "bfloat16 must be memcpy-compatible with the other libraries' bfloat16");
-static_assert(std::is_standard_layout<float16>::value && std::is_trivially_copyable<float16>::value,
-              "float16 must be memcpy-compatible with the other libraries' half");
+static_assert(std::is_standard_layout<bfloat16>::value, "bfloat16 must be memcpy-compatible with other bfloat16s");
+static_assert(std::is_trivially_copyable<bfloat16>::value, "bfloat16 must be memcpy-compatible with other bfloat16s");
+static_assert(std::is_standard_layout<float16>::value, "float16 must be memcpy-compatible with other halfs");
+static_assert(std::is_trivially_copyable<float16>::value, "float16 must be memcpy-compatible with other halfs");
 
 }  // namespace alibi

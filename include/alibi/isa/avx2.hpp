@@ -213,10 +213,10 @@ struct Ops<isa::avx2> {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  // out[0..3] = the sums of a, b, c and d: one reduction tree for all four.
-  static ALIBI_ALWAYS_INLINE void reduce_add4(vec a, vec b, vec c, vec d, float* out) {
+  // Lanes 0..3: the sums of a, b, c and d (one reduction tree for all four); the other lanes 0.
+  static ALIBI_ALWAYS_INLINE vec reduce_add4(vec a, vec b, vec c, vec d) {
     const vec pairs = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1)));
+    return _mm256_zextps128_ps256(_mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1)));
   }
 };
 

@@ -156,12 +156,12 @@ struct Ops<isa::avx512> {
   static ALIBI_ALWAYS_INLINE float reduce_add(vec a) {
     return _mm512_reduce_add_ps(a);
   }
-  // out[0..3] = the sums of a, b, c and d: one reduction tree for all four.
-  static ALIBI_ALWAYS_INLINE void reduce_add4(vec a, vec b, vec c, vec d, float* out) {
+  // Lanes 0..3: the sums of a, b, c and d (one reduction tree for all four); the other lanes 0.
+  static ALIBI_ALWAYS_INLINE vec reduce_add4(vec a, vec b, vec c, vec d) {
     const __m256 ab = _mm256_hadd_ps(half_sum(a), half_sum(b));
     const __m256 cd = _mm256_hadd_ps(half_sum(c), half_sum(d));
     const __m256 pairs = _mm256_hadd_ps(ab, cd);
-    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1)));
+    return _mm512_zextps128_ps512(_mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1)));
   }
 
  private:

@@ -56,21 +56,9 @@ class KvSource {
   const Element* bound_value(int hh, std::int64_t j) const { return v_unit_ + j * kv_row_ + hh * dim_; }
   std::int64_t key_stride() const { return kv_row_; }
 
-  // Requests into L2 keys and values [j0, j1) of the bound heads [0, heads): one run of memory per key.
-  void prefetch_runs_l2(std::int64_t j0, std::int64_t j1, int heads) const {
-    const std::int64_t bytes = static_cast<std::int64_t>(heads) * dim_ * static_cast<std::int64_t>(sizeof(Element));
-    constexpr std::int64_t kLine = Tuning::kLineFloats * static_cast<std::int64_t>(sizeof(float));
-    for (std::int64_t j = j0; j < j1; ++j) {
-      const char* k = reinterpret_cast<const char*>(k_unit_ + j * kv_row_);
-      const char* v = reinterpret_cast<const char*>(v_unit_ + j * kv_row_);
-      for (std::int64_t at = 0; at < bytes; at += kLine) {
-        ALIBI_PREFETCH_L2(k + at);
-        ALIBI_PREFETCH_L2(v + at);
-      }
-      ALIBI_PREFETCH_L2(k + bytes - 1);  // the last line, when the run does not start on a line
-      ALIBI_PREFETCH_L2(v + bytes - 1);
-    }
-  }
+  // Requests into L2 key (value) j of the bound heads [0, heads): one run of memory.
+  void prefetch_keys(std::int64_t j, int heads) const { prefetch_run_l2(k_unit_ + j * kv_row_, heads); }
+  void prefetch_values(std::int64_t j, int heads) const { prefetch_run_l2(v_unit_ + j * kv_row_, heads); }
 
   // Selects the kv heads [kv_head0, kv_head0 + heads) of batch entry b for the calls below.
   void bind(std::int64_t b, int kv_head0) {
@@ -125,6 +113,14 @@ class KvSource {
   }
 
  private:
+  void prefetch_run_l2(const Element* run, int heads) const {
+    const std::int64_t bytes = static_cast<std::int64_t>(heads) * dim_ * static_cast<std::int64_t>(sizeof(Element));
+    constexpr std::int64_t kLine = Tuning::kLineFloats * static_cast<std::int64_t>(sizeof(float));
+    const char* p = reinterpret_cast<const char*>(run);
+    for (std::int64_t at = 0; at < bytes; at += kLine) ALIBI_PREFETCH_L2(p + at);
+    ALIBI_PREFETCH_L2(p + bytes - 1);  // the last line, when the run does not start on a line
+  }
+
   std::int64_t offset(std::int64_t b, int kv_head, std::int64_t j) const {
     return ((b * kv_len_ + j) * kv_heads_ + kv_head) * static_cast<std::int64_t>(dim_);
   }

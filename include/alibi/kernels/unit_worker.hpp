@@ -92,7 +92,12 @@ class UnitWorker {
     st_.assign(static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
     if (plan.stream) {
       qs_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
-      dots_.assign(static_cast<std::size_t>(W), 0.0f);
+      dots_.assign(static_cast<std::size_t>(std::max(W, Tuning::kStreamMaxRows)), 0.0f);
+      const auto heads = static_cast<std::size_t>(plan.layout.heads);
+      st_.assign(heads * static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
+      stream_heads_.assign(heads, StreamHead{});
+      stream_max_.assign(heads * W, 0.0f);
+      stream_overflow_.assign(heads * W, 0.0f);
     } else {
       k_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
       v_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
@@ -144,25 +149,26 @@ class UnitWorker {
     // A split piece far from the queries may be negligible as a whole (tested against the logit floors).
     const bool skip_piece =
         skipping_.on() && plan_.kv_chunk > 0 && rows_finished(num_rows, left, right, piece_lo, piece_hi);
+    // The block after visited keys [l, r): to the left or the right of them, whichever is nearer.
+    auto next_block = [&](std::int64_t l, std::int64_t r, std::int64_t& j0, std::int64_t& j1) {
+      const bool go_left =
+          r >= union_hi || (l > union_lo && mid_pos - static_cast<double>(l - 1) <= static_cast<double>(r) - mid_pos);
+      j0 = go_left ? std::max(union_lo, l - block_keys_) : r;
+      j1 = go_left ? l : std::min(union_hi, r + block_keys_);
+      return go_left;
+    };
     while (!skip_piece && (left > union_lo || right < union_hi)) {
-      const bool go_left = right >= union_hi || (left > union_lo && mid_pos - static_cast<double>(left - 1) <=
-                                                                        static_cast<double>(right) - mid_pos);
       std::int64_t j0, j1;
-      if (go_left) {
-        j1 = left;
-        j0 = std::max(union_lo, left - block_keys_);
+      const bool go_left = next_block(left, right, j0, j1);
+      if (go_left)
         left = j0;
-      } else {
-        j0 = right;
-        j1 = std::min(union_hi, right + block_keys_);
+      else
         right = j1;
-      }
       if (plan_.stream) {
-        const std::int64_t next = go_left ? std::max(union_lo, j0 - block_keys_) : j1;
-        const std::int64_t next_end = go_left ? j0 : std::min(union_hi, j1 + block_keys_);
-        kv_.prefetch_runs_l2(next, next_end, u.kv_heads);
-        for (int hh = 0; hh < u.kv_heads; ++hh)
-          if (prepare_lanes(hh, j0, static_cast<int>(j1 - j0))) stream_block(hh, j0);
+        for (int hh = 0; hh < u.kv_heads; ++hh) prepare_lanes(hh, j0, static_cast<int>(j1 - j0));
+        std::int64_t ahead0 = 0, ahead1 = 0;  // the block after this one, streamed in while this one computes
+        if (left > union_lo || right < union_hi) next_block(left, right, ahead0, ahead1);
+        stream_block(j0, u.kv_heads, ahead0, static_cast<int>(ahead1 - ahead0));
         if (skipping_.on() && rows_finished(num_rows, left, right, piece_lo, piece_hi)) break;
         continue;
       }
@@ -395,103 +401,196 @@ class UnitWorker {
     }
   }
 
-  // Note [streaming decode]: folds keys [j0, j0 + block) of bound kv head hh, read in place, into its rows
-  // (prepare_lanes set their lanes; the head's rows are one vector, lanes [0, rows_per_head) real).
-  void stream_block(int hh, std::int64_t j0) {
-    const int r0 = hh * head_rows_;
-    const std::pair<int, int> range = key_range(r0, r0 + head_rows_);
-    const int ja = range.first, jb = range.second;
-    if (ja >= jb) return;
-    BiasEpilogue<true> bias;  // flags only the lanes that see the key: no second pass
-    bias.dist0 = dist_.data() + r0;
-    bias.neg_slope = neg_slope_.data() + r0;
-    bias.lo = lo_f_.data() + r0;
-    bias.hi = hi_f_.data() + r0;
-    int rows = 0;  // real rows: the first lanes of the head
-    while (rows < head_rows_ && rows_.data()[r0 + rows].real) ++rows;
-    bool same_keys = true;  // every real row sees exactly [ja, jb) of this block
-    for (int r = r0; r < r0 + rows; ++r) same_keys = same_keys && lo_.data()[r] == ja && hi_.data()[r] == jb;
-    bias.needs_mask[0] = !same_keys || rows < W;
-    vec block_max = O::set1(-std::numeric_limits<float>::infinity()), overflow = O::zero();
-    float* st = st_.data();
-    const float* qs = qs_.data() + static_cast<std::int64_t>(r0) * pr_.head_dim;
+  // Note [streaming decode]: folds keys [j0, j0 + nk) of the unit's kv heads, read in place, into their rows
+  // (prepare_lanes has set the lanes; a head's rows are one vector, lanes [0, rows) real). Key by key over
+  // all heads, so K and V are each read as one ascending stream, which the hardware prefetchers follow.
+  // Keys [ahead0, ahead0 + ahead_keys) are the next block's: requested one key per key computed here.
+  void stream_block(std::int64_t j0, int heads, std::int64_t ahead0, int ahead_keys) {
+    StreamHead* head = stream_heads_.data();
+    int first = std::numeric_limits<int>::max(), last = 0, rows = 0;
+    for (int hh = 0; hh < heads; ++hh) {
+      StreamHead& sh = head[hh];
+      const int r0 = hh * head_rows_;
+      const std::pair<int, int> range = key_range(r0, r0 + head_rows_);
+      sh.ja = range.first;
+      sh.jb = range.second;
+      if (sh.ja >= sh.jb) {
+        sh.jb = sh.ja = 0;
+        continue;
+      }
+      first = std::min(first, sh.ja);
+      last = std::max(last, sh.jb);
+      rows = 0;
+      while (rows < head_rows_ && rows_.data()[r0 + rows].real) ++rows;
+      sh.same_keys = true;  // every real row sees exactly [ja, jb) of this block
+      for (int r = r0; r < r0 + rows; ++r)
+        sh.same_keys = sh.same_keys && lo_.data()[r] == sh.ja && hi_.data()[r] == sh.jb;
+      sh.bias.dist0 = dist_.data() + r0;
+      sh.bias.neg_slope = neg_slope_.data() + r0;
+      sh.bias.lo = lo_f_.data() + r0;
+      sh.bias.hi = hi_f_.data() + r0;
+      sh.bias.needs_mask[0] = !sh.same_keys || rows < W;
+      O::store(stream_max_.data() + hh * W, O::set1(-std::numeric_limits<float>::infinity()));
+      O::store(stream_overflow_.data() + hh * W, O::zero());
+    }
+    if (first >= last) return;
+    const std::int64_t dim = pr_.head_dim;
+    const std::int64_t st_head = static_cast<std::int64_t>(kKeyBlock) * head_rows_;
+    // Every real row count is the same (one query block per unit): rows of the last head set up.
+    // Keys go in groups of kGroup per head: each query vector (Q.K) and output vector (P.V) loaded from L1
+    // serves kGroup keys, and the group's independent FMA chains interleave.
+    constexpr int kGroup = O::registers >= 32 ? 4 : 2;
+    const std::int64_t key_stride = kv_.key_stride();
     with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
       constexpr int R = decltype(n)::value;
-      for (int j = ja; j < jb; ++j) {
-        stream_dots<R>(qs, kv_.bound_key(hh, j0 + j));
-        const vec x = bias(O::load(dots_.data()), j, 0, overflow);
-        O::store(st + j * head_rows_, x);
-        block_max = O::max(block_max, x);
+      for (int j = first; j < last; j += kGroup) {
+        for (int t = j - first; t < j - first + kGroup && t < ahead_keys; ++t) kv_.prefetch_keys(ahead0 + t, heads);
+        const KV* key = kv_.bound_key(0, j0 + j);
+        for (int hh = 0; hh < heads; ++hh) {
+          const StreamHead& sh = head[hh];
+          const int ja = std::max(j, sh.ja), jb = std::min(j + kGroup, sh.jb);  // this head's keys of the group
+          if (ja >= jb) continue;
+          vec dots[kGroup];
+          with_count<kGroup>(jb - ja, [&](auto m) {
+            stream_dots<R, decltype(m)::value>(qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim,
+                                               key + (ja - j) * key_stride + hh * dim, key_stride, dots);
+          });
+          vec overflow = O::load(stream_overflow_.data() + hh * W);
+          vec block_max = O::load(stream_max_.data() + hh * W);
+          for (int jj = ja; jj < jb; ++jj) {
+            const vec x = sh.bias(dots[jj - ja], jj, 0, overflow);
+            O::store(st_.data() + hh * st_head + jj * head_rows_, x);
+            block_max = O::max(block_max, x);
+          }
+          O::store(stream_max_.data() + hh * W, block_max);
+          O::store(stream_overflow_.data() + hh * W, overflow);
+        }
       }
     });
-    softmax_lanes(r0, st, ja, jb, block_max, overflow);
-    const KV* values = kv_.bound_value(hh, j0);
-    const std::int64_t stride = kv_.key_stride();
-    if (same_keys) {
-      with_count<Tuning::kStreamMaxRows>(
-          rows, [&](auto n) { stream_pv<decltype(n)::value>(r0, st, values, stride, ja, jb); });
-    } else {
-      for (int r = r0; r < r0 + rows; ++r)
-        if (lo_.data()[r] < hi_.data()[r]) stream_pv<1>(r, st + (r - r0), values, stride, lo_.data()[r], hi_.data()[r]);
+    for (int t = last - first; t < ahead_keys; ++t) kv_.prefetch_keys(ahead0 + t, heads);
+    for (int hh = 0; hh < heads; ++hh) {
+      const StreamHead& sh = head[hh];
+      if (sh.ja < sh.jb)
+        softmax_lanes(hh * head_rows_, st_.data() + hh * st_head, sh.ja, sh.jb, O::load(stream_max_.data() + hh * W),
+                      O::load(stream_overflow_.data() + hh * W));
     }
+    // O += P V in the same key groups. Rows that see different keys of the block go one by one, each over
+    // its own keys only, so no row multiplies a value it does not see.
+    with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
+      constexpr int R = decltype(n)::value;
+      for (int j = first; j < last; j += kGroup) {
+        for (int t = j - first; t < j - first + kGroup && t < ahead_keys; ++t) kv_.prefetch_values(ahead0 + t, heads);
+        const KV* value = kv_.bound_value(0, j0 + j);
+        for (int hh = 0; hh < heads; ++hh) {
+          const StreamHead& sh = head[hh];
+          const int r0 = hh * head_rows_;
+          const float* p = st_.data() + hh * st_head;
+          if (sh.same_keys) {
+            const int ja = std::max(j, sh.ja), jb = std::min(j + kGroup, sh.jb);
+            if (ja >= jb) continue;
+            with_count<kGroup>(jb - ja, [&](auto m) {
+              stream_pv_keys<R, decltype(m)::value>(o_.data() + r0 * dim_pad_, p + ja * head_rows_,
+                                                    value + (ja - j) * key_stride + hh * dim, key_stride);
+            });
+          } else {
+            for (int l = 0; l < R; ++l) {
+              const int ja = std::max(j, lo_.data()[r0 + l]), jb = std::min(j + kGroup, hi_.data()[r0 + l]);
+              for (int jj = ja; jj < jb; ++jj)
+                stream_pv_keys<1, 1>(o_.data() + (r0 + l) * dim_pad_, p + jj * head_rows_ + l,
+                                     value + (jj - j) * key_stride + hh * dim, key_stride);
+            }
+          }
+        }
+      }
+    });
+    for (int t = last - first; t < ahead_keys; ++t) kv_.prefetch_values(ahead0 + t, heads);
   }
 
-  // dots_[0, R) = Qs[r] . key for the R query rows at qs (head_dim floats apart); the other lanes 0.
-  template <int R>
-  ALIBI_ALWAYS_INLINE void stream_dots(const float* qs, const KV* key) {
+  // For G consecutive keys g (key + g * key_stride): dots[g] lanes [0, R) = Qs[r] . key_g for the R query
+  // rows at qs (head_dim floats apart); the other lanes 0.
+  template <int R, int G>
+  ALIBI_ALWAYS_INLINE void stream_dots(const float* qs, const KV* key, std::int64_t key_stride, vec* dots) {
     using E = Elements<Isa, KV>;
     const int dim = pr_.head_dim;
-    vec acc[R];
+    vec acc[G][R];
 #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) acc[r] = O::zero();
+    for (int g = 0; g < G; ++g)
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) acc[g][r] = O::zero();
     int d = 0;
     for (; d + W <= dim; d += W) {
-      const vec x = E::load(key + d);
+      vec q[R];
 #pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) acc[r] = O::fma(O::load(qs + r * dim + d), x, acc[r]);
+      for (int r = 0; r < R; ++r) {
+        vec x = O::load(qs + r * dim + d);
+        O::pin(x);  // see rank1_update: keep the reused operands in registers
+        q[r] = x;
+      }
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) {
+        const vec x = E::load(key + g * key_stride + d);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) acc[g][r] = O::fma(q[r], x, acc[g][r]);
+      }
     }
     if (d < dim) {
-      const vec x = E::load_partial(key + d, dim - d);
 #pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) acc[r] = O::fma(O::load_partial(qs + r * dim + d, dim - d), x, acc[r]);
+      for (int g = 0; g < G; ++g) {
+        const vec x = E::load_partial(key + g * key_stride + d, dim - d);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) acc[g][r] = O::fma(O::load_partial(qs + r * dim + d, dim - d), x, acc[g][r]);
+      }
     }
-    float* dots = dots_.data();
-    if constexpr (R == 4) {
-      O::reduce_add4(acc[0], acc[1], acc[2], acc[3], dots);
-    } else {
 #pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) dots[r] = O::reduce_add(acc[r]);
+    for (int g = 0; g < G; ++g) {
+      if constexpr (R == 4 && W >= 4) {
+        dots[g] = O::reduce_add4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
+      } else {
+        float* lanes = dots_.data();
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) lanes[r] = O::reduce_add(acc[g][r]);
+        dots[g] = O::load(lanes);
+      }
     }
   }
 
-  // O += P V for NR rows starting at r (their P^T lanes at pt, head_rows_ floats per key) over keys
-  // [ja, jb) of the block whose values start at `values`, `stride` elements per key.
-  template <int NR>
-  void stream_pv(int r, const float* pt, const KV* values, std::int64_t stride, int ja, int jb) {
-    constexpr int PV = O::pv_vecs;
+  // o[r] += sum_g p[g * head_rows_ + r] * value_g for NR rows (output rows dim_pad_ floats apart) and G
+  // consecutive value rows (value + g * value_stride), in key order.
+  template <int NR, int G>
+  ALIBI_ALWAYS_INLINE void stream_pv_keys(float* o, const float* p, const KV* value, std::int64_t value_stride) {
+    using E = Elements<Isa, KV>;
     const int dim = pr_.head_dim;
-    const int full_vecs = dim / W;
-    float* o = o_.data() + r * dim_pad_;
-    for (int dv0 = 0, chunk = 0; dv0 < full_vecs; dv0 += chunk) {
-      const int remaining = full_vecs - dv0;
-      chunk = remaining == PV + 1 && PV > 2 ? (remaining + 1) / 2 : std::min(PV, remaining);
-      with_count<PV>(chunk, [&](auto m) {
-        pv_tile<Isa, NR, decltype(m)::value, KV>(pt, head_rows_, values, stride, ja, jb, o, dim_pad_, dv0);
-      });
-    }
-    if (full_vecs * W < dim) {  // the last, partial vector of each value row
-      using E = Elements<Isa, KV>;
-      const int d = full_vecs * W, n = dim - d;
+    vec weight[G][NR];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g)
+#pragma GCC unroll 4
+      for (int r = 0; r < NR; ++r) weight[g][r] = O::set1(p[g * head_rows_ + r]);
+    int d = 0;
+    for (; d + W <= dim; d += W) {
       vec acc[NR];
 #pragma GCC unroll 4
-      for (int k = 0; k < NR; ++k) acc[k] = O::load(o + k * dim_pad_ + d);
-      for (int j = ja; j < jb; ++j) {
-        const vec x = E::load_partial(values + j * stride + d, n);
+      for (int r = 0; r < NR; ++r) acc[r] = O::load(o + r * dim_pad_ + d);
 #pragma GCC unroll 4
-        for (int k = 0; k < NR; ++k) acc[k] = O::fma(O::set1(pt[j * head_rows_ + k]), x, acc[k]);
+      for (int g = 0; g < G; ++g) {
+        const vec x = E::load(value + g * value_stride + d);
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; ++r) acc[r] = O::fma(weight[g][r], x, acc[r]);
       }
 #pragma GCC unroll 4
-      for (int k = 0; k < NR; ++k) O::store(o + k * dim_pad_ + d, acc[k]);
+      for (int r = 0; r < NR; ++r) O::store(o + r * dim_pad_ + d, acc[r]);
+    }
+    if (d < dim) {  // o rows are padded to whole vectors; the value rows are not
+      vec acc[NR];
+#pragma GCC unroll 4
+      for (int r = 0; r < NR; ++r) acc[r] = O::load(o + r * dim_pad_ + d);
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) {
+        const vec x = E::load_partial(value + g * value_stride + d, dim - d);
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; ++r) acc[r] = O::fma(weight[g][r], x, acc[r]);
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < NR; ++r) O::store(o + r * dim_pad_ + d, acc[r]);
     }
   }
 
@@ -589,7 +688,7 @@ class UnitWorker {
     O::store(alpha_.data(), alpha);
     for (int l = 0; l < W; ++l) {
       const float a = alpha_.data()[l];
-      if (a == 1.0f) continue;
+      if (a == 1.0f || !rows_.data()[r0 + l].real) continue;  // padding lanes never reach the output
       float* o = o_.data() + (static_cast<std::int64_t>(r0 + l) * dim_pad_);
       const vec va = O::set1(a);
       for (int c = 0; c < dim_vecs_; ++c) O::store(o + c * W, O::mul(va, O::load(o + c * W)));
@@ -696,6 +795,15 @@ class UnitWorker {
   detail::Buffer<float> k_pack_, v_pack_;
   detail::Buffer<float> qs_;    // streaming decode: Qs per row, row-major [rows][head_dim]
   detail::Buffer<float> dots_;  // streaming decode: one vector, the current key's dot products per lane
+  // Streaming decode, per kv head of the unit: the block's keys some row sees and the bias epilogue; the
+  // block max and overflow vectors.
+  struct StreamHead {
+    int ja = 0, jb = 0;
+    bool same_keys = true;
+    BiasEpilogue<true> bias{};
+  };
+  detail::Buffer<StreamHead> stream_heads_;
+  detail::Buffer<float> stream_max_, stream_overflow_;
   // Per row (lane): running max and sum, -slope, and for the current block: distance from its first key
   // and the visible keys [lo, hi) relative to it (also as floats, for vector compares).
   detail::Buffer<float> max_, sum_, neg_slope_, dist_, lo_f_, hi_f_;
