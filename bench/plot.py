@@ -6,7 +6,8 @@
 
 Writes, for the families present in the file:
     perf_prefill.png   GFLOP/s vs sequence length per variant, one panel per head_dim (prefill family)
-    perf_decode.png    K/V read bandwidth vs kv_len per variant and thread count (decode family)
+    perf_decode.png    K/V read bandwidth vs kv_len per variant, K/V type and thread count (decode family),
+                       against the read bandwidth measured in the same binary
     perf_skipping.png  time vs length with and without ALiBi block skipping, and per-head speedups
 Needs matplotlib (Debian: python3-matplotlib).
 """
@@ -128,11 +129,13 @@ def plot_decode(records, context, out_dir):
         by_line = defaultdict(list)
         for r in rows:
             if int(r["params"]["q"]) == q_len:
-                label = f"{r['variant']}, {r['params'].get('threads', '1')} thread(s)"
-                by_line[label].append((int(r["params"]["kv"]), r["GBps"]))
-        for label, points in sorted(by_line.items()):
+                kv_type = r["params"].get("type", "f32")
+                label = f"{r['variant']} {kv_type}, {r['params'].get('threads', '1')} thread(s)"
+                by_line[(kv_type, label)].append((int(r["params"]["kv"]), r["GBps"]))
+        markers = {"f32": "o", "bf16": "s", "f16": "^"}  # one marker per K/V element type
+        for (kv_type, label), points in sorted(by_line.items()):
             points.sort()
-            axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+            axis.plot([p[0] for p in points], [p[1] for p in points], marker=markers.get(kv_type, "x"), label=label)
         for key, value in context.items():
             if key.startswith("alibi_read_bandwidth_gbs_threads_"):
                 threads = key.rsplit("_", 1)[1]
