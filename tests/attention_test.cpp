@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "alibi/alibi.hpp"
+#include "attention_cases.hpp"
 #include "reference.hpp"
 #include "test_registry.hpp"
 #include "test_support.hpp"
@@ -32,171 +33,7 @@ namespace {
 
 constexpr int kCounterBefore = __COUNTER__;
 
-// ---- a test case: shape, options and its tensors
-
-struct Case {
-  alibi::AttentionShape shape;
-  alibi::AttentionOptions options;   // options.slopes is ignored: see custom_slopes
-  std::vector<float> custom_slopes;  // empty: the library's default slopes
-  std::vector<float> q, k, v;
-
-  alibi::AttentionOptions call_options() const {
-    alibi::AttentionOptions o = options;
-    o.slopes = custom_slopes.empty() ? nullptr : custom_slopes.data();
-    return o;
-  }
-  std::string describe() const { return alibi_test::describe(shape, call_options()); }
-
-  void fill(std::mt19937& rng, float q_sigma = 1.0f, float k_sigma = 1.0f, float v_sigma = 1.0f) {
-    q = normal_floats(static_cast<std::size_t>(q_count(shape)), rng, q_sigma);
-    k = normal_floats(static_cast<std::size_t>(kv_count(shape)), rng, k_sigma);
-    v = normal_floats(static_cast<std::size_t>(kv_count(shape)), rng, v_sigma);
-  }
-};
-
-Case make_case(int batch, std::int64_t q_len, std::int64_t kv_len, int num_heads, int num_kv_heads, int head_dim) {
-  Case c;
-  c.shape.batch = batch;
-  c.shape.q_len = q_len;
-  c.shape.kv_len = kv_len;
-  c.shape.num_heads = num_heads;
-  c.shape.num_kv_heads = num_kv_heads;
-  c.shape.head_dim = head_dim;
-  return c;
-}
-
-// How far `got` is from `want`: the largest |got - want| and the largest |want| (its scale).
-struct Deviation {
-  double difference = 0.0, scale = 0.0;
-};
-Deviation deviation(const std::vector<float>& got, const std::vector<float>& want) {
-  Deviation d;
-  for (std::size_t n = 0; n < want.size(); ++n) {
-    d.scale = std::max(d.scale, std::fabs(double(want[n])));
-    d.difference = std::max(d.difference, std::fabs(double(got[n]) - want[n]));
-  }
-  return d;
-}
-
-template <class Isa>
-std::vector<float> run(const Case& c) {
-  std::vector<float> out(static_cast<std::size_t>(q_count(c.shape)), unwritten_marker());
-  alibi::attention<Isa>(c.q.data(), c.k.data(), c.v.data(), out.data(), c.shape, c.call_options());
-  return out;
-}
-
-ReferenceOutput reference_of(const Case& c) {
-  return reference_attention(make_reference_problem(c.q.data(), c.k.data(), c.v.data(), c.shape, c.call_options()));
-}
-
-// Runs the case on Isa and compares the whole output with the reference.
-template <class Isa>
-Comparison check(const Case& c, bool allow_logit_rounding = false) {
-  const std::vector<float> out = run<Isa>(c);
-  return compare_to_reference(out.data(), reference_of(c), c.shape, max_abs(c.v), allow_logit_rounding);
-}
-
-#define EXPECT_MATCHES_REFERENCE(comparison, c) \
-  EXPECT_TRUE((comparison).first_failure.empty()) << (c).describe() << "\n  " << (comparison).first_failure
-
-// ---- random shapes
-
-constexpr std::int64_t kLengths[] = {0, 1, 2, 7, 15, 16, 17, 63, 64, 65, 127, 129, 257, 513};
-constexpr int kHeadCounts[] = {1, 2, 3, 5, 6, 8, 12, 16, 40};
-constexpr int kHeadDims[] = {1, 2, 3, 7, 8, 15, 16, 17, 32, 33, 63, 64, 65, 80, 96, 100, 128, 160, 256};
-
-template <class T, std::size_t N>
-T pick(const T (&values)[N], std::mt19937& rng) {
-  return values[std::uniform_int_distribution<std::size_t>(0, N - 1)(rng)];
-}
-
-int random_divisor(int n, std::mt19937& rng) {
-  std::vector<int> divisors;
-  for (int d = 1; d <= n; ++d)
-    if (n % d == 0) divisors.push_back(d);
-  return divisors[std::uniform_int_distribution<std::size_t>(0, divisors.size() - 1)(rng)];
-}
-
-// Work of the float64 reference, in multiply-adds (zero lengths still cost a row or two).
-std::int64_t reference_work(const alibi::AttentionShape& s) {
-  return std::int64_t{s.batch} * std::max<std::int64_t>(s.q_len, 1) * std::max<std::int64_t>(s.kv_len, 1) *
-         s.num_heads * s.head_dim;
-}
-
-// Case `index` pins one size to a listed value in rotation (q_len, kv_len, num_heads, head_dim), so every
-// listed value occurs; the other sizes are drawn until the reference's work fits `max_work`. Options keep
-// the logits unit-scale, as the 2e-5 tolerance assumes: negative slopes are gentle, and rows more than 16
-// positions from every key (q_len > kv_len, explicit q_pos0) get a window of at most 16 or gentle slopes,
-// since otherwise the bias alone makes every logit of the row large (LargeInputsWithQueriesFarPastTheKeys
-// and RandomShapesWithFarRows cover that regime with its own tolerance; they pass unit_scale = false).
-Case random_case(int index, std::mt19937& rng, std::int64_t max_work, bool unit_scale = true) {
-  const int pinned = index % 4;
-  const int slot = index / 4;
-  auto draw = [&](bool pin, auto& values, auto& out) {
-    if (pin)
-      out = values[static_cast<std::size_t>(slot) % (sizeof(values) / sizeof(values[0]))];
-    else
-      out = pick(values, rng);
-  };
-  Case c;
-  for (int attempt = 0;; ++attempt) {
-    c.shape.batch = std::uniform_int_distribution<int>(1, 3)(rng);
-    draw(pinned == 0, kLengths, c.shape.q_len);
-    draw(pinned == 1, kLengths, c.shape.kv_len);
-    draw(pinned == 2, kHeadCounts, c.shape.num_heads);
-    draw(pinned == 3, kHeadDims, c.shape.head_dim);
-    if (reference_work(c.shape) <= max_work) break;
-    if (attempt > 10000) {  // the pinned size alone is too big: keep it, shrink the rest
-      c.shape.batch = 1;
-      if (pinned != 0) c.shape.q_len = 1;
-      if (pinned != 1) c.shape.kv_len = 7;
-      if (pinned != 2) c.shape.num_heads = 1;
-      if (pinned != 3) c.shape.head_dim = 8;
-      break;
-    }
-  }
-  c.shape.num_kv_heads = random_divisor(c.shape.num_heads, rng);
-
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
-  alibi::AttentionOptions& o = c.options;
-  o.mask = unit(rng) < 0.5 ? alibi::Mask::causal : alibi::Mask::bidirectional;
-  if (unit(rng) < 0.5) {
-    const std::int64_t kv = c.shape.kv_len;
-    const std::int64_t windows[] = {
-        1, 2, 3, 7, 16, 64, std::max<std::int64_t>(1, kv / 2), std::max<std::int64_t>(1, kv), kv + 3};
-    o.window = pick(windows, rng);
-  }
-  if (unit(rng) < 0.4) {
-    const std::int64_t last = std::max<std::int64_t>(0, c.shape.kv_len - c.shape.q_len) + 16;
-    o.q_pos0 = std::uniform_int_distribution<std::int64_t>(0, last)(rng);
-  }
-  if (unit(rng) < 0.3) o.scale = static_cast<float>((0.25 + 1.75 * unit(rng)) / std::sqrt(double(c.shape.head_dim)));
-  if (unit(rng) < 0.4) {
-    for (int h = 0; h < c.shape.num_heads; ++h) {
-      const double kind = unit(rng);
-      c.custom_slopes.push_back(kind < 0.2   ? 0.0f
-                                : kind < 0.4 ? static_cast<float>(-0.02 * unit(rng))
-                                             : static_cast<float>(0.6 * unit(rng)));
-    }
-  }
-  const std::int64_t first = o.q_pos0 == -1 ? c.shape.kv_len - c.shape.q_len : o.q_pos0;
-  const bool far_rows =
-      c.shape.q_len > 0 && c.shape.kv_len > 0 &&
-      (first + c.shape.q_len - 1 > c.shape.kv_len - 1 + 16 || (o.mask == alibi::Mask::bidirectional && first < -16));
-  if (unit_scale && far_rows && (o.window == 0 || o.window > 16)) {
-    if (unit(rng) < 0.5) {
-      o.window = std::uniform_int_distribution<std::int64_t>(1, 16)(rng);
-    } else {
-      c.custom_slopes.clear();
-      for (int h = 0; h < c.shape.num_heads; ++h)
-        c.custom_slopes.push_back(unit(rng) < 0.2 ? 0.0f : static_cast<float>(0.04 * unit(rng) - 0.02));
-    }
-  }
-  const int thread_counts[] = {1, 2, 3, 0};
-  o.num_threads = pick(thread_counts, rng);
-  c.fill(rng);
-  return c;
-}
+// ---- random shapes (the case, its generator and the shared checks: tests/attention_cases.hpp)
 
 ALIBI_ISA_TEST(RandomShapesMatchTheReference) {
   const int num_cases = scaled(500, 100);
@@ -454,46 +291,13 @@ ALIBI_ISA_TEST(LogitsOfTenThousandDoNotOverflow) {
   std::printf("[ %s ] logits of 1e4: worst error / tolerance %.3g\n", Isa::name, worst_ratio);
 }
 
-// Compares chosen rows (all heads) of a long case with reference_row.
-template <class Isa>
-void spot_check_long_case(const Case& c, const std::vector<std::int64_t>& rows) {
-  const std::vector<float> out = run<Isa>(c);
-  const ReferenceProblem problem =
-      make_reference_problem(c.q.data(), c.k.data(), c.v.data(), c.shape, c.call_options());
-  std::vector<ReferenceRow> refs;
-  double max_reference = 0.0;
-  for (std::int64_t i : rows)
-    for (int h = 0; h < c.shape.num_heads; ++h) {
-      refs.push_back(reference_row(problem, 0, i, h));
-      for (double x : refs.back().out) max_reference = std::max(max_reference, std::fabs(x));
-    }
-  const double allowed = 2e-5 * max_reference + 4.0 * kUnitRoundoff * max_abs(c.v);
-  std::size_t n = 0;
-  for (std::int64_t i : rows)
-    for (int h = 0; h < c.shape.num_heads; ++h, ++n)
-      for (int d = 0; d < c.shape.head_dim; ++d) {
-        const float got = out[static_cast<std::size_t>((i * c.shape.num_heads + h) * c.shape.head_dim + d)];
-        const double want = refs[n].out[static_cast<std::size_t>(d)];
-        ASSERT_LE(std::fabs(got - want), allowed)
-            << c.describe() << "\n  row " << i << " head " << h << " dim " << d << ": got " << got << ", reference "
-            << want << " (sees " << refs[n].visible_keys << " keys)";
-      }
-}
-
-std::vector<std::int64_t> spot_rows(std::int64_t length, std::mt19937& rng) {
-  std::vector<std::int64_t> rows = {0, 1, 2, 127, 128, 129, length / 2 - 1, length / 2, length - 2, length - 1};
-  for (int extra = 0; extra < 6; ++extra)
-    rows.push_back(std::uniform_int_distribution<std::int64_t>(0, length - 1)(rng));
-  return rows;
-}
-
 ALIBI_ISA_TEST(LongContextSpotChecked) {
   const std::int64_t length = scaled(8192, 2048);
   std::mt19937 rng(18);
   {  // causal prefill, default slopes, grouped-query
     Case c = make_case(1, length, length, 4, 2, 32);
     c.fill(rng);
-    spot_check_long_case<Isa>(c, spot_rows(length, rng));
+    expect_rows_match_reference(run<Isa>(c), c, spot_rows(length, rng));
   }
   {  // bidirectional with a window, slopes that never let distant keys fade (0 and negative), multi-query
     Case c = make_case(1, length, length, 4, 1, 16);
@@ -501,7 +305,7 @@ ALIBI_ISA_TEST(LongContextSpotChecked) {
     c.options.window = 1000;
     c.custom_slopes = {0.0f, -0.001f, 0.01f, 0.5f};
     c.fill(rng);
-    spot_check_long_case<Isa>(c, spot_rows(length, rng));
+    expect_rows_match_reference(run<Isa>(c), c, spot_rows(length, rng));
   }
 }
 
@@ -609,33 +413,6 @@ ALIBI_ISA_TEST(NonPositiveSlopesNeverSkip) {
   }
 }
 
-// Runs `c` with one thread, then with each of `thread_counts`, and requires the same bytes every time.
-template <class Isa>
-void expect_bitwise_equal_across_threads(Case c, std::initializer_list<int> thread_counts) {
-  c.options.num_threads = 1;
-  const std::vector<float> serial = run<Isa>(c);
-  for (int threads : thread_counts) {
-    c.options.num_threads = threads;
-    const std::vector<float> parallel = run<Isa>(c);
-    ASSERT_EQ(std::memcmp(serial.data(), parallel.data(), serial.size() * sizeof(float)), 0)
-        << c.describe() << ": differs from num_threads=1";
-  }
-}
-
-// Lowers the plan's single-thread threshold for its lifetime, so small shapes really run on a thread team.
-class AllCallsUseThreads {
- public:
-  AllCallsUseThreads() : saved_(alibi::test_hooks::single_thread_flops) {
-    alibi::test_hooks::single_thread_flops = 0.0;
-  }
-  ~AllCallsUseThreads() { alibi::test_hooks::single_thread_flops = saved_; }
-  AllCallsUseThreads(const AllCallsUseThreads&) = delete;
-  AllCallsUseThreads& operator=(const AllCallsUseThreads&) = delete;
-
- private:
-  double saved_;
-};
-
 ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
   const AllCallsUseThreads threads_even_for_small_calls;
   std::mt19937 rng(19);
@@ -654,7 +431,7 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
     c.options.window = index % 3 == 0 ? 37 : 0;
     if (index % 4 == 1) c.custom_slopes = {0.0f, -0.01f, 0.3f, 0.1f, 0.0f, 0.02f, -0.005f, 0.7f};
     c.fill(rng);
-    ASSERT_NO_FATAL_FAILURE(expect_bitwise_equal_across_threads<Isa>(c, {2, 3, 0, 7}));
+    ASSERT_NO_FATAL_FAILURE(expect_bitwise_equal_across_threads(c, {2, 3, 0, 7}, run<Isa>));
   }
   // Decode against a cache long enough to be split across threads (split-K: fixed key chunks, merged in
   // key order), with and without a causal window, with and without skipping.
@@ -664,7 +441,7 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
       c.options.skip_tolerance = tolerance;
       c.options.window = q_len == 3 ? 5000 : 0;
       c.fill(rng);
-      ASSERT_NO_FATAL_FAILURE(expect_bitwise_equal_across_threads<Isa>(c, {2, 3}));
+      ASSERT_NO_FATAL_FAILURE(expect_bitwise_equal_across_threads(c, {2, 3}, run<Isa>));
     }
   }
 }
@@ -672,39 +449,22 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
 // Issue 10, defect 1: a NaN or inf in one key or value row reaches exactly the rows that see that key; every
 // other row comes out bitwise as in the run without it (the Q.K overflow check, the P.V tiles and the
 // skipping bounds all look only at keys a row sees). Keys of batch 0, kv head 1.
-bool sees_key(const Case& c, std::int64_t i, std::int64_t j) {
-  const std::int64_t q_pos0 = c.options.q_pos0 == -1 ? c.shape.kv_len - c.shape.q_len : c.options.q_pos0;
-  const std::int64_t p = q_pos0 + i, w = c.options.window;
-  if (c.options.mask == alibi::Mask::causal) return j <= p && (w == 0 || p - j < w);
-  return w == 0 || (p > j ? p - j : j - p) < w;
-}
-
 template <class Isa>
 void expect_non_finite_reaches_only_its_rows(const Case& clean, std::int64_t bad_key, int bad_element) {
   const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
   const std::vector<float> reference = run<Isa>(clean);
-  const int H = clean.shape.num_heads, D = clean.shape.head_dim, group = H / clean.shape.num_kv_heads;
+  const int D = clean.shape.head_dim;
   const int bad_kv_head = 1;
   for (int tensor = 0; tensor < 2; ++tensor) {  // k, then v
     for (float bad : {nan, inf, -inf}) {
       Case c = clean;
       std::vector<float>& x = tensor == 0 ? c.k : c.v;
       x[static_cast<std::size_t>((bad_key * c.shape.num_kv_heads + bad_kv_head) * D + bad_element)] = bad;
-      const std::vector<float> out = run<Isa>(c);
-      int changed = 0, seeing = 0;
-      for (int b = 0; b < c.shape.batch; ++b)
-        for (std::int64_t i = 0; i < c.shape.q_len; ++i)
-          for (int h = 0; h < H; ++h) {
-            const std::size_t at = static_cast<std::size_t>(((b * c.shape.q_len + i) * H + h) * D);
-            const bool sees = b == 0 && h / group == bad_kv_head && sees_key(c, i, bad_key);
-            seeing += sees;
-            if (sees) continue;
-            changed +=
-                std::memcmp(out.data() + at, reference.data() + at, sizeof(float) * static_cast<std::size_t>(D)) != 0;
-          }
-      EXPECT_EQ(changed, 0) << c.describe() << " skip_tolerance=" << c.options.skip_tolerance << ": "
-                            << (tensor == 0 ? "k" : "v") << " = " << bad << " at key " << bad_key << " changed "
-                            << changed << " rows that do not see it (" << seeing << " rows see it)";
+      const NonFiniteSpread spread = non_finite_spread(c, bad_key, bad_kv_head, run<Isa>(c), reference);
+      EXPECT_EQ(spread.changed_without_seeing, 0)
+          << c.describe() << " skip_tolerance=" << c.options.skip_tolerance << ": " << (tensor == 0 ? "k" : "v")
+          << " = " << bad << " at key " << bad_key << " changed " << spread.changed_without_seeing
+          << " rows that do not see it (" << spread.seeing << " rows see it)";
     }
   }
 }

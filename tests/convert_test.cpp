@@ -27,6 +27,7 @@
 
 #include "alibi/alibi.hpp"
 #include "alibi/convert.hpp"
+#include "float16_reference.hpp"
 #include "test_registry.hpp"
 #include "test_support.hpp"
 
@@ -52,31 +53,7 @@ float float_of(std::uint32_t b) {
   return x;
 }
 
-// ---- independent references: the formats' definitions in double
-
-// A binary format with `mantissa_bits` stored mantissa bits and `exponent_bits` exponent bits: the value
-// of a pattern (NaN for NaN patterns), from sign, exponent and mantissa.
-double decode(std::uint32_t pattern, int exponent_bits, int mantissa_bits) {
-  const int bias = (1 << (exponent_bits - 1)) - 1;
-  const std::uint32_t mantissa = pattern & ((1u << mantissa_bits) - 1);
-  const std::uint32_t exponent = (pattern >> mantissa_bits) & ((1u << exponent_bits) - 1);
-  const bool negative = (pattern >> (mantissa_bits + exponent_bits)) & 1u;
-  double value;
-  if (exponent == (1u << exponent_bits) - 1) {
-    value = mantissa == 0 ? HUGE_VAL : std::numeric_limits<double>::quiet_NaN();
-  } else if (exponent == 0) {
-    value = std::ldexp(double(mantissa), 1 - bias - mantissa_bits);
-  } else {
-    value = std::ldexp(double(mantissa + (1u << mantissa_bits)), int(exponent) - bias - mantissa_bits);
-  }
-  return negative ? -value : value;
-}
-double decode_bf16(std::uint16_t h) {
-  return decode(h, 8, 7);
-}
-double decode_f16(std::uint16_t h) {
-  return decode(h, 5, 10);
-}
+// ---- independent references: the formats' definitions in double (decode*: tests/float16_reference.hpp)
 
 // Finite x rounded to nearest even in a format with `mantissa_bits` stored bits, smallest normal exponent
 // `emin` and largest finite value `max_finite` (IEEE: round with unbounded exponent range, then overflow).

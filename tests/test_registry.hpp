@@ -32,10 +32,12 @@ struct TestTable {
   std::size_t count;
 };
 
-// The tables of the test sources (defined in attention_test.cpp, slopes_bias_test.cpp and convert_test.cpp).
+// The tables of the test sources (defined in attention_test.cpp, slopes_bias_test.cpp, convert_test.cpp and
+// kv16_test.cpp).
 extern const TestTable kAttentionTests;
 extern const TestTable kSlopesBiasTests;
 extern const TestTable kConvertTests;
+extern const TestTable kKv16Tests;
 
 template <class... Isas>
 struct IsaList {};

@@ -1,6 +1,6 @@
 // alibi::dispatch from a TU compiled WITHOUT ISA flags: the ISA it picks (widest the CPU has, capped by
-// ALIBI_ISA), bitwise equality with alibi::attention<isa::X> compiled with X's flags on many shapes,
-// agreement with a float64 reference, and argument errors.
+// ALIBI_ISA), bitwise equality with alibi::attention<isa::X> compiled with X's flags on many shapes and for
+// float, bfloat16 and float16 K/V, agreement with a float64 reference, and argument errors.
 //
 // Usage: alibi_dispatch_test EXPECTED, run by ctest once per ALIBI_ISA setting. EXPECTED is the ISA that
 // must be chosen ("scalar", "avx2", "avx512"), "widest" (the widest this CPU supports), or "error" (every
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../reference.hpp"
+#include "alibi/convert.hpp"
 #include "alibi/dispatch.hpp"
 #include "reference_kernels.hpp"
 
@@ -38,10 +39,25 @@ bool cpu_has(const std::string& isa) {
   return isa == "scalar";
 }
 
-alibi_dispatch_test::AttentionFn reference_for(const std::string& isa) {
+template <class KV>
+alibi_dispatch_test::AttentionFn<KV> reference_for(const std::string& isa) {
   if (isa == "avx512") return alibi_dispatch_test::attention_avx512;
   if (isa == "avx2") return alibi_dispatch_test::attention_avx2;
   return alibi_dispatch_test::attention_scalar;
+}
+
+// K/V stored as a 16-bit type (rounded by the library; convert_test.cpp checks that).
+const char* kv_name(alibi::bfloat16) {
+  return "bfloat16";
+}
+const char* kv_name(alibi::float16) {
+  return "float16";
+}
+alibi::bfloat16 stored_as(float x, alibi::bfloat16) {
+  return alibi::to_bfloat16(x);
+}
+alibi::float16 stored_as(float x, alibi::float16) {
+  return alibi::to_float16(x);
 }
 
 struct Case {
@@ -116,6 +132,45 @@ std::string describe(const Case& c) {
   return text;
 }
 
+// Largest error of `out` against the float64 reference, relative to 1 + |ref|, beyond what fp32 rounding of
+// the logits explains (Note [logit rounding bound] in tests/reference.hpp).
+double worst_error(const std::vector<float>& out, const std::vector<float>& q, const std::vector<float>& k,
+                   const std::vector<float>& v, const Case& c) {
+  const alibi_test::ReferenceOutput exact = alibi_test::reference_attention(
+      alibi_test::make_reference_problem(q.data(), k.data(), v.data(), c.shape, c.options));
+  double worst = 0.0;
+  for (std::size_t n = 0; n < out.size(); ++n) {
+    const double error = std::fabs(double(out[n]) - exact.out[n]) - exact.rounding_bound[n];
+    worst = std::max(worst, error / (1.0 + std::fabs(exact.out[n])));
+  }
+  return worst;
+}
+
+// The index of the first element where a and b differ in their bits; a.size() if none.
+std::size_t first_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  std::size_t first = 0;
+  while (first < a.size() && std::memcmp(&a[first], &b[first], sizeof(float)) == 0) ++first;
+  return first;
+}
+
+// The case with K/V stored as KV: dispatch against alibi::attention<isa::X> built with X's flags, bit for
+// bit. (The per-ISA tests, kv16_test.cpp, hold that kernel to the float64 reference on the stored values;
+// repeating it here would triple this program's run time for every ALIBI_ISA setting.)
+template <class KV>
+void check_16bit_case(const std::string& isa, const Case& c, const std::vector<float>& q, const std::vector<float>& k,
+                      const std::vector<float>& v) {
+  std::vector<KV> k16, v16;
+  for (float x : k) k16.push_back(stored_as(x, KV{}));
+  for (float x : v) v16.push_back(stored_as(x, KV{}));
+  std::vector<float> out(q.size(), -7.0f), expected(q.size(), -9.0f);
+  alibi::dispatch::attention(q.data(), k16.data(), v16.data(), out.data(), c.shape, c.options);
+  reference_for<KV>(isa)(q.data(), k16.data(), v16.data(), expected.data(), c.shape, c.options);
+  const std::size_t first = first_difference(out, expected);
+  if (first != out.size())
+    fail("dispatch output differs from alibi::attention<isa::" + isa + "> built with its flags, " + kv_name(KV{}) +
+         " K/V, " + describe(c) + ", first at element " + std::to_string(first));
+}
+
 void check_cases(const std::string& isa) {
   std::mt19937 rng(7);
   for (Case& c : make_cases()) {
@@ -128,23 +183,18 @@ void check_cases(const std::string& isa) {
     const std::vector<float> v = random_values(kv_count, rng);
     std::vector<float> out(q_count, -7.0f), expected(q_count, -9.0f);
     alibi::dispatch::attention(q.data(), k.data(), v.data(), out.data(), s, c.options);
-    reference_for(isa)(q.data(), k.data(), v.data(), expected.data(), s, c.options);
-    if (std::memcmp(out.data(), expected.data(), q_count * sizeof(float)) != 0) {
-      std::size_t first = 0;
-      while (first < q_count && std::memcmp(&out[first], &expected[first], sizeof(float)) == 0) ++first;
+    reference_for<float>(isa)(q.data(), k.data(), v.data(), expected.data(), s, c.options);
+    const std::size_t first = first_difference(out, expected);
+    if (first != q_count) {
       fail("dispatch output differs from alibi::attention<isa::" + isa + "> built with its flags, " + describe(c) +
            ", first at element " + std::to_string(first));
       continue;
     }
-    const alibi_test::ReferenceOutput exact =
-        alibi_test::reference_attention(alibi_test::make_reference_problem(q.data(), k.data(), v.data(), s, c.options));
-    double worst = 0.0;
-    for (std::size_t n = 0; n < q_count; ++n) {
-      const double error = std::fabs(double(out[n]) - exact.out[n]) - exact.rounding_bound[n];
-      worst = std::max(worst, error / (1.0 + std::fabs(exact.out[n])));
-    }
+    const double worst = worst_error(out, q, k, v, c);
     if (!(worst <= 2e-5))
       fail("dispatch output is far from the float64 reference (" + std::to_string(worst) + "), " + describe(c));
+    check_16bit_case<alibi::bfloat16>(isa, c, q, k, v);
+    check_16bit_case<alibi::float16>(isa, c, q, k, v);
   }
 }
 
@@ -157,6 +207,15 @@ void check_argument_errors() {
   } catch (const std::invalid_argument& e) {
     if (std::strstr(e.what(), "num_kv_heads") == nullptr)
       fail(std::string("the message does not name num_kv_heads: ") + e.what());
+  }
+  // 16-bit K/V: a null key tensor is named, whichever ISA runs.
+  const std::vector<alibi::float16> v16(96, alibi::to_float16(1.0f));
+  const alibi::float16* no_keys = nullptr;
+  try {
+    alibi::dispatch::attention(q.data(), no_keys, v16.data(), out.data(), alibi::AttentionShape{1, 4, 4, 2, 2, 8});
+    fail("a null float16 k was accepted");
+  } catch (const std::invalid_argument& e) {
+    if (std::strstr(e.what(), " k ") == nullptr) fail(std::string("the message does not name k: ") + e.what());
   }
   for (float x : out)
     if (x != 5.0f) {
@@ -192,6 +251,15 @@ int main(int argc, char** argv) {
     try {
       alibi::dispatch::attention(q.data(), k.data(), v.data(), out.data(), alibi::AttentionShape{1, 1, 1, 1, 1, 8});
       fail("attention() ran although ALIBI_ISA is unusable");
+    } catch (const std::invalid_argument& e) {
+      if (std::strstr(e.what(), "ALIBI_ISA") == nullptr)
+        fail(std::string("the message does not name ALIBI_ISA: ") + e.what());
+    }
+    const std::vector<alibi::bfloat16> kv16(8, alibi::to_bfloat16(1.0f));
+    try {
+      alibi::dispatch::attention(q.data(), kv16.data(), kv16.data(), out.data(),
+                                 alibi::AttentionShape{1, 1, 1, 1, 1, 8});
+      fail("attention() with bfloat16 K/V ran although ALIBI_ISA is unusable");
     } catch (const std::invalid_argument& e) {
       if (std::strstr(e.what(), "ALIBI_ISA") == nullptr)
         fail(std::string("the message does not name ALIBI_ISA: ") + e.what());

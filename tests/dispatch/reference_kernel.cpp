@@ -10,10 +10,15 @@ namespace alibi_dispatch_test {
 static_assert(std::is_same<alibi::isa::native, alibi::isa::ALIBI_DISPATCH_TEST_ISA>::value,
               "reference_kernel.cpp must be compiled with exactly the flags of ALIBI_DISPATCH_TEST_ISA");
 
-void ALIBI_DISPATCH_TEST_CAT(attention_, ALIBI_DISPATCH_TEST_ISA)(const float* q, const float* k, const float* v,
-                                                                  float* out, const alibi::AttentionShape& shape,
-                                                                  const alibi::AttentionOptions& options) {
-  alibi::attention<alibi::isa::ALIBI_DISPATCH_TEST_ISA>(q, k, v, out, shape, options);
-}
+#define ALIBI_DISPATCH_TEST_DEFINE(KV)                                                                              \
+  void ALIBI_DISPATCH_TEST_CAT(attention_, ALIBI_DISPATCH_TEST_ISA)(const float* q, const KV* k, const KV* v,       \
+                                                                    float* out, const alibi::AttentionShape& shape, \
+                                                                    const alibi::AttentionOptions& options) {       \
+    alibi::attention<alibi::isa::ALIBI_DISPATCH_TEST_ISA>(q, k, v, out, shape, options);                            \
+  }
+ALIBI_DISPATCH_TEST_DEFINE(float)
+ALIBI_DISPATCH_TEST_DEFINE(alibi::bfloat16)
+ALIBI_DISPATCH_TEST_DEFINE(alibi::float16)
+#undef ALIBI_DISPATCH_TEST_DEFINE
 
 }  // namespace alibi_dispatch_test

@@ -2,15 +2,21 @@
 //
 // Each input decodes into one attention call: shape, options and tensor values, including NaN, +-inf,
 // subnormals, -0.0, huge and tiny scales and slopes, windows, explicit q_pos0, both masks, thread counts,
-// skip tolerances, key norm bounds, misaligned tensors, and (about half the time) one deliberate contract
-// violation. The call must then either throw std::invalid_argument, exactly when the contract rejects it,
-// leaving `out` bytewise untouched, or produce what tests/reliability/oracle.hpp allows: every row whose
-// inputs are finite within the worst-case fp32 error bound of the float64 reference, rows that see no key
-// zero. Anything else aborts (libFuzzer reports it as a crash and saves the input).
+// skip tolerances, key norm bounds, misaligned tensors, the K/V element type (float, bfloat16 or float16),
+// and (about half the time) one deliberate contract violation. The call must then either throw std::invalid_argument,
+// exactly when the contract rejects it, leaving `out` bytewise untouched, or produce what tests/reliability/oracle.hpp
+// allows: every row whose inputs are finite within the worst-case fp32 error bound of the float64 reference, rows that
+// see no key zero. Anything else aborts (libFuzzer reports it as a crash and saves the input).
 //
 // Built with -fsanitize=fuzzer,address,undefined and -mavx2 -mfma (both the scalar and the AVX2 kernel are
 // called); each tensor lives in its own heap block sized exactly, so AddressSanitizer sees any access past
 // its end.
+//
+// 16-bit K/V (issue 11): the library gets k and v as alibi::bfloat16 or alibi::float16 (values rounded from
+// the decoded ones, or raw 16-bit patterns: NaN payloads, subnormals, infinities), and the oracle checks the
+// output against the exact values of those elements as floats, decoded from the formats' definitions
+// (tests/float16_reference.hpp): the contract is the fp32 attention of the converted values. The rules on
+// null and overlapping tensors apply to the 16-bit memory (2 bytes per element).
 //
 // Long runs past a known, already reported library bug: ALIBI_FUZZ_AVOID_KNOWN_BUGS in the environment
 // lists the bugs to steer around (comma-separated):
@@ -39,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "../float16_reference.hpp"
 #include "../reliability/kernel_entry.hpp"
 #include "../reliability/oracle.hpp"
 #include "alibi/alibi.hpp"
@@ -65,8 +72,9 @@ bool avoiding(const char* bug) {
   return list != nullptr && std::strstr(list, bug) != nullptr;
 }
 
-[[noreturn]] void fail(const Call& call, const char* isa, const std::string& what) {
-  std::fprintf(stderr, "\nalibi fuzz: CONTRACT VIOLATION (%s kernel): %s\n  call: %s\n", isa, what.c_str(),
+// `kernel` names the ISA and the K/V element type of the call.
+[[noreturn]] void fail(const Call& call, const std::string& kernel, const std::string& what) {
+  std::fprintf(stderr, "\nalibi fuzz: CONTRACT VIOLATION (%s): %s\n  call: %s\n", kernel.c_str(), what.c_str(),
                alibi_reliability::describe(call).c_str());
   std::abort();
 }
@@ -112,6 +120,62 @@ Tensor make_tensor(std::int64_t count, bool misaligned) {
   return t;
 }
 
+// ---- 16-bit K/V
+
+enum class KvType { f32, bf16, f16 };
+
+const char* kv_type_name(KvType type) {
+  return type == KvType::bf16 ? "bfloat16" : type == KvType::f16 ? "float16" : "float";
+}
+
+// x rounded to the 16-bit type (the library's conversions only pick the inputs; convert_test.cpp checks them).
+std::uint16_t to_16bit(float x, KvType type) {
+  return type == KvType::bf16 ? alibi::to_bfloat16(x).bits : alibi::to_float16(x).bits;
+}
+
+// The exact value of a 16-bit element, from its format's definition.
+float value_of_16bit(std::uint16_t bits, KvType type) {
+  return static_cast<float>(type == KvType::bf16 ? alibi_test::decode_bf16(bits) : alibi_test::decode_f16(bits));
+}
+
+// A 16-bit tensor in its own heap block, like Tensor; `misaligned` puts data one element (2 bytes) past
+// the block start.
+struct Tensor16 {
+  std::unique_ptr<std::uint16_t[]> block;
+  std::uint16_t* data = nullptr;
+  std::int64_t count = 0;
+};
+
+Tensor16 make_tensor16(std::int64_t count, bool misaligned) {
+  Tensor16 t;
+  t.count = count;
+  t.block.reset(new std::uint16_t[static_cast<std::size_t>(count) + (misaligned ? 1 : 0)]());
+  t.data = t.block.get() + (misaligned ? 1 : 0);
+  return t;
+}
+
+// alibi::attention<Isa> with the call's K/V: c.k and c.v for float, else the 16-bit memory in `kv`.
+template <class Isa>
+void call_kernel(const Call& c, KvType type, const alibi_reliability::KvArguments& kv) {
+  if (type == KvType::bf16)
+    alibi_reliability::call_attention<Isa>(c, static_cast<const alibi::bfloat16*>(kv.k),
+                                           static_cast<const alibi::bfloat16*>(kv.v));
+  else if (type == KvType::f16)
+    alibi_reliability::call_attention<Isa>(c, static_cast<const alibi::float16*>(kv.k),
+                                           static_cast<const alibi::float16*>(kv.v));
+  else
+    alibi_reliability::call_attention<Isa>(c);
+}
+
+void compute_key_norms(const Call& c, KvType type, const alibi_reliability::KvArguments& kv, float* norms) {
+  if (type == KvType::bf16)
+    alibi::key_norms(static_cast<const alibi::bfloat16*>(kv.k), c.shape, norms);
+  else if (type == KvType::f16)
+    alibi::key_norms(static_cast<const alibi::float16*>(kv.k), c.shape, norms);
+  else
+    alibi::key_norms(c.k, c.shape, norms);
+}
+
 // The deliberate contract violations (0 = none); some turn out valid for the decoded shape, which the
 // oracle's verdict then says.
 // clang-format off
@@ -147,12 +211,15 @@ void run_one(FuzzedDataProvider& in) {
   // ---- shape and options
   const auto flags = in.ConsumeIntegral<std::uint16_t>();
   const bool use_avx2 = flags & 1;
-  const char* isa_name = use_avx2 ? "avx2" : "scalar";
   const bool misaligned = flags & 2;
-  const bool raw_values = (flags & 0x1C) == 0x1C;  // 1 in 8: every value from 4 raw bytes
+  const bool raw_values = (flags & 0x1C) == 0x1C;  // 1 in 8: every value from raw bytes (4, or 2 for 16-bit K/V)
   const bool custom_slopes = flags & 0x20;
   const int key_norm_mode = (flags >> 6) & 3;  // 0 none, 1 alibi::key_norms, 2 corrupted, 3 doubled
   const bool null_empty_tensors = flags & 0x100;
+  const int kv_selector = (flags >> 9) & 3;  // 0 and 3 float, 1 bfloat16, 2 float16
+  const KvType kv_type = kv_selector == 1 ? KvType::bf16 : kv_selector == 2 ? KvType::f16 : KvType::f32;
+  const bool kv16 = kv_type != KvType::f32;
+  const std::string kernel = std::string(use_avx2 ? "avx2" : "scalar") + " kernel, " + kv_type_name(kv_type) + " K/V";
 
   Call c;
   c.shape.batch = in.ConsumeIntegralInRange(0, kMaxBatch);
@@ -262,9 +329,12 @@ void run_one(FuzzedDataProvider& in) {
   const std::int64_t q_count = real_memory ? static_cast<std::int64_t>(q_count128) : 16;
   const std::int64_t kv_count = real_memory ? static_cast<std::int64_t>(kv_count128) : 16;
 
-  // ---- tensors (q, k, v, then one block for out; the overlap violations share a block)
+  // ---- tensors (q, k, v, then one block for out; the overlap violations share a block). With 16-bit K/V,
+  // k16 and v16 are what the library reads, and k and v hold their exact values for the oracle.
   Tensor q = make_tensor(q_count, misaligned), k = make_tensor(kv_count, misaligned),
          v = make_tensor(kv_count, misaligned);
+  Tensor16 k16, v16;
+  if (kv16) k16 = make_tensor16(kv_count, misaligned), v16 = make_tensor16(kv_count, misaligned);
   Tensor out_block;
   float* out = nullptr;
   const std::int64_t shift = 1 + violation_detail % std::max<std::int64_t>(1, std::min(q_count, kv_count));
@@ -284,11 +354,20 @@ void run_one(FuzzedDataProvider& in) {
       break;
     case kOutOverlapsK:
     case kOutOverlapsV: {
-      Tensor& shared = violation == kOutOverlapsK ? k : v;
+      // k or v starts where out's block does, out `shift` floats later: with 16-bit K/V (2 bytes per
+      // element) that is an overlap only when 4 * shift < 2 * kv_count, so some of these calls are valid.
       out_block = make_tensor(kv_count + q_count, misaligned);
-      shared = Tensor{};
-      shared.count = kv_count;
-      shared.data = out_block.data;
+      if (kv16) {
+        Tensor16& shared = violation == kOutOverlapsK ? k16 : v16;
+        shared = Tensor16{};
+        shared.count = kv_count;
+        shared.data = reinterpret_cast<std::uint16_t*>(out_block.data);
+      } else {
+        Tensor& shared = violation == kOutOverlapsK ? k : v;
+        shared = Tensor{};
+        shared.count = kv_count;
+        shared.data = out_block.data;
+      }
       out = out_block.data + std::min(shift, std::max<std::int64_t>(0, kv_count - 1));
       break;
     }
@@ -317,6 +396,7 @@ void run_one(FuzzedDataProvider& in) {
     s.value = in.ConsumeIntegral<std::uint8_t>();
   }
   float* tensors[3] = {q.data, k.data, v.data};
+  std::uint16_t* tensors16[3] = {nullptr, k16.data, v16.data};  // the 16-bit K/V the library reads
   const std::int64_t counts[3] = {q_count, kv_count, kv_count};
   // The overlap cases share storage; only fill what each tensor owns outright.
   const bool owns[3] = {violation != kOutOverlapsQ && violation != kQOverlapsOut, violation != kOutOverlapsK,
@@ -325,6 +405,15 @@ void run_one(FuzzedDataProvider& in) {
   for (int t = 0; t < 3; ++t) {
     if (!owns[t]) continue;
     for (std::int64_t n = 0; n < counts[t]; ++n) {
+      if (tensors16[t] != nullptr) {
+        // 16-bit patterns cannot match the sentinel: a widened NaN has its low 13 bits zero.
+        tensors16[t][n] =
+            raw_values
+                ? in.ConsumeIntegral<std::uint16_t>()
+                : to_16bit(std::ldexp(static_cast<float>(in.ConsumeIntegral<std::int8_t>()) / 16.0f, exponent[t]),
+                           kv_type);
+        continue;
+      }
       float x;
       if (raw_values) {
         std::uint32_t bits = in.ConsumeIntegral<std::uint32_t>();
@@ -337,10 +426,24 @@ void run_one(FuzzedDataProvider& in) {
       tensors[t][n] = x;
     }
   }
-  for (const Special& s : specials)
-    if (owns[s.tensor] && counts[s.tensor] > 0) tensors[s.tensor][s.index % counts[s.tensor]] = special_value(s.value);
+  for (const Special& s : specials) {
+    if (!owns[s.tensor] || counts[s.tensor] == 0) continue;
+    const std::int64_t n = s.index % counts[s.tensor];
+    if (tensors16[s.tensor] != nullptr)
+      tensors16[s.tensor][n] = to_16bit(special_value(s.value), kv_type);
+    else
+      tensors[s.tensor][n] = special_value(s.value);
+  }
+  // The oracle's copies of 16-bit K/V: every element, also of a tensor sharing out's block (whatever it holds).
+  for (int t = 1; t < 3 && kv16; ++t)
+    for (std::int64_t n = 0; n < counts[t]; ++n) {
+      std::uint16_t bits;
+      std::memcpy(&bits, tensors16[t] + n, sizeof bits);
+      tensors[t][n] = value_of_16bit(bits, kv_type);
+    }
   for (int t = 0; t < 3; ++t)
-    for (std::int64_t n = 0; owns[t] && n < counts[t]; ++n) any_nonfinite |= !std::isfinite(tensors[t][n]);
+    for (std::int64_t n = 0; (owns[t] || (kv16 && t > 0)) && n < counts[t]; ++n)
+      any_nonfinite |= !std::isfinite(tensors[t][n]);
 
   c.q = q.data;
   c.k = k.data;
@@ -359,10 +462,17 @@ void run_one(FuzzedDataProvider& in) {
     default: break;
   }
   // clang-format on
+  // The k and v the library gets (null where c.k, c.v are).
+  alibi_reliability::KvArguments kv_args{c.k, c.v, static_cast<int>(sizeof(float))};
+  if (kv16) {
+    kv_args.k = c.k != nullptr ? tensors16[1] : nullptr;
+    kv_args.v = c.v != nullptr ? tensors16[2] : nullptr;
+    kv_args.element_bytes = static_cast<int>(sizeof(std::uint16_t));
+  }
 
   // ---- the oracle's verdict
   std::string reason;
-  const Verdict verdict = alibi_reliability::expected_verdict(c, &reason);
+  const Verdict verdict = alibi_reliability::expected_verdict(c, kv_args, &reason);
   if (verdict != Verdict::reject && !real_memory && q_count128 > 0) return;  // valid but too big to run
 
   std::vector<float> key_norms;
@@ -372,7 +482,7 @@ void run_one(FuzzedDataProvider& in) {
   const int norms_mode = key_norm_mode == 0 && tiny_keys && avoiding("tiny_key_norms") ? 1 : key_norm_mode;
   if (verdict == Verdict::accept && real_memory && norms_mode != 0 && kv_count > 0) {
     key_norms.resize(static_cast<std::size_t>(c.shape.batch * c.shape.kv_len * c.shape.num_kv_heads));
-    alibi::key_norms(c.k, c.shape, key_norms.data());
+    compute_key_norms(c, kv_type, kv_args, key_norms.data());
     for (std::size_t n = 0; n < key_norms.size(); ++n) {
       if (norms_mode == 3) key_norms[n] *= 2.0f;  // looser bounds are still bounds
       if (norms_mode == 2 && (n + violation_detail) % 3 == 0) {
@@ -395,11 +505,15 @@ void run_one(FuzzedDataProvider& in) {
     out_before.assign(bytes, bytes + out_block.count * static_cast<std::int64_t>(sizeof(float)));
   }
   std::vector<float> inputs_before[3];
-  for (int t = 0; t < 3; ++t)
-    if (owns[t] && tensors[t] != nullptr) inputs_before[t].assign(tensors[t], tensors[t] + counts[t]);
+  std::vector<std::uint16_t> inputs16_before[3];
+  for (int t = 0; t < 3; ++t) {
+    if (!owns[t]) continue;
+    if (tensors[t] != nullptr) inputs_before[t].assign(tensors[t], tensors[t] + counts[t]);
+    if (tensors16[t] != nullptr) inputs16_before[t].assign(tensors16[t], tensors16[t] + counts[t]);
+  }
 
   if (std::getenv("ALIBI_FUZZ_VERBOSE") != nullptr)
-    std::fprintf(stderr, "alibi fuzz: %s kernel, %s%s, %s values%s: %s\n", isa_name,
+    std::fprintf(stderr, "alibi fuzz: %s, %s%s, %s values%s: %s\n", kernel.c_str(),
                  verdict == Verdict::reject   ? "expect rejection: "
                  : verdict == Verdict::either ? "may reject"
                                               : "expect success",
@@ -411,32 +525,36 @@ void run_one(FuzzedDataProvider& in) {
   std::string message;
   try {
     if (use_avx2)
-      alibi_reliability::call_attention<alibi::isa::avx2>(c);
+      call_kernel<alibi::isa::avx2>(c, kv_type, kv_args);
     else
-      alibi_reliability::call_attention<alibi::isa::scalar>(c);
+      call_kernel<alibi::isa::scalar>(c, kv_type, kv_args);
   } catch (const std::invalid_argument& e) {
     threw = true;
     message = e.what();
   } catch (const std::exception& e) {
-    fail(c, isa_name, std::string("threw something other than std::invalid_argument: ") + e.what());
+    fail(c, kernel, std::string("threw something other than std::invalid_argument: ") + e.what());
   }
 
   // ---- what the contract requires
   if (!out_before.empty() && (threw || verdict == Verdict::reject) &&
       std::memcmp(out_before.data(), out_block.data, out_before.size()) != 0)
-    fail(c, isa_name, "a rejected call wrote to out (" + reason + ")");
-  for (int t = 0; t < 3; ++t)
+    fail(c, kernel, "a rejected call wrote to out (" + reason + ")");
+  for (int t = 0; t < 3; ++t) {
     if (!inputs_before[t].empty() &&
         std::memcmp(inputs_before[t].data(), tensors[t], inputs_before[t].size() * sizeof(float)) != 0)
-      fail(c, isa_name, "the call modified an input tensor");
+      fail(c, kernel, "the call modified an input tensor");
+    if (!inputs16_before[t].empty() &&
+        std::memcmp(inputs16_before[t].data(), tensors16[t], inputs16_before[t].size() * sizeof(std::uint16_t)) != 0)
+      fail(c, kernel, "the call modified a 16-bit input tensor");
+  }
   if (verdict == Verdict::reject) {
-    if (!threw) fail(c, isa_name, "accepted a call the contract rejects: " + reason);
+    if (!threw) fail(c, kernel, "accepted a call the contract rejects: " + reason);
     if (message.find("alibi::attention") == std::string::npos)
-      fail(c, isa_name, "the exception message does not name the function: " + message);
+      fail(c, kernel, "the exception message does not name the function: " + message);
     ++g_stats.rejected;
     return;
   }
-  if (threw && verdict == Verdict::accept) fail(c, isa_name, "rejected a valid call: " + message);
+  if (threw && verdict == Verdict::accept) fail(c, kernel, "rejected a valid call: " + message);
   if (threw) {
     ++g_stats.rejected;
     return;
@@ -446,7 +564,7 @@ void run_one(FuzzedDataProvider& in) {
   for (std::int64_t n = 0; n < q_count; ++n) {
     std::uint32_t bits;
     std::memcpy(&bits, out + n, sizeof bits);
-    if (bits == kSentinelBits) fail(c, isa_name, "out[" + std::to_string(n) + "] was never written");
+    if (bits == kSentinelBits) fail(c, kernel, "out[" + std::to_string(n) + "] was never written");
   }
   alibi_reliability::CheckOptions options;
   options.tolerate_fp32_overflow_rows = avoiding("fp32_overflow_rows");
@@ -458,7 +576,7 @@ void run_one(FuzzedDataProvider& in) {
   g_stats.rows_nonfinite += static_cast<std::uint64_t>(stats.rows_nonfinite_inputs);
   g_stats.rows_tolerated += static_cast<std::uint64_t>(stats.rows_tolerated_overflow);
   g_stats.worst_ratio = std::max(g_stats.worst_ratio, stats.worst_ratio);
-  if (!problem.empty()) fail(c, isa_name, problem);
+  if (!problem.empty()) fail(c, kernel, problem);
 }
 
 }  // namespace

@@ -12,9 +12,10 @@ import random
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# Flag bits of the first field (uint16).
+# Flag bits of the first field (uint16). Bits 9-10 choose the K/V element type (0: float).
 AVX2, MISALIGNED, RAW_VALUES, CUSTOM_SLOPES = 0x1, 0x2, 0x1C, 0x20
 KEY_NORMS_EXACT, KEY_NORMS_CORRUPTED = 0x40, 0x80
+KV_BFLOAT16, KV_FLOAT16 = 0x200, 0x400
 
 # Selector bytes (see the tables in attention_fuzz.cpp).
 SCALE_DEFAULT, SCALE_1E30, SCALE_NEG_1 = 0, 96 + 8, 96 + 4
@@ -24,7 +25,9 @@ QPOS0_DEFAULT = 0
 # Violations (enum Violation); the second byte read decides whether the violation applies at all.
 VIOLATION = {"none": 0, "out_overlaps_k": 20, "product_wraps_to_zero": 24, "slope_non_finite": 34}
 # Special values (special_value table).
-NAN, INF, NEG_INF, NEG_ZERO, SUBNORMAL = 0, 1, 2, 3, 7
+NAN, INF, NEG_INF, NEG_ZERO, SUBNORMAL, F16_LARGEST = 0, 1, 2, 3, 7, 12
+# Magnitude selectors (160 + index into the exponent table): 2^-20 makes float16 subnormals.
+EXPONENT_MINUS_20 = 160 + 6
 
 
 def seed(flags, batch, q_len, kv_len, kv_heads, group, head_dim, bidirectional=False, window=WINDOW_NONE,
@@ -49,8 +52,11 @@ def seed(flags, batch, q_len, kv_len, kv_heads, group, head_dim, bidirectional=F
     kv_count = batch * kv_len * kv_heads * head_dim
     if violation == "product_wraps_to_zero":
         q_count = kv_count = 16  # stand-in tensors
-    bytes_per_value = 4 if flags & RAW_VALUES == RAW_VALUES else 1
-    read += [rng.randrange(256) for _ in range(bytes_per_value * (q_count + 2 * kv_count))]
+    raw = flags & RAW_VALUES == RAW_VALUES
+    kv16 = flags & (KV_BFLOAT16 | KV_FLOAT16) in (KV_BFLOAT16, KV_FLOAT16)
+    q_bytes = 4 if raw else 1
+    kv_bytes = (2 if kv16 else 4) if raw else 1
+    read += [rng.randrange(256) for _ in range(q_bytes * q_count + kv_bytes * 2 * kv_count)]
     return bytes(reversed(read))
 
 
@@ -70,6 +76,24 @@ def main():
         "invalid_out_overlaps_k": seed(0, 1, 3, 4, 1, 1, 2, violation="out_overlaps_k", detail=1, rng=rng),
         "invalid_product_wraps_to_zero": seed(AVX2, 1, 1, 1, 1, 1, 1, violation="product_wraps_to_zero", rng=rng),
         "raw_values_coarse_skip": seed(RAW_VALUES | AVX2, 1, 3, 3, 1, 1, 3, skip=SKIP_0_1, scale=SCALE_NEG_1, rng=rng),
+        # 16-bit K/V (issue 11); new seeds go last so the rng gives the earlier ones the same bytes.
+        "bfloat16_gqa_bidirectional_window_avx2": seed(AVX2 | KV_BFLOAT16, 2, 5, 17, 2, 3, 17, bidirectional=True,
+                                                       window=139, q_pos0=183, rng=rng),
+        "float16_decode_key_norms_two_threads": seed(AVX2 | KV_FLOAT16 | KEY_NORMS_EXACT, 1, 1, 40, 1, 4, 24,
+                                                     threads=2, rng=rng),
+        "float16_raw_patterns": seed(RAW_VALUES | KV_FLOAT16, 1, 4, 6, 1, 2, 5, rng=rng),
+        "bfloat16_raw_patterns_avx2": seed(RAW_VALUES | AVX2 | KV_BFLOAT16, 1, 3, 9, 1, 1, 8, rng=rng),
+        "bfloat16_nan_inf_specials_misaligned": seed(MISALIGNED | KV_BFLOAT16, 1, 6, 9, 1, 2, 5, rng=rng,
+                                                     specials=[(1, 7, NAN), (2, 30, INF), (2, 3, NEG_INF)]),
+        "float16_subnormal_keys_and_values_avx2": seed(AVX2 | KV_FLOAT16, 1, 6, 11, 1, 2, 9, rng=rng,
+                                                       magnitudes=(0, EXPONENT_MINUS_20, EXPONENT_MINUS_20),
+                                                       specials=[(2, 5, F16_LARGEST)]),
+        # q_count 6, kv_count 8: out starts 2 floats (8 bytes) into the 16 bytes of float16 k: rejected...
+        "invalid_out_overlaps_float16_k": seed(KV_FLOAT16, 1, 3, 4, 1, 1, 2, violation="out_overlaps_k", detail=1,
+                                               rng=rng),
+        # ...5 floats (20 bytes) in, out is past them: a valid call (with float K/V it would overlap).
+        "out_after_float16_k_in_one_block": seed(KV_FLOAT16, 1, 3, 4, 1, 1, 2, violation="out_overlaps_k", detail=4,
+                                                 rng=rng),
     }
     corpus = os.path.join(HERE, "corpus")
     os.makedirs(corpus, exist_ok=True)

@@ -88,19 +88,30 @@ inline int128 kv_elements(const Call& c) {
 
 enum class Verdict { accept, reject, either };
 
-inline bool byte_ranges_overlap(const void* a, int128 a_floats, const void* b, int128 b_floats) {
-  if (a == nullptr || b == nullptr || a_floats <= 0 || b_floats <= 0) return false;
+// Whether `a_count` elements of `a_bytes` bytes at a share a byte with `b_count` elements of `b_bytes` at b.
+inline bool byte_ranges_overlap(const void* a, int128 a_count, int a_bytes, const void* b, int128 b_count,
+                                int b_bytes) {
+  if (a == nullptr || b == nullptr || a_count <= 0 || b_count <= 0) return false;
   const auto pa = static_cast<int128>(reinterpret_cast<std::uintptr_t>(a));
   const auto pb = static_cast<int128>(reinterpret_cast<std::uintptr_t>(b));
-  const auto na = a_floats * static_cast<int128>(sizeof(float));
-  const auto nb = b_floats * static_cast<int128>(sizeof(float));
+  const auto na = a_count * a_bytes;
+  const auto nb = b_count * b_bytes;
   return pa < pb + nb && pb < pa + na;
 }
+
+// The k and v the library is given, when they are not the floats c.k and c.v: 16-bit K/V (issue 11), whose
+// elements take 2 bytes. The rules on null and overlapping tensors apply to this memory, while the
+// accuracy checks read c.k and c.v, which then hold the exact values of the 16-bit elements as floats.
+struct KvArguments {
+  const void* k = nullptr;
+  const void* v = nullptr;
+  int element_bytes = static_cast<int>(sizeof(float));
+};
 
 // What the contract says about a call: the issue 2 rejection list plus what attention.hpp documents
 // (num_threads < 0, skip_tolerance, an enumerator outside Mask, q_pos0 + q_len overflowing).
 // `either` where the contract leaves the choice to the library: a null k or v with no query to read them.
-inline Verdict expected_verdict(const Call& c, std::string* why = nullptr) {
+inline Verdict expected_verdict(const Call& c, const KvArguments& kv, std::string* why = nullptr) {
   auto reject = [&](const char* reason) {
     if (why != nullptr) *why = reason;
     return Verdict::reject;
@@ -128,12 +139,19 @@ inline Verdict expected_verdict(const Call& c, std::string* why = nullptr) {
   if (nq > kMaxElements) return reject("q/out element count overflows");
   if (nkv > kMaxElements) return reject("k/v element count overflows");
   if (nq > 0 && (c.q == nullptr || c.out == nullptr)) return reject("null q or out");
-  if (nq > 0 && nkv > 0 && (c.k == nullptr || c.v == nullptr)) return reject("null k or v");
-  if (byte_ranges_overlap(c.out, nq, c.q, nq)) return reject("out overlaps q");
-  if (nq > 0 && (byte_ranges_overlap(c.out, nq, c.k, nkv) || byte_ranges_overlap(c.out, nq, c.v, nkv)))
+  if (nq > 0 && nkv > 0 && (kv.k == nullptr || kv.v == nullptr)) return reject("null k or v");
+  const int float_bytes = static_cast<int>(sizeof(float));
+  if (byte_ranges_overlap(c.out, nq, float_bytes, c.q, nq, float_bytes)) return reject("out overlaps q");
+  if (nq > 0 && (byte_ranges_overlap(c.out, nq, float_bytes, kv.k, nkv, kv.element_bytes) ||
+                 byte_ranges_overlap(c.out, nq, float_bytes, kv.v, nkv, kv.element_bytes)))
     return reject("out overlaps k or v");
-  if (nq == 0 && nkv > 0 && (c.k == nullptr || c.v == nullptr)) return Verdict::either;
+  if (nq == 0 && nkv > 0 && (kv.k == nullptr || kv.v == nullptr)) return Verdict::either;
   return Verdict::accept;
+}
+
+// A call with float K/V.
+inline Verdict expected_verdict(const Call& c, std::string* why = nullptr) {
+  return expected_verdict(c, KvArguments{c.k, c.v, static_cast<int>(sizeof(float))}, why);
 }
 
 // ---- what an accepted call must produce
