@@ -234,10 +234,13 @@ inline void expect_rows_match_reference(const std::vector<float>& out, const Cas
   expect_rows_match(out, c, spot_reference(c, rows), allow_logit_rounding);
 }
 
-// Rows worth checking in a long case: both ends, the middle, around the 128-row boundaries, and a few
-// random ones.
+// Rows worth checking in a case of `length` >= 1 query rows: both ends, the middle, around the 128-row
+// boundaries, and a few random ones (those that exist).
 inline std::vector<std::int64_t> spot_rows(std::int64_t length, std::mt19937& rng) {
-  std::vector<std::int64_t> rows = {0, 1, 2, 127, 128, 129, length / 2 - 1, length / 2, length - 2, length - 1};
+  const std::int64_t candidates[] = {0, 1, 2, 127, 128, 129, length / 2 - 1, length / 2, length - 2, length - 1};
+  std::vector<std::int64_t> rows;
+  for (std::int64_t row : candidates)
+    if (row >= 0 && row < length) rows.push_back(row);
   for (int extra = 0; extra < 6; ++extra)
     rows.push_back(std::uniform_int_distribution<std::int64_t>(0, length - 1)(rng));
   return rows;
