@@ -584,6 +584,53 @@ ALIBI_ISA_TEST(SkippedMassStaysWithinToleranceInTheLse) {
   }
 }
 
+// Large logits (q and k scaled by 30) with the queries far from a shard: out and lse within the unit
+// tolerance plus what fp32 rounding of the logits implies (Note [logit rounding bound]).
+ALIBI_ISA_TEST(LargeLogitsFarFromTheKeys) {
+  std::mt19937 rng(1214);
+  double worst_lse_ratio = 0.0;
+  for (alibi::Mask mask : {alibi::Mask::causal, alibi::Mask::bidirectional}) {
+    for (std::int64_t gap : {std::int64_t{0}, std::int64_t{100000}}) {
+      Case c = make_case(1, 17, 129, 8, 2, 64);
+      c.options.mask = mask;
+      c.options.kv_pos0 = 5000;
+      c.options.q_pos0 = mask == alibi::Mask::causal ? 5000 + 129 - 17 + gap : 5000 - 17 - gap;
+      if (c.options.q_pos0 < 0) c.options.q_pos0 = 0;
+      c.fill(rng, 30.0f, 30.0f, 1.0f);
+      for_each_kv_rotating(static_cast<int>(gap != 0) + 2 * static_cast<int>(mask == alibi::Mask::causal),
+                           [&](auto element) {
+                             using KV = decltype(element);
+                             expect_matches_lse_reference<Isa, KV>(c, true, &worst_lse_ratio);
+                           });
+    }
+  }
+  std::printf("[ %s ] large logits: worst lse error / tolerance %.3g\n", Isa::name, worst_lse_ratio);
+}
+
+// Values near the largest float: the weighted sum overflows in fp32 and the kernel recomputes such rows
+// exactly (Note [non-finite rows]); their lse must come from the same recomputation, with the row's
+// position constant, in the tile path (prefill) and after split-K (a long decode on two threads).
+ALIBI_ISA_TEST(RowsRecomputedExactlyKeepTheirLse) {
+  std::mt19937 rng(1215);
+  for (int layout = 0; layout < 2; ++layout) {
+    Case c = layout == 0 ? make_case(1, 20, 150, 4, 2, 16) : make_case(1, 1, scaled(9000, 3000), 4, 2, 16);
+    c.fill(rng);
+    for (std::size_t n = 0; n < c.v.size(); ++n) c.v[n] = n % 3 == 0 ? 3e38f : 2.9e38f;
+    c.options.kv_pos0 = 777;
+    c.options.q_pos0 = 777 + c.shape.kv_len + 40;  // 40 positions past the shard: the lse carries -40 m
+    c.options.num_threads = 2;
+    c.options.skip_tolerance = 0.0f;
+    for (const std::vector<float>& slopes : {std::vector<float>{}, std::vector<float>{0.0f, 0.1f, -0.01f, 0.5f}}) {
+      c.custom_slopes = slopes;
+      Case s = c;
+      const Output got = run_partial<Isa>(s, s.k.data(), s.v.data());
+      for (float x : got.out) ASSERT_TRUE(std::isfinite(x)) << describe_partial(s);
+      const std::string failure = check_against(got, s, lse_reference(s), false);
+      EXPECT_TRUE(failure.empty()) << describe_partial(s) << "\n  " << failure;
+    }
+  }
+}
+
 // ---- shards of a sequence merged with merge_partials
 
 // Rows [c0, c1) of each sequence of a [batch][length][heads][head_dim] tensor.
@@ -1335,6 +1382,8 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeOutOrLse) {
   X(FarQueriesAndKeysStayExact)                  \
   X(KeyOffsetsUpToTheLargestPosition)            \
   X(SkippedMassStaysWithinToleranceInTheLse)     \
+  X(LargeLogitsFarFromTheKeys)                   \
+  X(RowsRecomputedExactlyKeepTheirLse)           \
   X(ShardsMergedInAnyOrderEqualOneCall)          \
   X(ShardsNoRowSeesGiveZerosAndNegativeInfinity) \
   X(MergeMatchesADoublePrecisionMerge)           \
