@@ -1278,10 +1278,12 @@ ALIBI_ISA_TEST(MergeRejectsBadArgumentsWithoutWriting) {
       call(A.data(), lse_a.data(), B.data(), lse_b.data(), out.data(), lse.data(), std::int64_t{1} << 62, D),
       {"rows", "head_dim"}, {&out, &lse}, "rows * head_dim overflowing");
 
-  // Overlaps other than the exact in-place aliases, all inside one buffer holding the inputs and outputs:
-  //   [out_a | out_b | lse_a | lse_b | spare]
-  const std::size_t at_out_a = 0, at_out_b = n_out, at_lse_a = 2 * n_out, at_lse_b = 2 * n_out + n_lse;
-  const std::size_t size = 4 * n_out + 4 * n_lse;
+  // Overlaps other than the exact in-place aliases, inside one buffer holding every array in a slot of n_out
+  // floats with an empty slot after it, so that each shifted array overlaps exactly one other:
+  //   [out_a | - | out_b | - | lse_a | - | lse_b | - | out | - | lse | -]
+  const std::size_t slot = n_out;
+  const std::size_t at_out_a = 0, at_out_b = 2 * slot, at_lse_a = 4 * slot, at_lse_b = 6 * slot;
+  const std::size_t at_out = 8 * slot, at_lse = 10 * slot, size = 12 * slot;
   auto fresh = [&] {
     std::vector<float> buffer(size, 7.0f);
     std::copy(out_a.begin(), out_a.end(), buffer.begin() + static_cast<std::ptrdiff_t>(at_out_a));
@@ -1290,25 +1292,25 @@ ALIBI_ISA_TEST(MergeRejectsBadArgumentsWithoutWriting) {
     std::copy(lse_b.begin(), lse_b.end(), buffer.begin() + static_cast<std::ptrdiff_t>(at_lse_b));
     return buffer;
   };
-  const std::size_t spare = 2 * n_out + 2 * n_lse;
   struct Overlap {
     std::size_t out_at, lse_at;
     const char* name;     // the parameter the message must name
     const char* or_name;  // or this one (overlaps between the two outputs name either)
     const char* what;
   } overlaps[] = {
-      {at_out_a + 1, spare, "out", "out", "out one float past out_a"},
-      {at_out_a + D, spare, "out", "out", "out one row past out_a"},
-      {at_out_b - 1, spare, "out", "out", "out one float before out_b"},
-      {at_out_b + D, spare, "out", "out", "out one row past out_b"},
-      {at_lse_a - 1, spare, "out", "out", "out running into lse_a"},
-      {at_lse_b, spare, "out", "out", "out over lse_b"},
-      {spare, at_lse_a + 1, "lse", "lse", "lse one float past lse_a"},
-      {spare, at_lse_b - 1, "lse", "lse", "lse one float before lse_b"},
-      {spare, at_out_a + 2, "lse", "lse", "lse inside out_a"},
-      {spare, at_out_b + n_out - 1, "lse", "lse", "lse starting on out_b's last float"},
-      {spare, spare + 3, "out", "lse", "lse inside out"},
-      {spare + n_out - 1, spare + n_out - n_lse, "out", "lse", "out starting on lse's last float"},
+      {at_out_a + 1, at_lse, "out", "out", "out one float past out_a"},
+      {at_out_a + D, at_lse, "out", "out", "out one row past out_a"},
+      {at_out_b - 1, at_lse, "out", "out", "out one float before out_b"},
+      {at_out_b + D, at_lse, "out", "out", "out one row past out_b"},
+      {at_lse_a - 1, at_lse, "out", "out", "out running into lse_a"},
+      {at_lse_b, at_lse, "out", "out", "out == lse_b"},
+      {at_out, at_lse_a + 1, "lse", "lse", "lse one float past lse_a"},
+      {at_out, at_lse_b - 1, "lse", "lse", "lse one float before lse_b"},
+      {at_out, at_out_a, "lse", "lse", "lse == out_a"},
+      {at_out, at_out_a + 2, "lse", "lse", "lse inside out_a"},
+      {at_out, at_out_b + n_out - 1, "lse", "lse", "lse starting on out_b's last float"},
+      {at_out, at_out + 3, "out", "lse", "lse inside out"},
+      {at_lse + n_lse - 1, at_lse, "out", "lse", "out starting on lse's last float"},
   };
   for (const Overlap& o : overlaps) {
     std::vector<float> buffer = fresh();
@@ -1318,15 +1320,15 @@ ALIBI_ISA_TEST(MergeRejectsBadArgumentsWithoutWriting) {
                                   base + o.lse_at, rows, D),
                              {o.name, o.or_name}, {&buffer}, o.what);
   }
-  // Adjoining is fine: out right after out_b, lse right after lse_b... inside the same buffer.
+  // Adjoining is not overlapping: out right after out_a, lse right after lse_a, in the same buffer.
   {
     std::vector<float> buffer = fresh();
     float* base = buffer.data();
     ASSERT_NO_THROW(alibi::merge_partials<Isa>(base + at_out_a, base + at_lse_a, base + at_out_b, base + at_lse_b,
-                                               base + spare, base + spare + n_out, rows, D));
+                                               base + at_out_a + n_out, base + at_lse_a + n_lse, rows, D));
     MergeInputs in{out_a, lse_a, out_b, lse_b};
-    const std::vector<float> got_out(base + spare, base + spare + n_out);
-    const std::vector<float> got_lse(base + spare + n_out, base + spare + n_out + n_lse);
+    const std::vector<float> got_out(base + at_out_a + n_out, base + at_out_a + 2 * n_out);
+    const std::vector<float> got_lse(base + at_lse_a + n_lse, base + at_lse_a + 2 * n_lse);
     ASSERT_NO_FATAL_FAILURE(expect_merge_matches_double(in, got_out, got_lse, D, "adjoining buffers"));
   }
 }
