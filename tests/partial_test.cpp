@@ -1204,6 +1204,28 @@ ALIBI_ISA_TEST(RejectsBadPositionsAndLseWithoutWriting) {
           [&] { alibi::attention<Isa>(c.q.data(), t.k_data(), t.v_data(), shared.data() + nl - 1, c.shape, o); },
           {"lse"}, {&shared}, "out starting on lse's last float (" + name + ")");
     }
+    {  // out or lse sharing memory with slopes or key_norms, which the kernel reads while it writes them
+      const int heads = c.shape.num_heads;
+      const std::size_t norm_count = static_cast<std::size_t>(c.shape.batch * c.shape.kv_len * c.shape.num_kv_heads);
+      for (int written = 0; written < 2; ++written)
+        for (int input = 0; input < 2; ++input) {
+          const std::size_t input_count = input == 0 ? static_cast<std::size_t>(heads) : norm_count;
+          // The input's last float is the written array's first.
+          std::vector<float> shared(input_count + (written == 0 ? nq : nl), 0.25f);
+          float* input_data = shared.data();
+          float* written_data = shared.data() + input_count - 1;
+          alibi::AttentionOptions o = defaults;
+          (input == 0 ? o.slopes : o.key_norms) = input_data;
+          if (written == 1) o.lse = written_data;
+          float* out_data = written == 0 ? written_data : out.data();
+          const char* parameter = written == 0 ? "out" : "lse";
+          expect_rejected_guarding(
+              [&] { alibi::attention<Isa>(c.q.data(), t.k_data(), t.v_data(), out_data, c.shape, o); }, {parameter},
+              {&shared, &out},
+              std::string(parameter) + " starting on the last float of " + (input == 0 ? "slopes" : "key_norms") +
+                  " (" + name + ")");
+        }
+    }
     for (int tensor = 0; tensor < 2; ++tensor) {  // lse over k or v, at the start and across the end
       const std::vector<KV>& own = tensor == 0 ? t.k : t.v;
       for (std::size_t lse_at : {std::size_t{0}, kv_bytes - 4}) {
