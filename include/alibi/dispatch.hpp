@@ -23,6 +23,7 @@
 // Pass 0: the kernels for this TU's own flags (and every standard header they use).
 #include "alibi/detail/errors.hpp"
 #include "alibi/kernels/attention_call.hpp"
+#include "alibi/kernels/merge_call.hpp"
 
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #define ALIBI_DISPATCH_X86 1
@@ -54,6 +55,7 @@
 #pragma GCC target("avx2,fma,f16c")
 #endif
 #include "alibi/kernels/attention_call.hpp"
+#include "alibi/kernels/merge_call.hpp"
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -86,6 +88,7 @@
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")
 #endif
 #include "alibi/kernels/attention_call.hpp"
+#include "alibi/kernels/merge_call.hpp"
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -219,6 +222,29 @@ void attention(const float* q, const KV* k, const KV* v, float* out, const Atten
       break;
   }
   kernels::attention<isa::native>(q, k, v, out, shape, options);
+}
+
+/// alibi::merge_partials on the widest ISA the running CPU supports (capped by ALIBI_ISA); bitwise the
+/// output of alibi::merge_partials<isa::X> compiled with X's flags.
+inline void merge_partials(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b, float* out,
+                           float* lse, std::int64_t rows, int head_dim) {
+  switch (detail::chosen_level()) {
+#if ALIBI_DISPATCH_PASS_AVX512
+    case detail::Level::avx512:
+      ::alibi::ALIBI_ISA_NAMESPACE_OF(avx512)::kernels::merge_partials(out_a, lse_a, out_b, lse_b, out, lse, rows,
+                                                                       head_dim);
+      return;
+#endif
+#if ALIBI_DISPATCH_PASS_AVX2
+    case detail::Level::avx2:
+      ::alibi::ALIBI_ISA_NAMESPACE_OF(avx2)::kernels::merge_partials(out_a, lse_a, out_b, lse_b, out, lse, rows,
+                                                                     head_dim);
+      return;
+#endif
+    default:
+      break;
+  }
+  kernels::merge_partials(out_a, lse_a, out_b, lse_b, out, lse, rows, head_dim);
 }
 
 /// fp32 K/V; also takes a literal nullptr for k or v (empty tensors), from which KV could not be deduced.

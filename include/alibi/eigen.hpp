@@ -194,7 +194,8 @@ void slice_attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::Ref<co
 /// Fused ALiBi attention of a single (batch, head) slice:
 ///   out = softmax(scale * q k^T + bias) v
 /// with q and out [q_len x head_dim], k and v [kv_len x head_dim], one head with slope `slope`.
-/// Every other option (mask, scale, window, q_pos0, num_threads, skip_tolerance) has the meaning it has in
+/// Every other option (mask, scale, window, q_pos0, kv_pos0, lse: q.rows() floats, num_threads, skip_tolerance)
+/// has the meaning it has in
 /// alibi::attention; `options.slopes` is ignored because `slope` gives the head's slope explicitly.
 ///
 /// Any row-major float matrix, Map or block binds to the arguments. Inputs whose rows are not contiguous

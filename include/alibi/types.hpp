@@ -38,6 +38,16 @@ struct AttentionOptions {
   /// positions, as in prefill and KV-cache decode). Under the causal mask a row whose position is
   /// negative (more queries than keys with the default) sees no key; bidirectional rows still see keys.
   std::int64_t q_pos0 = -1;
+  /// Position of key row 0 (>= 0): k and v may be a shard of a longer sequence, keys kv_pos0 .. kv_pos0 +
+  /// kv_len - 1. Query row i sits at q_pos0 + i (q_pos0 = -1: kv_pos0 + kv_len - q_len), key row j at
+  /// kv_pos0 + j; bias, mask and window use these absolute positions. With `lse`, the partial results of
+  /// disjoint shards merge exactly (alibi::merge_partials).
+  std::int64_t kv_pos0 = 0;
+  /// Optional output, one float per output row in out's row order ([batch][q_len][num_heads]): the natural
+  /// log of sum_j exp(logit_j) over the keys the row sees, logit_j = scale * q.k_j + bias_j; -infinity for
+  /// a row that sees no key. With block skipping the skipped keys are left out of the sum too (within
+  /// skip_tolerance, relative). Must not overlap q, k, v or out.
+  float* lse = nullptr;
   int num_threads = 0;  ///< 0: all hardware threads; 1: the calling thread only
   /// ALiBi block skipping: the largest total softmax mass a row may drop, relative to its largest term.
   /// The default is below fp32 resolution; 0 disables skipping. Never skips for slopes <= 0.

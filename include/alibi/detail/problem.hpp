@@ -23,6 +23,7 @@ struct Problem {
   const void* k = nullptr;  // KV elements (float, bfloat16 or float16): read through kernels::KvSource
   const void* v = nullptr;
   float* out = nullptr;
+  float* lse = nullptr;  // optional: per output row, log-sum-exp of its logits ([batch][q_len][num_heads])
   std::int64_t batch = 0;
   std::int64_t q_len = 0;
   std::int64_t kv_len = 0;
@@ -30,8 +31,11 @@ struct Problem {
   int num_kv_heads = 0;
   int head_dim = 0;
   bool causal = true;
-  std::int64_t window = 0;        // 0: unlimited
-  std::int64_t q_pos0 = 0;        // resolved (never -1 here)
+  std::int64_t window = 0;  // 0: unlimited
+  // Position of query row 0 relative to key row 0: the caller's absolute q_pos0 (-1 resolved) minus
+  // kv_pos0. Bias, mask and window depend only on position differences, so the kernels work in key-row
+  // coordinates and never see kv_pos0. May be negative (rows before the first key).
+  std::int64_t q_pos0 = 0;
   float scale = 0.0f;             // resolved (never 0 from the default here)
   const float* slopes = nullptr;  // num_heads finite values
   float skip_tolerance = 0.0f;
@@ -51,6 +55,26 @@ inline void visible_keys(const Problem& pr, std::int64_t pos, std::int64_t& lo, 
   }
   lo = lo < pr.kv_len ? lo : pr.kv_len;
   if (hi < lo) hi = lo;  // empty
+}
+
+// Note [nearest-key frame]: a row's logits are computed relative to its nearest visible key. Softmax is
+// invariant under adding a constant to every logit of a row, and for the keys [lo, hi) a row at `pos`
+// sees, |pos - j| = |nearest - j| + |pos - nearest| with nearest = clamp(pos, lo, hi - 1): the keys are
+// all on one side of pos whenever pos lies outside them. So the kernels put the row at `nearest` and
+// drop the constant -m |pos - nearest| from every logit: the distances they handle stay below kv_len
+// (exact in fp32 below 2^24) even when the query is any number of positions away from its keys, as it
+// is for shards of a long sequence (kv_pos0). Only the log-sum-exp adds the constant back, in double.
+// For a row inside its keys (prefill, decode) nearest == pos and nothing changes.
+inline std::int64_t nearest_visible_key(std::int64_t pos, std::int64_t lo, std::int64_t hi) {
+  return pos < lo ? lo : (pos >= hi ? hi - 1 : pos);  // lo < hi
+}
+
+// The constant a row's kernel logits leave out (Note [nearest-key frame]): -slope * |pos - nearest|.
+inline double dropped_bias(float slope, std::int64_t pos, std::int64_t lo, std::int64_t hi) {
+  if (lo >= hi) return 0.0;
+  const std::int64_t nearest = nearest_visible_key(pos, lo, hi);
+  const std::int64_t distance = pos > nearest ? pos - nearest : nearest - pos;
+  return -static_cast<double>(slope) * static_cast<double>(distance);
 }
 
 }  // namespace detail

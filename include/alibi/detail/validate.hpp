@@ -58,6 +58,9 @@ Problem validate_attention(const float* q, const KV* k, const KV* v, float* out,
   require(options.q_pos0 >= -1, fn, "q_pos0", "must be >= 0, or -1 for kv_len - q_len; got " + str(options.q_pos0));
   require(options.q_pos0 <= std::numeric_limits<std::int64_t>::max() - shape.q_len, fn, "q_pos0",
           "is too large: q_pos0 + q_len overflows");
+  require(options.kv_pos0 >= 0, fn, "kv_pos0", "must be >= 0, got " + str(options.kv_pos0));
+  require(options.kv_pos0 <= std::numeric_limits<std::int64_t>::max() - shape.kv_len, fn, "kv_pos0",
+          "is too large: kv_pos0 + kv_len overflows");
   require(options.num_threads >= 0, fn, "num_threads",
           "must be >= 0 (0: all hardware threads), got " + str(options.num_threads));
   require(std::isfinite(options.scale), fn, "scale", "must be finite (0 means 1/sqrt(head_dim))");
@@ -72,6 +75,7 @@ Problem validate_attention(const float* q, const KV* k, const KV* v, float* out,
       checked_mul(checked_mul(checked_mul(shape.batch, shape.kv_len, fn, "batch * kv_len"), shape.num_kv_heads, fn,
                               "batch * kv_len * num_kv_heads"),
                   shape.head_dim, fn, "the k/v tensors (batch * kv_len * num_kv_heads * head_dim)");
+  const std::int64_t rows = shape.batch * shape.q_len * shape.num_heads;  // q_count / head_dim: no overflow
   const bool reads_kv = q_count > 0 && kv_count > 0;
   if (q_count > 0) {
     require(q != nullptr, fn, "q", "must not be null for a non-empty query tensor");
@@ -86,6 +90,13 @@ Problem validate_attention(const float* q, const KV* k, const KV* v, float* out,
   require(!overlaps(out, q_bytes, q, q_bytes), fn, "out", "must not overlap q");
   require(!(reads_kv && overlaps(out, q_bytes, k, kv_bytes)), fn, "out", "must not overlap k");
   require(!(reads_kv && overlaps(out, q_bytes, v, kv_bytes)), fn, "out", "must not overlap v");
+  if (options.lse != nullptr) {
+    const std::int64_t lse_bytes = rows * static_cast<std::int64_t>(sizeof(float));
+    require(!overlaps(options.lse, lse_bytes, q, q_bytes), fn, "lse", "must not overlap q");
+    require(!overlaps(options.lse, lse_bytes, out, q_bytes), fn, "lse", "must not overlap out");
+    require(!(reads_kv && overlaps(options.lse, lse_bytes, k, kv_bytes)), fn, "lse", "must not overlap k");
+    require(!(reads_kv && overlaps(options.lse, lse_bytes, v, kv_bytes)), fn, "lse", "must not overlap v");
+  }
 
   const float* slopes = options.slopes;
   if (slopes != nullptr) {
@@ -110,13 +121,52 @@ Problem validate_attention(const float* q, const KV* k, const KV* v, float* out,
   pr.head_dim = shape.head_dim;
   pr.causal = options.mask == Mask::causal;
   pr.window = options.window;
-  pr.q_pos0 = options.q_pos0 == -1 ? shape.kv_len - shape.q_len : options.q_pos0;
+  pr.lse = options.lse;
+  // Relative to key row 0 (detail::Problem::q_pos0). Both positions are in [0, 2^63) here, so their
+  // difference cannot overflow.
+  pr.q_pos0 = options.q_pos0 == -1 ? shape.kv_len - shape.q_len : options.q_pos0 - options.kv_pos0;
   pr.scale = options.scale != 0.0f ? options.scale : 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
   pr.slopes = slopes;
   pr.skip_tolerance = options.skip_tolerance;
   pr.key_norm_input = options.key_norms;
   pr.num_threads = resolve_num_threads(options.num_threads);
   return pr;
+}
+
+// Argument checks for merge_partials(): out and lse may be the very arrays of either input, but no other
+// overlap is allowed (a shifted alias would read elements already written).
+inline void validate_merge(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b,
+                           const float* out, const float* lse, std::int64_t rows, int head_dim) {
+  const char* fn = "merge_partials";
+  require(rows >= 0, fn, "rows", "must be >= 0, got " + std::to_string(rows));
+  require(head_dim > 0, fn, "head_dim", "must be >= 1, got " + std::to_string(head_dim));
+  const std::int64_t count = checked_mul(rows, head_dim, fn, "rows * head_dim");
+  if (rows == 0) return;
+  require(out_a != nullptr, fn, "out_a", "must not be null when rows > 0");
+  require(lse_a != nullptr, fn, "lse_a", "must not be null when rows > 0");
+  require(out_b != nullptr, fn, "out_b", "must not be null when rows > 0");
+  require(lse_b != nullptr, fn, "lse_b", "must not be null when rows > 0");
+  require(out != nullptr, fn, "out", "must not be null when rows > 0");
+  require(lse != nullptr, fn, "lse", "must not be null when rows > 0");
+  const std::int64_t out_bytes = checked_mul(count, static_cast<std::int64_t>(sizeof(float)), fn, "rows * head_dim");
+  const std::int64_t lse_bytes = rows * static_cast<std::int64_t>(sizeof(float));
+  // Written arrays against every array: the same array as an input of the same kind, or disjoint.
+  auto check = [&](const float* written, std::int64_t written_bytes, const char* name, const float* other,
+                   std::int64_t other_bytes, const char* other_name, bool may_alias) {
+    if (may_alias && written == other) return;
+    require(!overlaps(written, written_bytes, other, other_bytes), fn, name,
+            std::string("must be ") + (may_alias ? "either exactly " + std::string(other_name) + " or disjoint from it"
+                                                 : "disjoint from " + std::string(other_name)));
+  };
+  check(out, out_bytes, "out", out_a, out_bytes, "out_a", true);
+  check(out, out_bytes, "out", out_b, out_bytes, "out_b", true);
+  check(out, out_bytes, "out", lse_a, lse_bytes, "lse_a", false);
+  check(out, out_bytes, "out", lse_b, lse_bytes, "lse_b", false);
+  check(out, out_bytes, "out", lse, lse_bytes, "lse", false);
+  check(lse, lse_bytes, "lse", lse_a, lse_bytes, "lse_a", true);
+  check(lse, lse_bytes, "lse", lse_b, lse_bytes, "lse_b", true);
+  check(lse, lse_bytes, "lse", out_a, out_bytes, "out_a", false);
+  check(lse, lse_bytes, "lse", out_b, out_bytes, "out_b", false);
 }
 
 }  // namespace detail

@@ -14,6 +14,7 @@
 #define ALIBI_KERNELS_ATTENTION_CALL_HPP_2
 #endif
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -44,6 +45,8 @@ void attention(const float* q, const KV* k, const KV* v, float* out, const Atten
   if (q_count == 0) return;
   if (pr.kv_len == 0) {  // no key at all: every row sees nothing
     for (std::int64_t n = 0; n < q_count; ++n) out[n] = 0.0f;
+    if (pr.lse != nullptr)
+      for (std::int64_t n = 0; n < q_count / pr.head_dim; ++n) pr.lse[n] = -HUGE_VALF;
     return;
   }
   // Block skipping needs key norm bounds (one pass over K); only worth it when some slope decays.

@@ -39,14 +39,16 @@ inline bool all_finite(const float* row, int n) {
   return true;
 }
 
-// Recomputes output row (b, i, h) whose visible keys are [lo, hi) into `out`.
+// Recomputes output row (b, i, h) whose visible keys are [lo, hi) into `out`, and its log-sum-exp into
+// *lse when lse is not null.
 template <class Isa, class KV>
 void recompute_row_exactly(const detail::Problem& pr, const KvSource<Isa, KV>& kv, std::int64_t b, std::int64_t i,
-                           int h, std::int64_t lo, std::int64_t hi, float* out) {
+                           int h, std::int64_t lo, std::int64_t hi, float* out, float* lse) {
   const int D = pr.head_dim;
   const int kv_head = h / (pr.num_heads / pr.num_kv_heads);
   const float* q = pr.q + ((b * pr.q_len + i) * pr.num_heads + h) * D;
-  const std::int64_t pos = pr.q_pos0 + i;
+  // In the frame of the nearest visible key (Note [nearest-key frame]); the lse adds the constant back.
+  const std::int64_t pos = lo < hi ? detail::nearest_visible_key(pr.q_pos0 + i, lo, hi) : pr.q_pos0 + i;
   const double slope = pr.slopes[h];
   detail::Buffer<double> acc(static_cast<std::size_t>(D));
   double max = -std::numeric_limits<double>::infinity(), sum = 0.0;
@@ -68,6 +70,10 @@ void recompute_row_exactly(const detail::Problem& pr, const KvSource<Isa, KV>& k
     for (int d = 0; d < D; ++d) acc.data()[d] += weight * to_fp32(value[d]);
   }
   for (int d = 0; d < D; ++d) out[d] = sum == 0.0 ? 0.0f : static_cast<float>(acc.data()[d] / sum);
+  if (lse != nullptr)
+    *lse = sum == 0.0
+               ? -HUGE_VALF
+               : static_cast<float>(max + std::log(sum) + detail::dropped_bias(pr.slopes[h], pr.q_pos0 + i, lo, hi));
 }
 
 }  // namespace kernels

@@ -142,7 +142,7 @@ class KeyNormBounds {
 
 // What the tail test needs of a row.
 struct SkipRow {
-  std::int64_t pos;   // key position of the query
+  std::int64_t pos;   // key position of the query, in the kernel's frame (Note [nearest-key frame])
   std::int64_t bk;    // batch * num_kv_heads + kv head
   double q_norm;      // |scale * q|
   double log_budget;  // log of the mass one unvisited side may carry, times (1 - e^{-m}); -inf: never skip
@@ -180,8 +180,9 @@ class Skipping {
   static float logit_floor(const detail::Problem& pr, const KvSource<Isa, KV>& kv, std::int64_t b, std::int64_t i,
                            int h, std::int64_t lo, std::int64_t hi) {
     if (lo >= hi) return -HUGE_VALF;
-    const std::int64_t pos = pr.q_pos0 + i;
-    const std::int64_t nearest = std::min(std::max(pos, lo), hi - 1);
+    // In the kernel's frame: the row at its nearest visible key (Note [nearest-key frame]).
+    const std::int64_t pos = detail::nearest_visible_key(pr.q_pos0 + i, lo, hi);
+    const std::int64_t nearest = pos;
     const std::int64_t first = std::max(lo, std::min(nearest - kFloorKeys / 2, hi - kFloorKeys));
     const std::int64_t last = std::min(hi, first + kFloorKeys);
     const float* q = pr.q + ((b * pr.q_len + i) * pr.num_heads + h) * pr.head_dim;

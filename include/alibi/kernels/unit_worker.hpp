@@ -208,8 +208,10 @@ class UnitWorker {
     int h;              // query head
     std::int64_t lo;    // visible keys: [lo, hi)
     std::int64_t hi;
-    bool real;  // false for the lanes that pad a kv head's rows to whole vectors
-    bool done;  // block skipping: the unvisited keys are negligible for this row
+    float* lse;           // AttentionOptions::lse of the row, or null
+    double dropped_bias;  // the constant left out of the row's logits (Note [nearest-key frame])
+    bool real;            // false for the lanes that pad a kv head's rows to whole vectors
+    bool done;            // block skipping: the unvisited keys are negligible for this row
     SkipRow skip;
   };
 
@@ -261,10 +263,14 @@ class UnitWorker {
         row.i = i;
         row.h = h;
         row.real = true;
-        row.skip.pos = pr_.q_pos0 + i;
+        row.lse = pr_.lse == nullptr ? nullptr : pr_.lse + offset / D;
+        const std::int64_t pos = pr_.q_pos0 + i;
+        detail::visible_keys(pr_, pos, row.lo, row.hi);
+        // The row sits at its nearest visible key (Note [nearest-key frame]).
+        row.skip.pos = row.lo < row.hi ? detail::nearest_visible_key(pos, row.lo, row.hi) : pos;
+        row.dropped_bias = detail::dropped_bias(pr_.slopes[h], pos, row.lo, row.hi);
         row.skip.bk = b * pr_.num_kv_heads + kv_head;
         row.skip.slope = pr_.slopes[h];
-        detail::visible_keys(pr_, row.skip.pos, row.lo, row.hi);
         neg_slope_.data()[r] = -pr_.slopes[h];
         const float* q = pr_.q + offset;
         const float scale = pr_.scale;  // a local: the stores through qt_lane could alias a member
@@ -771,7 +777,13 @@ class UnitWorker {
         O::store_partial(row.out + d, y, pr_.head_dim - d);
         bad = O::add(bad, O::mul(y, O::zero()));
       }
-      if (O::reduce_add(bad) != 0.0f) recompute_row_exactly(pr_, kv_, row.b, row.i, row.h, row.lo, row.hi, row.out);
+      if (O::reduce_add(bad) != 0.0f) {
+        recompute_row_exactly(pr_, kv_, row.b, row.i, row.h, row.lo, row.hi, row.out, row.lse);
+      } else if (row.lse != nullptr) {
+        *row.lse = sum == 0.0f ? -HUGE_VALF
+                               : static_cast<float>(static_cast<double>(max_.data()[r]) +
+                                                    std::log(static_cast<double>(sum)) + row.dropped_bias);
+      }
     }
   }
 
