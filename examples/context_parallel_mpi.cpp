@@ -2,28 +2,32 @@
 // the K/V shards travel around a ring of ranks, and every rank computes the partial attention of its query
 // rows against each shard that visits it - placed in the sequence with AttentionOptions::q_pos0 and
 // kv_pos0, so the ALiBi bias and the causal mask use absolute positions - and folds it into its result with
-// alibi::merge_partials, using the log-sum-exp of each partial (AttentionOptions::lse). No rank ever stores
-// the whole K/V, so the sequence can be P times longer than one machine could hold.
+// alibi::merge_partials, using the log-sum-exp of each partial (AttentionOptions::lse). A rank stores only
+// its 1/P of the K/V (plus the shard in transit), so the sequence can be P times longer than one process
+// could hold, and P processes on P cores or machines share the work.
 //
-// Each ring step posts the transfer of the next shard (MPI_Irecv from rank r-1 into a spare buffer, MPI_Isend
-// of the current shard to rank r+1) before computing on the current one, so the transfer overlaps the
-// compute (two ring buffers alternate).
+// Each ring step posts the transfer of the next shard (MPI_Irecv from rank r-1 into a spare buffer,
+// MPI_Isend of the current shard to rank r+1) before computing on the current one, so the transfer overlaps
+// the compute (two ring buffers alternate).
 //
 // Layouts of the sequence over the ranks:
-//   contiguous  rank r holds tokens [r N/P, (r+1) N/P). Under the causal mask the last rank's queries see
-//               2P-1 times as many keys as the first rank's, so the slowest rank sets the pace.
-//   zigzag      (default) 2P chunks, rank r holds chunks r and 2P-1-r: an early and a late chunk, so every
-//               rank has the same causal work.
-// A (query chunk, key chunk) pair whose keys all lie after all its queries is skipped under the causal mask.
+//   contiguous  rank r holds tokens [r N/P, (r+1) N/P).
+//   zigzag      (default) 2P chunks, rank r holds chunks r and 2P-1-r, an early and a late one: under the
+//               causal mask each rank then sees the same number of (query, key) pairs, where contiguous
+//               gives the last rank 2P-1 times the first rank's. (ALiBi's block skipping makes the work
+//               per query nearly constant beyond the heads' reach, so on long sequences the two are close.)
+// A (query chunk, key chunk) pair whose keys all lie after its queries is skipped under the causal mask, and
+// keys too far from a query to matter are never handed to attention (Note [one call per head]).
 //
 // --check gathers the output on rank 0 and compares it with one alibi::attention call over the whole
 // sequence (max |difference| <= 2e-6 x max |out|; the log-sum-exp too). The exit status is 1 on a mismatch.
 //
 //   mpirun -np P alibi_context_parallel_mpi [--tokens N] [--heads H] [--kv-heads G] [--head-dim D]
-//       [--layout zigzag|contiguous] [--causal|--bidirectional] [--threads T] [--reps R] [--seed S] [--check]
+//       [--layout zigzag|contiguous] [--causal|--bidirectional] [--threads T] [--reps R] [--seed S]
+//       [--skip-tolerance X] [--check]
 //
-// Inputs are a hash of (seed, tensor, position), so every rank generates its own shard, and rank 0 the
-// whole sequence for --check, without communication.
+// Inputs are a hash of (seed, tensor, element index), so every rank generates its own shard, and rank 0
+// the whole sequence for --check, without communication.
 #include <mpi.h>
 
 #include <algorithm>
@@ -85,9 +89,12 @@ std::string parse_arguments(int argc, char** argv, Config& config) {
     long long value;
   };
   // Sizes stay within MPI's int counts: messages count rows of one token (at most 2 x tokens of them).
-  Integer integers[] = {{"--tokens", 1, 1LL << 29, config.tokens},  {"--heads", 1, 4096, config.heads},
-                        {"--kv-heads", 1, 4096, 0},                 {"--head-dim", 1, 4096, config.head_dim},
-                        {"--threads", 1, 1024, config.threads},     {"--reps", 1, 1000, config.reps},
+  Integer integers[] = {{"--tokens", 1, 1LL << 29, config.tokens},
+                        {"--heads", 1, 4096, config.heads},
+                        {"--kv-heads", 1, 4096, 0},
+                        {"--head-dim", 1, 4096, config.head_dim},
+                        {"--threads", 1, 1024, config.threads},
+                        {"--reps", 1, 1000, config.reps},
                         {"--seed", 0, std::numeric_limits<int>::max(), static_cast<long long>(config.seed)}};
   bool kv_heads_given = false;
   for (int i = 1; i < argc; ++i) {
@@ -103,7 +110,8 @@ std::string parse_arguments(int argc, char** argv, Config& config) {
       char* end = nullptr;
       const float value = std::strtof(argv[++i], &end);
       if (end == argv[i] || *end != '\0' || !(value >= 0.0f) || !std::isfinite(value))
-        return std::string("bad --skip-tolerance '") + argv[i] + "' (expected a finite number >= 0; 0 disables skipping)";
+        return std::string("bad --skip-tolerance '") + argv[i] +
+               "' (expected a finite number >= 0; 0 disables skipping)";
       config.skip_tolerance = value;
     } else if (arg == "--layout") {
       if (i + 1 >= argc) return "--layout needs a value (zigzag or contiguous)";
@@ -150,7 +158,9 @@ std::uint64_t mix(std::uint64_t x) {  // splitmix64's finaliser
   x *= 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
 }
-std::uint64_t tensor_base(std::uint64_t seed, int tensor) { return mix(seed * 3 + static_cast<std::uint64_t>(tensor) + 1); }
+std::uint64_t tensor_base(std::uint64_t seed, int tensor) {
+  return mix(seed * 3 + static_cast<std::uint64_t>(tensor) + 1);
+}
 float input_value(std::uint64_t base, std::int64_t index) {
   return static_cast<float>(mix(base + static_cast<std::uint64_t>(index)) >> 40) * 0x1p-23f - 1.0f;
 }
@@ -188,7 +198,9 @@ std::int64_t rows_of(const std::vector<Chunk>& chunks) {
   return rows;
 }
 
-std::size_t size(std::int64_t count) { return static_cast<std::size_t>(count); }
+std::size_t size(std::int64_t count) {
+  return static_cast<std::size_t>(count);
+}
 
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
@@ -196,33 +208,38 @@ double median(std::vector<double> values) {
   return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
-double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
+double mib(double bytes) {
+  return bytes / (1024.0 * 1024.0);
+}
 
 // What one ring-attention call cost this rank.
 struct CallStats {
   double compute_seconds = 0.0;  // attention, merging and repacking
   double wait_seconds = 0.0;     // blocked in MPI_Waitall: transfer time the compute did not hide
-  std::int64_t calls = 0;        // alibi::attention calls (one per head and (query chunk, key chunk) pair)
-  std::int64_t rows = 0;         // query rows x heads x visible key chunks
-  std::int64_t rows_computed = 0;  // ... of which attention computed (the rest were provably negligible)
+  long long calls = 0;           // alibi::attention calls
+  double far = 0.0;              // (query, key, head) triples of the query chunks with the chunks apart from them
+  double far_computed = 0.0;     // ... of which attention was called on (the rest were provably negligible)
 };
 
-// Note [one call per head]: ALiBi heads reach very different distances: with 8 heads, head 0 (slope 1/2)
-// gives a key 64 positions back a weight e^-32 relative to the nearest one, head 7 (slope 1/256) still
-// e^-0.25. So a K/V shard far in a query's past matters for the last heads only - and within one call,
-// block skipping cannot see that: it measures what it could drop against the largest term *of that call*,
-// which for a far shard is itself tiny, so it computes a full band of the shard for every head. One call
-// over the whole sequence skips such keys outright; a ring that called attention per shard for all heads at
-// once would do several times its work (at 16384 tokens on two ranks, each rank about 1.3x the work of the
-// single call).
+// Note [one call per head]: ALiBi heads reach very different distances. With 8 heads, head 0 (slope 1/2)
+// weights a key 64 positions back e^-32 relative to the nearest one, head 7 (slope 1/256) still e^-0.25:
+// a K/V shard far in a query's past matters for the last heads only, and for no head beyond some distance.
+// One call over the whole sequence skips such keys (block skipping). A call over one shard cannot: it
+// measures what it may drop against the largest term *of that call*, which for a far shard is itself tiny,
+// so it computes a band of the shard for every head and every query. Calling attention per shard for all
+// heads at once, the busier of two ranks had as much work as one process with the whole sequence (16384
+// tokens, 8 heads, causal: 1.10 s against 1.14 s).
 //
-// So the ring calls attention per head (everything a rank stores is head-major, so one head's rows are
-// contiguous), and before each call over a shard that does not overlap the query chunk it bounds, per
-// query row, the mass those keys can add (Cauchy-Schwarz on q.k, geometric series on the bias):
-//   sum_j e^{logit_j} <= e^{|scale q| max|k| - m d0} / (1 - e^{-m}),   d0 = distance to the nearest key,
-// and leaves out the rows where that is below skip_tolerance x the mass the row already has (its lse so far:
-// the query chunk's own keys come first). The calls then cover only the query rows a shard can affect.
-// With --skip-tolerance 0 nothing is left out and no call skips: the exact dense computation.
+// So the ring calls attention per head (a rank stores everything head-major, so one head's rows are
+// contiguous) and, for a key chunk apart from the query chunk, bounds per query row i the mass of the keys
+// at distance >= d (Cauchy-Schwarz on q.k, a geometric series for the bias -m d):
+//   sum e^{logit} <= e^{|scale q_i| max|k| - m d} / (1 - e^{-m}),
+// which is below skip_tolerance x the mass row i already has (e^lse, its own chunk's keys come first) for
+// every d >= reach_i. Per block of kRowBlock query rows, attention gets only the keys some row of the block
+// reaches, and no call at all when none does. What is left out is provably below skip_tolerance relative
+// to the row's mass, the kernel's own criterion (up to summing over the pieces). --skip-tolerance 0 turns
+// this and the kernel's skipping off: the dense computation.
+constexpr std::int64_t kRowBlock = 512;  // query rows per call over keys apart from them
 
 int run(const Config& config, int rank, int ranks) {
   const MPI_Comm comm = MPI_COMM_WORLD;
@@ -267,7 +284,7 @@ int run(const Config& config, int rank, int ranks) {
   std::vector<float> q_heads(q.size()), q_norms(size(rows * heads)), out_heads(q.size()), lse_heads(size(rows * heads));
   std::vector<float> out(q.size()), lse(size(rows * heads));
   std::vector<float> partial_out(size(max_chunk * head_dim)), partial_lse(size(max_chunk));
-  std::vector<float> key_norms(size(max_rows * kv_heads));
+  std::vector<float> key_norms(size(max_rows * kv_heads)), chunk_key_max;
 
   MPI_Datatype kv_token, q_token, lse_token;  // counting units: one token of k (or v), of q/out, of lse
   MPI_Type_contiguous(static_cast<int>(kv_width), MPI_FLOAT, &kv_token);
@@ -313,8 +330,8 @@ int run(const Config& config, int rank, int ranks) {
         incoming = ring[size(step % 2)].data();
         MPI_Irecv(incoming, static_cast<int>(2 * rows_of(chunks[size(next_origin)])), kv_token,
                   (rank - 1 + ranks) % ranks, 0, comm, &requests[0]);
-        MPI_Isend(current, static_cast<int>(2 * rows_of(chunks[size(origin)])), kv_token, (rank + 1) % ranks, 0,
-                  comm, &requests[1]);
+        MPI_Isend(current, static_cast<int>(2 * rows_of(chunks[size(origin)])), kv_token, (rank + 1) % ranks, 0, comm,
+                  &requests[1]);
       }
       const std::vector<Chunk>& visiting = chunks[size(origin)];
       const std::int64_t visiting_rows = rows_of(visiting);
@@ -324,6 +341,14 @@ int run(const Config& config, int rank, int ranks) {
       norm_shape.head_dim = head_dim;
       for (int g = 0; g < kv_heads; ++g)
         alibi::key_norms(current + g * visiting_rows * head_dim, norm_shape, &key_norms[size(g * visiting_rows)]);
+      chunk_key_max.assign(visiting.size() * size(kv_heads), 0.0f);  // per visiting chunk and kv head
+      for (int g = 0; g < kv_heads; ++g)
+        for (std::size_t c = 0, offset = 0; c < visiting.size(); offset += size(visiting[c].len), ++c)
+          for (std::int64_t j = 0; j < visiting[c].len; ++j) {
+            float& k_max = chunk_key_max[c * size(kv_heads) + size(g)];
+            const float norm = key_norms[size(g * visiting_rows) + offset + size(j)];
+            k_max = std::isnan(norm) ? INFINITY : std::max(k_max, norm);  // NaN: no bound
+          }
 
       for (std::size_t qi = 0; qi < mine.size(); ++qi) {
         const Chunk& qc = mine[qi];
@@ -343,50 +368,63 @@ int run(const Config& config, int rank, int ranks) {
           std::int64_t k_offset = 0;
           for (std::size_t i = 0; i < ki; ++i) k_offset += visiting[i].len;
           const bool apart = kc.end() <= qc.begin || kc.begin >= qc.end();
+          const bool past = kc.end() <= qc.begin;
           for (int h = 0; h < heads; ++h) {
             const int g = h / group;
             float* acc_out = &out_heads[size((h * rows + offsets[qi]) * head_dim)];
             float* acc_lse = &lse_heads[size(h * rows + offsets[qi])];
-            stats.rows += qc.len;
-            // Rows [first, last) of the chunk that these keys can affect (Note [one call per head]).
-            std::int64_t first = 0, last = qc.len;
-            const double m = slopes[size(h)];
-            if (written[qi] != 0 && apart && log_tolerance > -HUGE_VAL && m > 0.0) {
-              float k_max = 0.0f;
-              for (std::int64_t j = 0; j < kc.len; ++j)
-                k_max = std::max(k_max, key_norms[size(g * visiting_rows + k_offset + j)]);
-              const double log_series = -std::log(-std::expm1(-m));  // log of 1 / (1 - e^-m)
-              first = qc.len;
-              last = 0;
-              for (std::int64_t i = 0; i < qc.len; ++i) {
-                const std::int64_t p = qc.begin + i, d0 = kc.begin > p ? kc.begin - p : p - (kc.end() - 1);
-                const double bound =
-                    double{q_norms[size(h * rows + offsets[qi] + i)]} * k_max - m * static_cast<double>(d0) + log_series;
-                if (!(bound <= log_tolerance + acc_lse[i])) {  // NaN or inf anywhere: keep the row
-                  first = std::min(first, i);
-                  last = i + 1;
-                }
-              }
-              if (first >= last) continue;
-            }
-            stats.rows_computed += last - first;
-            ++stats.calls;
-            shape.q_len = last - first;
-            shape.kv_len = kc.len;
-            options.q_pos0 = qc.begin + first;
-            options.kv_pos0 = kc.begin;
             options.slopes = &slopes[size(h)];
-            options.key_norms = &key_norms[size(g * visiting_rows + k_offset)];
-            // The chunk's first partial goes straight into its accumulator; later ones are merged into it.
-            const bool direct = written[qi] == 0;
-            options.lse = direct ? acc_lse : partial_lse.data();
-            alibi::attention(&q_heads[size((h * rows + offsets[qi] + first) * head_dim)],
-                             current + (g * visiting_rows + k_offset) * head_dim,
-                             current + ((kv_heads + g) * visiting_rows + k_offset) * head_dim,
-                             direct ? acc_out : partial_out.data(), shape, options);
-            if (!direct)
-              alibi::merge_partials(acc_out + first * head_dim, acc_lse + first, partial_out.data(), partial_lse.data(),
-                                    acc_out + first * head_dim, acc_lse + first, last - first, head_dim);
+            // Attention of the chunk's rows [r0, r1) to its keys [j0, j1) (absolute positions), into the chunk's
+            // accumulator: its first partial directly, later ones merged in.
+            const auto attend = [&](std::int64_t r0, std::int64_t r1, std::int64_t j0, std::int64_t j1) {
+              const bool direct = written[qi] == 0;
+              const std::int64_t key = g * visiting_rows + k_offset + (j0 - kc.begin);  // key row in the shard
+              shape.q_len = r1 - r0;
+              shape.kv_len = j1 - j0;
+              options.q_pos0 = qc.begin + r0;
+              options.kv_pos0 = j0;
+              options.key_norms = &key_norms[size(key)];
+              options.lse = direct ? acc_lse + r0 : partial_lse.data();
+              alibi::attention(&q_heads[size((h * rows + offsets[qi] + r0) * head_dim)], current + key * head_dim,
+                               current + (kv_heads * visiting_rows + key) * head_dim,
+                               direct ? acc_out + r0 * head_dim : partial_out.data(), shape, options);
+              if (!direct)
+                alibi::merge_partials(acc_out + r0 * head_dim, acc_lse + r0, partial_out.data(), partial_lse.data(),
+                                      acc_out + r0 * head_dim, acc_lse + r0, r1 - r0, head_dim);
+              ++stats.calls;
+              if (apart) stats.far_computed += static_cast<double>(r1 - r0) * static_cast<double>(j1 - j0);
+            };
+            const double m = slopes[size(h)];
+            if (apart) stats.far += static_cast<double>(qc.len) * static_cast<double>(kc.len);
+            if (written[qi] == 0 || !apart || log_tolerance == -HUGE_VAL || !(m > 0.0)) {
+              attend(0, qc.len, kc.begin, kc.end());
+              continue;
+            }
+            // Keys at distance >= reach from row i carry at most skip_tolerance x the row's mass so far (Note
+            // [one call per head]): per block of rows, only the keys some row of the block can reach.
+            const double k_max = chunk_key_max[ki * size(kv_heads) + size(g)];
+            const double log_series = -std::log(-std::expm1(-m));  // log of 1 / (1 - e^-m)
+            for (std::int64_t r0 = 0; r0 < qc.len; r0 += kRowBlock) {
+              const std::int64_t r1 = std::min(qc.len, r0 + kRowBlock);
+              double j0 = static_cast<double>(kc.end()), j1 = static_cast<double>(kc.begin);  // reached keys
+              for (std::int64_t i = r0; i < r1; ++i) {
+                double reach = (double{q_norms[size(h * rows + offsets[qi] + i)]} * k_max + log_series - log_tolerance -
+                                acc_lse[i]) /
+                               m;
+                if (!(reach < 1e18)) reach = 1e18;  // NaN or inf anywhere: every key
+                const double p = static_cast<double>(qc.begin + i);
+                // Keys at distance <= floor(reach) stay: what is left out is at distance > reach.
+                if (past)
+                  j0 = std::min(j0, p - std::floor(reach));
+                else
+                  j1 = std::max(j1, p + std::floor(reach) + 1.0);
+              }
+              const std::int64_t key_begin =
+                  past ? static_cast<std::int64_t>(std::max(j0, static_cast<double>(kc.begin))) : kc.begin;
+              const std::int64_t key_end =
+                  past ? kc.end() : static_cast<std::int64_t>(std::min(j1, static_cast<double>(kc.end())));
+              if (key_begin < key_end) attend(r0, r1, key_begin, key_end);
+            }
           }
           written[qi] = 1;
           int done = 0;  // let MPI progress the transfer between pieces of work
@@ -434,8 +472,10 @@ int run(const Config& config, int rank, int ranks) {
   MPI_Reduce(&my_compute, &compute_min, 1, MPI_DOUBLE, MPI_MIN, 0, comm);
   MPI_Reduce(&my_compute, &compute_max, 1, MPI_DOUBLE, MPI_MAX, 0, comm);
   MPI_Reduce(&my_wait, &wait_max, 1, MPI_DOUBLE, MPI_MAX, 0, comm);
-  long long counts[3] = {last_stats.calls, last_stats.rows, last_stats.rows_computed}, totals[3] = {0, 0, 0};
-  MPI_Reduce(counts, totals, 3, MPI_LONG_LONG, MPI_SUM, 0, comm);
+  long long calls = 0;
+  double far[2] = {last_stats.far, last_stats.far_computed}, far_total[2] = {0.0, 0.0};
+  MPI_Reduce(&last_stats.calls, &calls, 1, MPI_LONG_LONG, MPI_SUM, 0, comm);
+  MPI_Reduce(far, far_total, 2, MPI_DOUBLE, MPI_SUM, 0, comm);
 
   const double kv_token_bytes = 2.0 * static_cast<double>(kv_width) * sizeof(float);  // k and v
   if (rank == 0) {
@@ -454,9 +494,9 @@ int run(const Config& config, int rank, int ranks) {
                 static_cast<double>(config.tokens) / call);
     std::printf(
         "per rank: compute %.1f - %.1f ms, waiting for K/V at most %.2f ms; %lld attention calls in all, "
-        "%.1f%% of the (query row, head, key chunk) pieces left out as negligible\n",
-        compute_min * 1e3, compute_max * 1e3, wait_max * 1e3, totals[0],
-        totals[1] > 0 ? 100.0 * static_cast<double>(totals[1] - totals[2]) / static_cast<double>(totals[1]) : 0.0);
+        "%.1f%% of the (query, key) pairs in chunks apart left out as negligible\n",
+        compute_min * 1e3, compute_max * 1e3, wait_max * 1e3, calls,
+        far_total[0] > 0.0 ? 100.0 * (far_total[0] - far_total[1]) / far_total[0] : 0.0);
   }
 
   int status = 0;
@@ -472,8 +512,8 @@ int run(const Config& config, int rank, int ranks) {
       all_out.resize(size(config.tokens * q_width));
       all_lse.resize(size(config.tokens * heads));
     }
-    MPI_Gatherv(out.data(), static_cast<int>(rows), q_token, all_out.data(), token_counts.data(),
-                displacements.data(), q_token, 0, comm);
+    MPI_Gatherv(out.data(), static_cast<int>(rows), q_token, all_out.data(), token_counts.data(), displacements.data(),
+                q_token, 0, comm);
     MPI_Gatherv(lse.data(), static_cast<int>(rows), lse_token, all_lse.data(), token_counts.data(),
                 displacements.data(), lse_token, 0, comm);
     if (rank == 0) {
@@ -514,11 +554,14 @@ int run(const Config& config, int rank, int ranks) {
             }
           }
       }
-      const double tolerance = 2e-6 * max_out, lse_tolerance = 1e-5;
+      // Each piece may drop up to skip_tolerance of a row's mass, here and in the single call: looser
+      // tolerances than the default need a looser check.
+      const double drop = 4.0 * ranks * double{config.skip_tolerance};
+      const double tolerance = std::max(2e-6, drop) * max_out, lse_tolerance = std::max(1e-5, drop);
       const bool ok = max_difference <= tolerance && max_lse_difference <= lse_tolerance;
       std::printf(
           "check against one call over the sequence: max |difference| %.3g (max |out| %.3g, tolerance %.3g), "
-          "log-sum-exp max relative difference %.3g (tolerance %.0e) %s\n",
+          "log-sum-exp max relative difference %.3g (tolerance %.3g) %s\n",
           max_difference, max_out, tolerance, max_lse_difference, lse_tolerance, ok ? "OK" : "MISMATCH");
       status = ok ? 0 : 1;
     }
