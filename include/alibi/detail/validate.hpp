@@ -98,6 +98,19 @@ Problem validate_attention(const float* q, const KV* k, const KV* v, float* out,
     require(!(reads_kv && overlaps(options.lse, lse_bytes, v, kv_bytes)), fn, "lse", "must not overlap v");
   }
 
+  // The written arrays must not overlap the per-head and per-key inputs either: the kernel reads slopes
+  // and key_norms while it writes out and lse.
+  const std::int64_t slope_bytes =
+      static_cast<std::int64_t>(shape.num_heads) * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t norm_bytes = kv_count / shape.head_dim * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t lse_bytes = options.lse != nullptr ? rows * static_cast<std::int64_t>(sizeof(float)) : 0;
+  require(!overlaps(out, q_bytes, options.slopes, slope_bytes), fn, "out", "must not overlap slopes");
+  require(!overlaps(options.lse, lse_bytes, options.slopes, slope_bytes), fn, "lse", "must not overlap slopes");
+  require(!(reads_kv && overlaps(out, q_bytes, options.key_norms, norm_bytes)), fn, "out",
+          "must not overlap key_norms");
+  require(!(reads_kv && overlaps(options.lse, lse_bytes, options.key_norms, norm_bytes)), fn, "lse",
+          "must not overlap key_norms");
+
   const float* slopes = options.slopes;
   if (slopes != nullptr) {
     for (int h = 0; h < shape.num_heads; ++h)
