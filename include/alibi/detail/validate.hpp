@@ -43,7 +43,7 @@ template <class KV>
 Problem validate_attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
                            const AttentionOptions& options, Buffer<float>& default_slopes) {
   const char* fn = "attention";
-  auto str = [](auto x) { return std::to_string(x); };
+  auto str = [](long long x) { return int_text(x); };
   require(shape.batch >= 0, fn, "batch", "must be >= 0, got " + str(shape.batch));
   require(shape.q_len >= 0, fn, "q_len", "must be >= 0, got " + str(shape.q_len));
   require(shape.kv_len >= 0, fn, "kv_len", "must be >= 0, got " + str(shape.kv_len));
@@ -151,8 +151,8 @@ Problem validate_attention(const float* q, const KV* k, const KV* v, float* out,
 inline void validate_merge(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b,
                            const float* out, const float* lse, std::int64_t rows, int head_dim) {
   const char* fn = "merge_partials";
-  require(rows >= 0, fn, "rows", "must be >= 0, got " + std::to_string(rows));
-  require(head_dim > 0, fn, "head_dim", "must be >= 1, got " + std::to_string(head_dim));
+  require(rows >= 0, fn, "rows", "must be >= 0, got " + int_text(rows));
+  require(head_dim > 0, fn, "head_dim", "must be >= 1, got " + int_text(head_dim));
   const std::int64_t count = checked_mul(rows, head_dim, fn, "rows * head_dim");
   if (rows == 0) return;
   require(out_a != nullptr, fn, "out_a", "must not be null when rows > 0");
