@@ -90,20 +90,18 @@ Problem validate_attention(const float* q, const KV* k, const KV* v, float* out,
   require(!overlaps(out, q_bytes, q, q_bytes), fn, "out", "must not overlap q");
   require(!(reads_kv && overlaps(out, q_bytes, k, kv_bytes)), fn, "out", "must not overlap k");
   require(!(reads_kv && overlaps(out, q_bytes, v, kv_bytes)), fn, "out", "must not overlap v");
-  if (options.lse != nullptr) {
-    const std::int64_t lse_bytes = rows * static_cast<std::int64_t>(sizeof(float));
-    require(!overlaps(options.lse, lse_bytes, q, q_bytes), fn, "lse", "must not overlap q");
-    require(!overlaps(options.lse, lse_bytes, out, q_bytes), fn, "lse", "must not overlap out");
-    require(!(reads_kv && overlaps(options.lse, lse_bytes, k, kv_bytes)), fn, "lse", "must not overlap k");
-    require(!(reads_kv && overlaps(options.lse, lse_bytes, v, kv_bytes)), fn, "lse", "must not overlap v");
-  }
+  // lse, when given (overlaps() is false for a null pointer): against every tensor.
+  const std::int64_t lse_bytes = rows * static_cast<std::int64_t>(sizeof(float));
+  require(!overlaps(options.lse, lse_bytes, q, q_bytes), fn, "lse", "must not overlap q");
+  require(!overlaps(options.lse, lse_bytes, out, q_bytes), fn, "lse", "must not overlap out");
+  require(!(reads_kv && overlaps(options.lse, lse_bytes, k, kv_bytes)), fn, "lse", "must not overlap k");
+  require(!(reads_kv && overlaps(options.lse, lse_bytes, v, kv_bytes)), fn, "lse", "must not overlap v");
 
   // The written arrays must not overlap the per-head and per-key inputs either: the kernel reads slopes
   // and key_norms while it writes out and lse.
   const std::int64_t slope_bytes =
       static_cast<std::int64_t>(shape.num_heads) * static_cast<std::int64_t>(sizeof(float));
   const std::int64_t norm_bytes = kv_count / shape.head_dim * static_cast<std::int64_t>(sizeof(float));
-  const std::int64_t lse_bytes = options.lse != nullptr ? rows * static_cast<std::int64_t>(sizeof(float)) : 0;
   require(!overlaps(out, q_bytes, options.slopes, slope_bytes), fn, "out", "must not overlap slopes");
   require(!overlaps(options.lse, lse_bytes, options.slopes, slope_bytes), fn, "lse", "must not overlap slopes");
   require(!(reads_kv && overlaps(out, q_bytes, options.key_norms, norm_bytes)), fn, "out",
