@@ -446,20 +446,23 @@ class UnitWorker {
     // Keys go in groups of kGroup per head: each query vector (Q.K) and output vector (P.V) loaded from L1
     // serves kGroup keys, and the group's independent FMA chains interleave.
     constexpr int kGroup = O::registers >= 32 ? 4 : 2;
-    const std::int64_t key_stride = kv_.key_stride();
+    // Each key of a group through its own pointer: keys are consecutive rows only within one page.
+    const KV* keys[kGroup];
     with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
       constexpr int R = decltype(n)::value;
       for (int j = first; j < last; j += kGroup) {
         for (int t = j - first; t < j - first + kGroup && t < ahead_keys; ++t) kv_.prefetch_keys(ahead0 + t, heads);
-        const KV* key = kv_.bound_key(0, j0 + j);
+        for (int t = 0; t < kGroup && j + t < last; ++t) keys[t] = kv_.bound_key(0, j0 + j + t);
         for (int hh = 0; hh < heads; ++hh) {
           const StreamHead& sh = head[hh];
           const int ja = std::max(j, sh.ja), jb = std::min(j + kGroup, sh.jb);  // this head's keys of the group
           if (ja >= jb) continue;
+          const KV* head_keys[kGroup];
+          for (int t = 0; t < jb - ja; ++t) head_keys[t] = keys[ja - j + t] + hh * dim;
           vec dots[kGroup];
           with_count<kGroup>(jb - ja, [&](auto m) {
-            stream_dots<R, decltype(m)::value>(qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim,
-                                               key + (ja - j) * key_stride + hh * dim, key_stride, dots);
+            stream_dots<R, decltype(m)::value>(qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim, head_keys,
+                                               dots);
           });
           vec overflow = O::load(stream_overflow_.data() + hh * W);
           vec block_max = O::load(stream_max_.data() + hh * W);
@@ -486,7 +489,8 @@ class UnitWorker {
       constexpr int R = decltype(n)::value;
       for (int j = first; j < last; j += kGroup) {
         for (int t = j - first; t < j - first + kGroup && t < ahead_keys; ++t) kv_.prefetch_values(ahead0 + t, heads);
-        const KV* value = kv_.bound_value(0, j0 + j);
+        const KV* values[kGroup];
+        for (int t = 0; t < kGroup && j + t < last; ++t) values[t] = kv_.bound_value(0, j0 + j + t);
         for (int hh = 0; hh < heads; ++hh) {
           const StreamHead& sh = head[hh];
           const int r0 = hh * head_rows_;
@@ -494,16 +498,18 @@ class UnitWorker {
           if (sh.same_keys) {
             const int ja = std::max(j, sh.ja), jb = std::min(j + kGroup, sh.jb);
             if (ja >= jb) continue;
+            const KV* head_values[kGroup];
+            for (int t = 0; t < jb - ja; ++t) head_values[t] = values[ja - j + t] + hh * dim;
             with_count<kGroup>(jb - ja, [&](auto m) {
-              stream_pv_keys<R, decltype(m)::value>(o_.data() + r0 * dim_pad_, p + ja * head_rows_,
-                                                    value + (ja - j) * key_stride + hh * dim, key_stride);
+              stream_pv_keys<R, decltype(m)::value>(o_.data() + r0 * dim_pad_, p + ja * head_rows_, head_values);
             });
           } else {
             for (int l = 0; l < R; ++l) {
               const int ja = std::max(j, lo_.data()[r0 + l]), jb = std::min(j + kGroup, hi_.data()[r0 + l]);
-              for (int jj = ja; jj < jb; ++jj)
-                stream_pv_keys<1, 1>(o_.data() + (r0 + l) * dim_pad_, p + jj * head_rows_ + l,
-                                     value + (jj - j) * key_stride + hh * dim, key_stride);
+              for (int jj = ja; jj < jb; ++jj) {
+                const KV* value = values[jj - j] + hh * dim;
+                stream_pv_keys<1, 1>(o_.data() + (r0 + l) * dim_pad_, p + jj * head_rows_ + l, &value);
+              }
             }
           }
         }
@@ -512,10 +518,10 @@ class UnitWorker {
     for (int t = last - first; t < ahead_keys; ++t) kv_.prefetch_values(ahead0 + t, heads);
   }
 
-  // For G consecutive keys g (key + g * key_stride): dots[g] lanes [0, R) = Qs[r] . key_g for the R query
-  // rows at qs (head_dim floats apart); the other lanes 0.
+  // For G keys g (key[g]): dots[g] lanes [0, R) = Qs[r] . key_g for the R query rows at qs (head_dim
+  // floats apart); the other lanes 0.
   template <int R, int G>
-  ALIBI_ALWAYS_INLINE void stream_dots(const float* qs, const KV* key, std::int64_t key_stride, vec* dots) {
+  ALIBI_ALWAYS_INLINE void stream_dots(const float* qs, const KV* const* key, vec* dots) {
     using E = Elements<Isa, KV>;
     const int dim = pr_.head_dim;
     vec acc[G][R];
@@ -534,7 +540,7 @@ class UnitWorker {
       }
 #pragma GCC unroll 4
       for (int g = 0; g < G; ++g) {
-        const vec x = E::load(key + g * key_stride + d);
+        const vec x = E::load(key[g] + d);
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) acc[g][r] = O::fma(q[r], x, acc[g][r]);
       }
@@ -542,7 +548,7 @@ class UnitWorker {
     if (d < dim) {
 #pragma GCC unroll 4
       for (int g = 0; g < G; ++g) {
-        const vec x = E::load_partial(key + g * key_stride + d, dim - d);
+        const vec x = E::load_partial(key[g] + d, dim - d);
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) acc[g][r] = O::fma(O::load_partial(qs + r * dim + d, dim - d), x, acc[g][r]);
       }
@@ -561,9 +567,9 @@ class UnitWorker {
   }
 
   // o[r] += sum_g p[g * head_rows_ + r] * value_g for NR rows (output rows dim_pad_ floats apart) and G
-  // consecutive value rows (value + g * value_stride), in key order.
+  // value rows (value[g]), in key order.
   template <int NR, int G>
-  ALIBI_ALWAYS_INLINE void stream_pv_keys(float* o, const float* p, const KV* value, std::int64_t value_stride) {
+  ALIBI_ALWAYS_INLINE void stream_pv_keys(float* o, const float* p, const KV* const* value) {
     using E = Elements<Isa, KV>;
     const int dim = pr_.head_dim;
     vec weight[G][NR];
@@ -578,7 +584,7 @@ class UnitWorker {
       for (int r = 0; r < NR; ++r) acc[r] = O::load(o + r * dim_pad_ + d);
 #pragma GCC unroll 4
       for (int g = 0; g < G; ++g) {
-        const vec x = E::load(value + g * value_stride + d);
+        const vec x = E::load(value[g] + d);
 #pragma GCC unroll 4
         for (int r = 0; r < NR; ++r) acc[r] = O::fma(weight[g][r], x, acc[r]);
       }
@@ -591,7 +597,7 @@ class UnitWorker {
       for (int r = 0; r < NR; ++r) acc[r] = O::load(o + r * dim_pad_ + d);
 #pragma GCC unroll 4
       for (int g = 0; g < G; ++g) {
-        const vec x = E::load_partial(value + g * value_stride + d, dim - d);
+        const vec x = E::load_partial(value[g] + d, dim - d);
 #pragma GCC unroll 4
         for (int r = 0; r < NR; ++r) acc[r] = O::fma(weight[g][r], x, acc[r]);
       }
