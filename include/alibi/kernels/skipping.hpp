@@ -78,8 +78,8 @@ class KeyNormBounds {
                                                pr.head_dim);
               computed_[static_cast<std::size_t>(key_row * heads_ + kv_head)] = bound;
             }
-            float& slot = table_[table_index(0, b * heads_ + kv_head, blk)];
-            slot = larger(slot, bound);
+            float& entry = table_[table_index(0, b * heads_ + kv_head, blk)];
+            entry = larger(entry, bound);
           }
         }
       };
