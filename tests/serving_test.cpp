@@ -843,10 +843,14 @@ ALIBI_ISA_TEST(PagedEqualsVarlenOnTheGatheredKeys) {
       for (alibi::Mask mask : {alibi::Mask::causal, alibi::Mask::bidirectional}) {
         b.options.mask = mask;
         b.options.window = mask == alibi::Mask::causal ? 0 : 50;
-        for (int setting = 0; setting < 3; ++setting) {  // no skipping; skipping without, with cached norms
-          b.options.skip_tolerance = setting == 0 ? 0.0f : alibi::AttentionOptions{}.skip_tolerance;
+        // No skipping; the default tolerance without and with cached norms; a tolerance of 0.2 with cached
+        // norms (skips far more, so a bound read from the wrong slot changes the bytes).
+        for (int setting = 0; setting < 4; ++setting) {
+          b.options.skip_tolerance = setting == 0   ? 0.0f
+                                     : setting == 3 ? 0.2f
+                                                    : alibi::AttentionOptions{}.skip_tolerance;
           {
-            const bool with_norms = setting == 2;
+            const bool with_norms = setting >= 2;
             const Output paged = run_paged<Isa>(b, cache, with_norms);
             const Output varlen = run_varlen<Isa>(b, t.k.data(), t.v.data(), with_norms ? norms.data() : nullptr);
             const std::string context = std::string("KV=") + kv_name(KV{}) + " page_size=" + std::to_string(page_size) +
@@ -858,6 +862,7 @@ ALIBI_ISA_TEST(PagedEqualsVarlenOnTheGatheredKeys) {
         }
       }
       // And the reference, once per page size (the gathered keys are b's keys now).
+      b.options.skip_tolerance = alibi::AttentionOptions{}.skip_tolerance;
       const Output paged = run_paged<Isa>(b, cache, true);
       const std::string failure = check_against_reference(paged, b);
       EXPECT_TRUE(failure.empty()) << "KV=" << kv_name(KV{}) << " page_size=" << page_size << " " << b.describe()
@@ -1129,6 +1134,42 @@ ALIBI_ISA_TEST(RejectsBadInputWithoutWriting) {
       both(b.seq_batch(), o, "kv_pos0", "kv_pos0 3");
       o.kv_pos0 = -1;
       both(b.seq_batch(), o, "kv_pos0", "kv_pos0 -1");
+    }
+    {  // q_offsets whose total overflows the q/out tensor (total_q * num_heads * head_dim)
+      std::vector<std::int64_t> offsets = b.q_offsets;
+      offsets.back() = kInt64Max / 2;
+      alibi::SeqBatch sb = b.seq_batch();
+      sb.q_offsets = offsets.data();
+      expect_rejected_guarding(
+          [&] { alibi::attention_varlen<Isa>(b.q.data(), t.k.data(), t.v.data(), out.data(), sb, with_lse); },
+          {"q_offsets", "total_q"}, {&out, &lse}, "varlen: total_q overflowing (" + name + ")");
+    }
+    {  // null q, out, k, v with rows and keys
+      alibi::SeqBatch sb = b.seq_batch();
+      expect_rejected_guarding(
+          [&] { alibi::attention_varlen<Isa>(nullptr, t.k.data(), t.v.data(), out.data(), sb, with_lse); }, {"q"},
+          {&out, &lse}, "varlen: null q (" + name + ")");
+      expect_rejected_guarding(
+          [&] { alibi::attention_varlen<Isa>(b.q.data(), t.k.data(), t.v.data(), nullptr, sb, with_lse); }, {"out"},
+          {&out, &lse}, "varlen: null out (" + name + ")");
+      expect_rejected_guarding(
+          [&] {
+            alibi::attention_varlen<Isa>(b.q.data(), static_cast<const KV*>(nullptr), t.v.data(), out.data(), sb,
+                                         with_lse);
+          },
+          {"k"}, {&out, &lse}, "varlen: null k (" + name + ")");
+      expect_rejected_guarding(
+          [&] {
+            alibi::attention_varlen<Isa>(b.q.data(), t.k.data(), static_cast<const KV*>(nullptr), out.data(), sb,
+                                         with_lse);
+          },
+          {"v"}, {&out, &lse}, "varlen: null v (" + name + ")");
+      alibi::PagedKV<KV> pk = cache.view();
+      pk.k_pages = nullptr;
+      paged_only(pk, with_lse, "k_pages", "null k_pages");
+      pk = cache.view();
+      pk.v_pages = nullptr;
+      paged_only(pk, with_lse, "v_pages", "null v_pages");
     }
     // The paged cache.
     {
