@@ -647,6 +647,7 @@ ALIBI_ISA_TEST(VarlenSequenceOrderAndCompanyDoNotMatter) {
     using KV = decltype(element);
     Batch b = base;
     b.options.num_threads = 3;
+    b.options.skip_tolerance = 1e-3f;  // skips enough that a decision made differently changes the bytes
     const KvTensors<KV> t = store_kv<KV>(b);
     const Output forward = run_varlen<Isa>(b, t.k.data(), t.v.data());
     // The same sequences in reverse order.
