@@ -192,7 +192,7 @@ void validate_seq_batch(const char* fn, const float* q, const KV* k, const KV* v
     reads_kv = reads_kv || (q_end > q_begin && kv_len > 0);
   }
   const std::int64_t total_q = n > 0 ? batch.q_offsets[n] : 0;
-  const std::int64_t q_count = checked_mul(checked_mul(total_q, batch.num_heads, fn, "total_q * num_heads"),
+  const std::int64_t q_count = checked_mul(checked_mul(total_q, batch.num_heads, fn, "q_offsets[num_seqs] * num_heads"),
                                            batch.head_dim, fn, "the q/out tensor (total_q * num_heads * head_dim)");
   const std::int64_t rows = total_q * batch.num_heads;  // q_count / head_dim: no overflow
 
