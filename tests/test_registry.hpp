@@ -39,6 +39,7 @@ extern const TestTable kSlopesBiasTests;
 extern const TestTable kConvertTests;
 extern const TestTable kKv16Tests;
 extern const TestTable kPartialTests;
+extern const TestTable kBackwardTests;
 
 template <class... Isas>
 struct IsaList {};
