@@ -4,7 +4,8 @@
 // bias, mask and window as the forward's contract states them; independent of the library), itself
 // checked against float64 central finite differences of L = sum(dout * out) on tiny shapes (q, k, v and
 // the slopes). The accuracy rule is the (FlashAttention-2's): for each gradient,
-//   max |library - float64| <= 3 max |naive fp32 - float64| + 1e-6 max |float64|,
+//   max |library - float64| <= 3 max |naive fp32 - float64| + 1e-6 max |float64|
+// (dslopes: + 2^-24 max_h sum_ij |dS_ij distance_ij|, one rounding of the sum's condition, see below),
 // the naive fp32 implementation being the same formulas, unfused (whole rows of S and P), in float; the
 // library's backward gets the library's own forward out and lse.
 #include <gtest/gtest.h>
@@ -86,6 +87,7 @@ alibi::AttentionShape shape_of(int batch, std::int64_t q_len, std::int64_t kv_le
 template <class R>
 struct Gradients {
   std::vector<R> out, dq, dk, dv, dslopes;
+  std::vector<R> dslopes_terms;  // per head: sum of |dS_ij * distance_ij|, the condition of dslopes' sum
 };
 
 template <class R>
@@ -105,6 +107,7 @@ Gradients<R> reference_gradients(const BackwardCase& c, const std::vector<R>& q,
   g.dk.assign(k.size(), R(0));
   g.dv.assign(v.size(), R(0));
   g.dslopes.assign(static_cast<std::size_t>(s.num_heads), R(0));
+  g.dslopes_terms.assign(static_cast<std::size_t>(s.num_heads), R(0));
   std::vector<R> logit(static_cast<std::size_t>(s.kv_len)), p(logit.size()), dist(logit.size());
   std::vector<char> seen(logit.size());
   for (std::int64_t b = 0; b < s.batch; ++b)
@@ -159,6 +162,7 @@ Gradients<R> reference_gradients(const BackwardCase& c, const std::vector<R>& q,
             g.dk[kd] += scale * ds * q[qd];
           }
           g.dslopes[static_cast<std::size_t>(h)] += ds * -dist[static_cast<std::size_t>(j)];
+          g.dslopes_terms[static_cast<std::size_t>(h)] += std::fabs(ds * dist[static_cast<std::size_t>(j)]);
         }
       }
   return g;
@@ -214,9 +218,9 @@ double max_error(const std::vector<T>& got, const std::vector<double>& ref) {
 
 // The accuracy rule for one gradient.
 void expect_gradient_within_rule(const char* name, const std::vector<float>& got, const std::vector<float>& naive,
-                                 const std::vector<double>& ref, const std::string& what) {
+                                 const std::vector<double>& ref, const std::string& what, double extra_floor = 0.0) {
   const double library_error = max_error(got, ref), naive_error = max_error(naive, ref);
-  const double allowed = 3.0 * naive_error + 1e-6 * max_abs(ref);
+  const double allowed = 3.0 * naive_error + 1e-6 * max_abs(ref) + extra_floor;
   EXPECT_LE(library_error, allowed) << what << ": " << name << " error " << library_error << ", naive fp32 error "
                                     << naive_error << ", max |ref| " << max_abs(ref);
 }
@@ -230,7 +234,11 @@ void expect_case_within_rule(const BackwardCase& c) {
   expect_gradient_within_rule("dq", lib.dq, naive.dq, ref.dq, what);
   expect_gradient_within_rule("dk", lib.dk, naive.dk, ref.dk, what);
   expect_gradient_within_rule("dv", lib.dv, naive.dv, ref.dv, what);
-  expect_gradient_within_rule("dslopes", lib.dslopes, naive.dslopes, ref.dslopes, what);
+  // dslopes: a handful of sums, each of terms that cancel (a covariance per row), so the naive version's
+  // largest error over them is sometimes far below its typical error; add one fp32 rounding of the sum of
+  // the terms' magnitudes (measured: a head whose two last rows contribute 71 and -58 to a total of 11).
+  expect_gradient_within_rule("dslopes", lib.dslopes, naive.dslopes, ref.dslopes, what,
+                              0x1p-24 * max_abs(ref.dslopes_terms));
 }
 
 // ---- tests

@@ -27,7 +27,7 @@ ALIBI_NAMESPACE_BEGIN
 namespace kernels {
 
 // Note [deterministic backward]: FlashAttention-2's backward, in two passes that never share a write.
-//   P_ij = exp(S_ij - lse_i) with S = scale q.k + bias recomputed, D_i = dO_i . O_i,
+//   P_ij = exp(S_ij - lse_i) with S = scale q.k + bias recomputed, D_i = dO_i . O_i = sum_j P_ij dO_i . v_j,
 //   dS_ij = P_ij (dO_i . v_j - D_i), dV_j = sum_i P_ij dO_i, dK_j = scale sum_i dS_ij q_i,
 //   dQ_i = scale sum_j dS_ij k_j, dm_h = sum_ij dS_ij * (-distance).
 // Pass 1 (key blocks): a unit is (batch, kv head, block of kBackwardKeys keys); it owns dK and dV of those
@@ -49,6 +49,20 @@ namespace kernels {
 // dS_ij * distance, and sum_j dS_ij = 0) that shared error dominates (measured: 7x the naive error of dm_h).
 // So a first pass sums exp(S - lse) over each row's visible keys in double and every P is multiplied by
 // the inverse of that sum: lse only keeps exp in range, and P is normalised to fp32 rounding.
+//
+// Note [centred distances]: sum_j dS_ij = 0 exactly, so any constant c_i may be added to the row's distances in
+// dm_h = sum_ij dS_ij * (-distance_ij). The backward's D_i comes from the forward's out, whose rounding differs
+// from the recomputed P's; D_i's error then enters dm_h multiplied by sum_j P_ij distance_ij, tens to thousands
+// (measured: up to 15x the naive error, which computes D_i from its own P). With c_i that P-weighted mean
+// distance (first pass, in double) that factor is zero: dm_h = -sum_i Cov_P(dP_i, distance_i). The same
+// argument covers the nearest-key frame: distances relative to the frame differ from the absolute ones by a
+// constant per row.
+//
+// Note [consistent D]: D_i = dO_i . O_i in exact arithmetic, but the forward's O was rounded along another
+// path (online softmax, its own P) than the recomputed P, and D_i's error then enters every dS_ij of the row
+// (measured: dk up to 4x, dm_h up to 11x the naive error, which takes D_i from its own P). So the first
+// pass computes D_i = sum_j P_ij (dO_i . v_j) from the very P and dO.v the later passes use, in double; then
+// sum_j dS_ij vanishes to rounding and `out` is only validated. It costs one more dot product per pair.
 //
 // Skipping: the backward computes every visible pair. The forward's lse leaves out the mass it skipped
 // (at most skip_tolerance of the row's largest term), so the recomputed P of the other keys is high by at
@@ -86,6 +100,7 @@ struct BackwardRow {
   float lse = 0.0f;             // lse - dropped constant
   float d = 0.0f;               // D_i = dO_i . O_i
   float norm = 1.0f;            // 1 / sum_j exp(S_ij - lse): Note [renormalised rows]
+  float center = 0.0f;          // sum_j P_ij distance_ij: Note [centred distances]
 };
 
 template <class Isa>
@@ -93,9 +108,10 @@ struct BackwardContext {
   const detail::Problem& pr;
   const float* lse;
   const float* dout;
-  const float* d_rows;  // D_i per (batch, row, head)
-  const float* norms;   // BackwardRow::norm per (batch, row, head); null while they are computed
-  int group;            // query heads per kv head
+  const float* d_rows;   // D_i per (batch, row, head)
+  const float* norms;    // BackwardRow::norm per (batch, row, head); null while they are computed
+  const float* centers;  // BackwardRow::center per (batch, row, head); null while they are computed
+  int group;             // query heads per kv head
 
   const float* q_row(std::int64_t b, std::int64_t i, int h) const {
     return pr.q + ((b * pr.q_len + i) * pr.num_heads + h) * pr.head_dim;
@@ -124,6 +140,7 @@ struct BackwardContext {
     r.lse = static_cast<float>(static_cast<double>(row_lse) - detail::dropped_bias(pr.slopes[h], pos, r.lo, r.hi));
     r.d = d_rows[n];
     r.norm = norms != nullptr ? norms[n] : 1.0f;
+    r.center = centers != nullptr ? centers[n] : 0.0f;
     return r;
   }
 
@@ -163,15 +180,14 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   }
 
   // D_i = dO_i . O_i (in order, on the calling thread: O(rows x head_dim)).
-  detail::Buffer<float> d_rows(static_cast<std::size_t>(rows)), norms(static_cast<std::size_t>(rows));
-  for (std::int64_t n = 0; n < rows; ++n)
-    d_rows[static_cast<std::size_t>(n)] = backward_dot<Isa>(dout + n * hd, out + n * hd, hd);
+  detail::Buffer<float> d_rows(static_cast<std::size_t>(rows)), norms(static_cast<std::size_t>(rows)),
+      centers(static_cast<std::size_t>(rows));
   const float scale = pr.scale;
   const std::int64_t row_blocks = (pr.q_len + kBackwardRows - 1) / kBackwardRows;
   const std::int64_t row_units = pr.batch * row_blocks * pr.num_heads;
   // Pass 0, Note [renormalised rows]: each row's sum of exp(S - lse) over its visible keys, in double.
   {
-    const BackwardContext<Isa> sums{pr, lse, dout, d_rows.data(), nullptr, pr.num_heads / pr.num_kv_heads};
+    const BackwardContext<Isa> sums{pr, lse, dout, d_rows.data(), nullptr, nullptr, pr.num_heads / pr.num_kv_heads};
     detail::parallel_for_units(row_units, pr.num_threads, [&] {
       return [&, qs = detail::Buffer<float>(static_cast<std::size_t>(hd))](std::int64_t unit) mutable {
         const int h = static_cast<int>(unit % pr.num_heads);
@@ -183,16 +199,24 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           const BackwardRow r = sums.row(b, i, h);
           const float* qi = sums.q_row(b, i, h);
           for (int d = 0; d < hd; ++d) qs[static_cast<std::size_t>(d)] = scale * qi[d];
-          double total = 0.0;
-          for (std::int64_t j = r.lo; j < r.hi; ++j)
-            total += static_cast<double>(sums.probability(qs.data(), sums.k_row(b, j, g), r, j, pr.slopes[h]));
-          norms[static_cast<std::size_t>((b * pr.q_len + i) * pr.num_heads + h)] =
-              total > 0.0 ? static_cast<float>(1.0 / total) : 0.0f;
+          const float* doi = sums.dout_row(b, i, h);
+          double total = 0.0, moment = 0.0, flow = 0.0;
+          for (std::int64_t j = r.lo; j < r.hi; ++j) {
+            const double p = sums.probability(qs.data(), sums.k_row(b, j, g), r, j, pr.slopes[h]);
+            total += p;
+            moment -= p * static_cast<double>(BackwardContext<Isa>::neg_distance(r, j));
+            flow += p * static_cast<double>(backward_dot<Isa>(doi, sums.v_row(b, j, g), hd));
+          }
+          const auto n = static_cast<std::size_t>((b * pr.q_len + i) * pr.num_heads + h);
+          norms[n] = total > 0.0 ? static_cast<float>(1.0 / total) : 0.0f;
+          centers[n] = total > 0.0 ? static_cast<float>(moment / total) : 0.0f;
+          d_rows[n] = total > 0.0 ? static_cast<float>(flow / total) : 0.0f;
         }
       };
     });
   }
-  const BackwardContext<Isa> ctx{pr, lse, dout, d_rows.data(), norms.data(), pr.num_heads / pr.num_kv_heads};
+  const BackwardContext<Isa> ctx{
+      pr, lse, dout, d_rows.data(), norms.data(), centers.data(), pr.num_heads / pr.num_kv_heads};
 
   if (want_dkv) {
     const std::int64_t key_blocks = (pr.kv_len + kBackwardKeys - 1) / kBackwardKeys;
@@ -262,16 +286,18 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
             qs[static_cast<std::size_t>(d)] = scale * qi[d];
             dq[static_cast<std::size_t>(d)] = 0.0f;
           }
-          float row_slope = 0.0f;
+          double row_slope = 0.0;  // in double: its terms cancel (a covariance)
           for (std::int64_t j = r.lo; j < r.hi; ++j) {
             const float* kj = ctx.k_row(b, j, g);
             const float p = ctx.probability(qs.data(), kj, r, j, slope);
             const float dp = backward_dot<Isa>(doi, ctx.v_row(b, j, g), hd);
             const float ds = p * (dp - r.d);
             backward_axpy<Isa>(ds, kj, dq.data(), hd);
-            row_slope += ds * BackwardContext<Isa>::neg_distance(r, j);
+            row_slope += static_cast<double>(ds) *
+                         (static_cast<double>(r.center) +
+                          static_cast<double>(BackwardContext<Isa>::neg_distance(r, j)));  // Note [centred distances]
           }
-          slope_sum += static_cast<double>(row_slope);
+          slope_sum += row_slope;
           if (grads.dq != nullptr)
             for (int d = 0; d < hd; ++d)
               grads.dq[((b * pr.q_len + i) * pr.num_heads + h) * hd + d] = scale * dq[static_cast<std::size_t>(d)];
