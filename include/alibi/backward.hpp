@@ -20,8 +20,9 @@ ALIBI_NAMESPACE_BEGIN
 /// Guarantees: bitwise identical for any num_threads (fixed work units, no atomics, fixed-order
 /// reductions); extra memory O(batch * q_len * num_heads) floats plus O(block * head_dim) per thread and one
 /// double per (batch, 64-row block, head): no q_len x kv_len matrix. Every visible (row, key) pair is
-/// computed (no block skipping); P is recomputed as exp(S - lse), so the keys the forward skipped
-/// contribute within the forward's skip_tolerance.
+/// computed (no block skipping); P is recomputed from exp(S - lse) and renormalised per row, and rowsum(dO o O)
+/// is computed as sum_j P_ij dO.v_j from that P (accuracy: kernels/backward_call.hpp), so `out` is only
+/// validated and the keys the forward skipped are included exactly.
 ///
 /// @throws std::invalid_argument (naming the parameter), nothing written, for everything alibi::attention
 ///         rejects, a null lse or dout with a non-empty query tensor, and a gradient buffer overlapping q, k,
