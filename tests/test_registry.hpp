@@ -40,6 +40,7 @@ extern const TestTable kConvertTests;
 extern const TestTable kKv16Tests;
 extern const TestTable kPartialTests;
 extern const TestTable kServingTests;
+extern const TestTable kBackwardTests;
 
 template <class... Isas>
 struct IsaList {};

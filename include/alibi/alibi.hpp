@@ -3,6 +3,7 @@
 // The umbrella header: slopes, dense bias, fused attention, ragged and paged attention, 16-bit conversions. Eigen
 // interop is opt-in: alibi/eigen.hpp.
 #include "alibi/attention.hpp"
+#include "alibi/backward.hpp"
 #include "alibi/bias.hpp"
 #include "alibi/convert.hpp"
 #include "alibi/isa/tags.hpp"

@@ -23,6 +23,7 @@
 // Pass 0: the kernels for this TU's own flags (and every standard header they use).
 #include "alibi/detail/errors.hpp"
 #include "alibi/kernels/attention_call.hpp"
+#include "alibi/kernels/backward_call.hpp"
 #include "alibi/kernels/merge_call.hpp"
 #include "alibi/kernels/serving_call.hpp"
 
@@ -56,6 +57,7 @@
 #pragma GCC target("avx2,fma,f16c")
 #endif
 #include "alibi/kernels/attention_call.hpp"
+#include "alibi/kernels/backward_call.hpp"
 #include "alibi/kernels/merge_call.hpp"
 #include "alibi/kernels/serving_call.hpp"
 #if defined(__clang__)
@@ -90,6 +92,7 @@
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")
 #endif
 #include "alibi/kernels/attention_call.hpp"
+#include "alibi/kernels/backward_call.hpp"
 #include "alibi/kernels/merge_call.hpp"
 #include "alibi/kernels/serving_call.hpp"
 #if defined(__clang__)
@@ -261,6 +264,14 @@ template <class KV>
 void attention_paged(const float* q, const PagedKV<KV>& cache, float* out, const SeqBatch& batch,
                      const AttentionOptions& options = {}) {
   ALIBI_DISPATCH_KERNEL(attention_paged, q, cache, out, batch, options);
+}
+
+/// alibi::attention_backward (alibi/backward.hpp) on the widest ISA the running CPU supports (capped by
+/// ALIBI_ISA); bitwise the gradients of alibi::attention_backward<isa::X> compiled with X's flags.
+inline void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse,
+                               const float* dout, const AttentionGrads& grads, const AttentionShape& shape,
+                               const AttentionOptions& options = {}) {
+  ALIBI_DISPATCH_KERNEL(attention_backward, q, k, v, out, lse, dout, grads, shape, options);
 }
 
 /// alibi::merge_partials on the widest ISA the running CPU supports (capped by ALIBI_ISA); bitwise the

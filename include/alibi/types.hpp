@@ -60,6 +60,15 @@ struct AttentionOptions {
   const float* key_norms = nullptr;
 };
 
+/// The gradients alibi::attention_backward computes, each laid out like its tensor. A null member is not
+/// computed; the others are overwritten (not accumulated).
+struct AttentionGrads {
+  float* dq = nullptr;       ///< like q: [batch][q_len][num_heads][head_dim]
+  float* dk = nullptr;       ///< like k (grouped-query: summed over the query heads sharing the kv head)
+  float* dv = nullptr;       ///< like v
+  float* dslopes = nullptr;  ///< [num_heads]: d loss / d m_h
+};
+
 /// A ragged batch of sequences (alibi::attention_varlen, alibi::attention_paged), as FlashAttention's
 /// cu_seqlens: the query rows of all sequences are packed one after another,
 ///   q and out: [total_q][num_heads][head_dim], total_q = q_offsets[num_seqs],
