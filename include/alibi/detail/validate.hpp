@@ -72,11 +72,12 @@ inline const float* resolve_slopes(const char* fn, const AttentionOptions& optio
   return default_slopes.data();
 }
 
-// Validates the call and resolves defaults. `default_slopes` owns the slopes when options.slopes is null.
+// Validates the call and resolves defaults. `default_slopes` owns the slopes when options.slopes is null;
+// `fn` is the entry point the messages name (attention_backward checks the forward's arguments here too).
 template <class KV>
 Problem validate_attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
-                           const AttentionOptions& options, Buffer<float>& default_slopes) {
-  const char* fn = "attention";
+                           const AttentionOptions& options, Buffer<float>& default_slopes,
+                           const char* fn = "attention") {
   auto str = [](long long x) { return int_text(x); };
   require(shape.batch >= 0, fn, "batch", "must be >= 0, got " + str(shape.batch));
   require(shape.q_len >= 0, fn, "q_len", "must be >= 0, got " + str(shape.q_len));

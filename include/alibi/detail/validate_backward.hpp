@@ -31,9 +31,10 @@ inline Problem validate_attention_backward(const float* q, const float* k, const
                                            const float* lse, const float* dout, const AttentionGrads& grads,
                                            const AttentionShape& shape, const AttentionOptions& options,
                                            Buffer<float>& default_slopes) {
-  // The forward's rules first: sizes, options, null q/k/v/out, out against q/k/v, options.lse.
-  Problem pr = validate_attention(q, k, v, const_cast<float*>(out), shape, options, default_slopes);
+  // The forward's rules first (sizes, options, null q/k/v/out, out against q/k/v, options.lse), with every
+  // message naming this entry point: "alibi::attention_backward: <parameter> ...".
   const char* fn = "attention_backward";
+  Problem pr = validate_attention(q, k, v, const_cast<float*>(out), shape, options, default_slopes, fn);
   const std::int64_t rows = pr.batch * pr.q_len * pr.num_heads;
   const std::int64_t q_count = rows * pr.head_dim;
   const std::int64_t kv_count = pr.batch * pr.kv_len * pr.num_kv_heads * pr.head_dim;  // checked above
