@@ -379,6 +379,17 @@ ALIBI_ISA_TEST(RandomShapesMatchTheReference) {
   }
 }
 
+ALIBI_ISA_TEST(RowsLongerThanAChunkMatchTheReference) {
+  // Rows that see more keys than a row block keeps P and dP for (kernels::kBackwardChunkKeys = 4096):
+  // the statistics sweep and the gradient sweep go over the keys chunk by chunk, recomputing S and dP.
+  std::mt19937 rng(4096);
+  BackwardCase wide = make_case(shape_of(1, 7, 5000, 2, 1, 8), rng);
+  wide.mask = alibi::Mask::bidirectional;
+  wide.slopes = {0.001f, -0.0005f};
+  BackwardCase late = make_case(shape_of(1, 5, 4500, 3, 3, 5), rng);  // causal, the last 5 positions
+  for (const BackwardCase* c : {&wide, &late}) expect_case_within_rule<Isa>(*c);
+}
+
 ALIBI_ISA_TEST(ThreadCountDoesNotChangeGradients) {
   std::mt19937 rng(7);
   BackwardCase c = make_case(shape_of(2, 130, 200, 6, 2, 17), rng);
@@ -505,6 +516,7 @@ ALIBI_ISA_TEST(RejectsBadInputWithoutWriting) {
   X(ReferenceMatchesFiniteDifferences)             \
   X(GradientsMatchTheReferenceOnAwkwardShapes)     \
   X(RandomShapesMatchTheReference)                 \
+  X(RowsLongerThanAChunkMatchTheReference)         \
   X(ThreadCountDoesNotChangeGradients)             \
   X(NullMembersAreNotComputedAndOthersOverwritten) \
   X(EmptyShapesGiveZeroGradients)                  \

@@ -18,11 +18,13 @@ ALIBI_NAMESPACE_BEGIN
 /// `grads` are overwritten (not accumulated); a null member is not computed.
 ///
 /// Guarantees: bitwise identical for any num_threads (fixed work units, no atomics, fixed-order
-/// reductions); extra memory O(batch * q_len * num_heads) floats plus O(block * head_dim) per thread and one
-/// double per (batch, 64-row block, head): no q_len x kv_len matrix. Every visible (row, key) pair is
-/// computed (no block skipping); P is recomputed from exp(S - lse) and renormalised per row, and rowsum(dO o O)
-/// is computed as sum_j P_ij dO.v_j from that P (accuracy: kernels/backward_call.hpp), so `out` is only
-/// validated and the keys the forward skipped are included exactly.
+/// reductions); extra memory per thread O(kv_len * head_dim) floats (a kv head's keys, values and dK, dV
+/// accumulators) plus P and dP of one row block for up to 4096 keys, and, when the rows of a kv head are split
+/// over several units, one more dK and dV per split: no q_len x kv_len matrix. Every visible (row, key) pair
+/// is computed (no block skipping), at 10 x head_dim FLOPs per pair for rows of up to 4096 keys (14 x beyond);
+/// P is recomputed from exp(S - lse) and renormalised per row, and rowsum(dO o O) is computed as
+/// sum_j P_ij dO.v_j from that P (accuracy: kernels/backward_call.hpp), so `out` is only validated and the keys
+/// the forward skipped are included exactly.
 ///
 /// @throws std::invalid_argument (naming the parameter), nothing written, for everything alibi::attention
 ///         rejects, a null lse or dout with a non-empty query tensor, and a gradient buffer overlapping q, k,
