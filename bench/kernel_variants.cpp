@@ -14,6 +14,7 @@
 #endif
 
 #include "alibi/attention.hpp"
+#include "alibi/backward.hpp"
 #include "alibi/serving.hpp"
 #include "variants.hpp"
 
@@ -79,6 +80,11 @@ void ALIBI_BENCH_EXPORT(run_serving_)(const ServingCall& call) {
       break;
   }
   run_serving_as<float>(call);
+}
+
+void ALIBI_BENCH_EXPORT(run_backward_)(const BackwardCall& call) {
+  alibi::attention_backward<alibi::isa::native>(call.q, call.k, call.v, call.out, call.lse, call.dout, call.grads,
+                                                call.shape, call.options);
 }
 
 // ---- FMA peak: independent accumulator chains that never touch memory ---------------------------------

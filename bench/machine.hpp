@@ -19,6 +19,7 @@ struct IsaVariant {
   float (*fma_chains)(std::int64_t rounds, float seed) = nullptr;
   std::int64_t (*fma_flops_per_round)() = nullptr;
   double (*sum_floats)(const float* data, std::size_t count) = nullptr;
+  void (*run_backward)(const BackwardCall&) = nullptr;
 };
 
 /// The ISA builds compiled into the binary, narrowest first, whether or not the CPU runs them.

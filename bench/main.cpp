@@ -383,7 +383,8 @@ void register_skip() {
 
 // ---- serving layouts (issue 13): paged K/V and ragged batches ------------------------------------------
 // --alibi_smoke registers both families at tiny sizes (the names carry the sizes) and checks each output
-// bitwise against the dense call of the same keys: a quick check that they run, not a measurement.
+// bitwise against the dense call of the same keys: a quick check that they run, not a measurement (the
+// backward family below has its own smoke check).
 bool g_smoke = false;
 
 /// Times one attention_varlen / attention_paged call of `isa`; returns seconds per call (0 if it could not run).
@@ -567,6 +568,71 @@ void register_ragged() {
   }
 }
 
+// ---- backward (issue 14): attention_backward of a causal prefill, every gradient, 1 and more threads.
+// --alibi_smoke: 256 tokens, and every thread count's gradients must be the bits of the 1-thread call's.
+struct BackwardTensors {
+  std::vector<float> out, lse, dout, dq, dk, dv, dslopes;
+};
+
+void register_backward() {
+  const std::int64_t tokens = g_smoke ? 256 : 2048;
+  const Shape shape{1, tokens, tokens, 8, 8, 128};
+  for (const Variant& variant : kernel_variants(false)) {
+    const std::string prefix = "backward/" + variant.name + prefill_suffix(shape);
+    const std::string one_thread_key = prefix + "/threads:1";
+    for (int threads : thread_counts()) {
+      add(prefix + "/threads:" + std::to_string(threads), [=](benchmark::State& state) {
+        Tensors& tensors = tensors_for(shape);
+        const auto n = tensors.q.size();
+        BackwardTensors t{std::vector<float>(n),
+                          std::vector<float>(static_cast<std::size_t>(shape.q_len * shape.num_heads)),
+                          std::vector<float>(n),
+                          std::vector<float>(n),
+                          std::vector<float>(tensors.k.size()),
+                          std::vector<float>(tensors.v.size()),
+                          std::vector<float>(static_cast<std::size_t>(shape.num_heads))};
+        fill_standard_normal(t.dout, 4);
+        AttentionCall forward = make_call(shape, tensors, t.out.data());
+        forward.options.skip_tolerance = kNoSkipping;
+        forward.options.lse = t.lse.data();
+        variant.run(forward);
+        BackwardCall call;
+        call.q = tensors.q.data();
+        call.k = tensors.k.data();
+        call.v = tensors.v.data();
+        call.out = t.out.data();
+        call.lse = t.lse.data();
+        call.dout = t.dout.data();
+        call.grads = alibi::AttentionGrads{t.dq.data(), t.dk.data(), t.dv.data(), t.dslopes.data()};
+        call.shape = shape;
+        call.options.skip_tolerance = kNoSkipping;
+        call.options.num_threads = threads;
+        const auto one_thread = [&] {
+          BackwardCall single = call;
+          single.options.num_threads = 1;
+          variant.isa->run_backward(single);
+        };
+        if (g_smoke && threads > 1) {  // Note [deterministic backward]: the 1-thread bits, whatever the threads
+          one_thread();
+          const BackwardTensors expected = t;
+          variant.isa->run_backward(call);
+          for (auto member :
+               {&BackwardTensors::dq, &BackwardTensors::dk, &BackwardTensors::dv, &BackwardTensors::dslopes})
+            if (std::memcmp((t.*member).data(), (expected.*member).data(), (t.*member).size() * sizeof(float)) != 0)
+              state.SkipWithError("gradients differ from the 1-thread call's");
+        }
+        const double seconds = timed_loop(state, [&] { variant.isa->run_backward(call); });
+        if (seconds <= 0.0) return;
+        if (threads == 1) record_reference(one_thread_key, seconds);
+        const double gflops = backward_flops(shape) / seconds * 1e-9;
+        state.counters["GFLOPs"] = gflops;
+        state.counters["peak_frac"] = gflops / (fma_peak_gflops(*variant.isa) * threads);
+        state.counters["speedup_vs_1thread"] = reference_seconds(one_thread_key, one_thread) / seconds;
+      });
+    }
+  }
+}
+
 void add_machine_context() {
   char text[64];
   for (const IsaVariant& isa : isa_variants()) {
@@ -609,6 +675,7 @@ int main(int argc, char** argv) {
   alibi_bench::register_skip();
   alibi_bench::register_paged_decode();
   alibi_bench::register_ragged();
+  alibi_bench::register_backward();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

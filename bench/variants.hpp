@@ -59,6 +59,20 @@ struct ServingCall {
   alibi::AttentionOptions options;
 };
 
+/// One alibi::attention_backward call (fp32 K/V): the forward's out and lse (AttentionOptions::lse of the
+/// forward call with the same shape and options), dout, and the gradients asked for.
+struct BackwardCall {
+  const float* q = nullptr;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  const float* out = nullptr;
+  const float* lse = nullptr;
+  const float* dout = nullptr;
+  alibi::AttentionGrads grads;
+  alibi::AttentionShape shape;
+  alibi::AttentionOptions options;
+};
+
 // Functions each per-ISA TU (bench/kernel_variants.cpp built with ALIBI_BENCH_ISA=<isa>) defines.
 // Only call the ones whose ISA the CPU supports.
 #define ALIBI_BENCH_DECLARE_VARIANT(isa)                                                              \
@@ -66,6 +80,8 @@ struct ServingCall {
   void run_attention_##isa(const AttentionCall& call);                                                \
   /* alibi::attention_varlen / attention_paged<alibi::isa::native> compiled with this ISA's flags. */ \
   void run_serving_##isa(const ServingCall& call);                                                    \
+  /* alibi::attention_backward<alibi::isa::native> compiled with this ISA's flags. */                 \
+  void run_backward_##isa(const BackwardCall& call);                                                  \
   /* Register-only multiply-add chains; returns a value that depends on every chain (keep it). */     \
   float fma_chains_##isa(std::int64_t rounds, float seed);                                            \
   /* Floating-point operations one round of fma_chains_<isa> performs. */                             \

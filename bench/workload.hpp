@@ -48,6 +48,12 @@ inline double attention_flops(const Shape& shape) {
   return 4.0 * shape.head_dim * static_cast<double>(visible_keys(shape)) * shape.num_heads * shape.batch;
 }
 
+/// FLOPs of the backward pass over the causal triangle, counted as the issue does: per visible pair, the
+/// five head_dim-long products S = q.k, dP = dO.v, dV += P dO, dK += dS q and dQ += dS k, 10 * head_dim.
+/// Recomputation and the row statistics are not counted.
+inline double backward_flops(const Shape& shape) {
+  return 10.0 * shape.head_dim * static_cast<double>(visible_keys(shape)) * shape.num_heads * shape.batch;
+}
 /// K and V bytes a kernel must stream: each kv head's keys and values once.
 inline double kv_bytes(const Shape& shape, KvType type = KvType::f32) {
   return 2.0 * kv_type_bytes(type) * static_cast<double>(kv_elements(shape));
