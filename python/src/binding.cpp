@@ -37,7 +37,9 @@ void check_array(const py::array& a, const std::string& name, char kind, py::ssi
   if (!(a.flags() & py::array::c_style)) bad(name, "must be C-contiguous");
 }
 
-void check_float(const py::array& a, const std::string& name) { check_array(a, name, 'f', 4); }
+void check_float(const py::array& a, const std::string& name) {
+  check_array(a, name, 'f', 4);
+}
 
 void check_writable(const py::array& a, const std::string& name) {
   if (!a.writeable()) bad(name, "must be writable");
@@ -66,10 +68,7 @@ int to_int(py::ssize_t value, const std::string& name) {
   return static_cast<int>(value);
 }
 
-// The optional arrays: None or a float32 array (checked by the caller's shape rules).
-const float* optional_input(const py::object& a) {
-  return a.is_none() ? nullptr : static_cast<const float*>(py::cast<py::array>(a).data());
-}
+// An optional output: None or a float32 array (checked by the caller's shape rules).
 float* optional_output(const py::object& a) {
   return a.is_none() ? nullptr : static_cast<float*>(py::cast<py::array>(a).mutable_data());
 }
@@ -259,9 +258,8 @@ void check_ragged_outputs(const py::array& q, py::array& out, const py::object& 
 }
 
 // q, out: [total_q, heads, dim]; k, v: [total_kv, kv_heads, dim] packed by sequence.
-void attention_varlen(const py::array& q, const py::array& k, const py::array& v, py::array out,
-                      const py::object& lse, const py::array& q_offsets, const py::array& kv_lens, int kv_kind,
-                      const Options& options) {
+void attention_varlen(const py::array& q, const py::array& k, const py::array& v, py::array out, const py::object& lse,
+                      const py::array& q_offsets, const py::array& kv_lens, int kv_kind, const Options& options) {
   const auto kind = static_cast<KvKind>(kv_kind);
   check_float(q, "q");
   check_kv(k, "k", kind);
@@ -293,9 +291,8 @@ void attention_varlen(const py::array& q, const py::array& k, const py::array& v
 }
 
 template <class KV>
-void paged_typed(const py::array& q, const py::array& k_pages, const py::array& v_pages,
-                 const py::array& block_table, py::array& out, const alibi::SeqBatch& batch,
-                 const alibi::AttentionOptions& o) {
+void paged_typed(const py::array& q, const py::array& k_pages, const py::array& v_pages, const py::array& block_table,
+                 py::array& out, const alibi::SeqBatch& batch, const alibi::AttentionOptions& o) {
   alibi::PagedKV<KV> cache;
   cache.k_pages = static_cast<const KV*>(k_pages.data());
   cache.v_pages = static_cast<const KV*>(v_pages.data());
@@ -408,8 +405,8 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("skip_tolerance", &Options::skip_tolerance)
       .def_readwrite("key_norms", &Options::key_norms);
   m.def("isa_name", [] { return std::string(alibi::dispatch::isa_name()); });
-  m.def("slopes", [](int n, float max_bias) { return alibi::slopes(n, max_bias); }, py::arg("n"),
-        py::arg("max_bias"));
+  m.def(
+      "slopes", [](int n, float max_bias) { return alibi::slopes(n, max_bias); }, py::arg("n"), py::arg("max_bias"));
   m.def("attention", &attention);
   m.def("attention_backward", &attention_backward);
   m.def("attention_varlen", &attention_varlen);
