@@ -77,7 +77,7 @@ template <class Isa = isa::native>
 void merge_partials(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b, float* out,
                     float* lse, std::int64_t rows, int head_dim) {
   detail::require_isa<Isa>();
-  kernels::merge_partials(out_a, lse_a, out_b, lse_b, out, lse, rows, head_dim);
+  kernels::merge_partials<Isa>(out_a, lse_a, out_b, lse_b, out, lse, rows, head_dim);
 }
 
 /// Writes an upper bound on |k| for every key row: out[(b * kv_len + j) * num_kv_heads + kv_head], the

@@ -278,23 +278,7 @@ inline void attention_backward(const float* q, const float* k, const float* v, c
 /// output of alibi::merge_partials<isa::X> compiled with X's flags.
 inline void merge_partials(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b, float* out,
                            float* lse, std::int64_t rows, int head_dim) {
-  switch (detail::chosen_level()) {
-#if ALIBI_DISPATCH_PASS_AVX512
-    case detail::Level::avx512:
-      ::alibi::ALIBI_ISA_NAMESPACE_OF(avx512)::kernels::merge_partials(out_a, lse_a, out_b, lse_b, out, lse, rows,
-                                                                       head_dim);
-      return;
-#endif
-#if ALIBI_DISPATCH_PASS_AVX2
-    case detail::Level::avx2:
-      ::alibi::ALIBI_ISA_NAMESPACE_OF(avx2)::kernels::merge_partials(out_a, lse_a, out_b, lse_b, out, lse, rows,
-                                                                     head_dim);
-      return;
-#endif
-    default:
-      break;
-  }
-  kernels::merge_partials(out_a, lse_a, out_b, lse_b, out, lse, rows, head_dim);
+  ALIBI_DISPATCH_KERNEL(merge_partials, out_a, lse_a, out_b, lse_b, out, lse, rows, head_dim);
 }
 
 /// fp32 K/V; also takes a literal nullptr for k or v (empty tensors), from which KV could not be deduced.

@@ -12,6 +12,7 @@
 #define ALIBI_DETAIL_VALIDATE_HPP_2
 #endif
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -36,6 +37,25 @@ inline bool overlaps(const void* a, std::int64_t na, const void* b, std::int64_t
   const auto* pb = static_cast<const char*>(b);
   const std::less<const char*> before;
   return before(pa, pb + nb) && before(pb, pa + na);
+}
+
+// An array a call reads, for the overlap checks of the arrays it writes.
+struct ReadArray {
+  const void* p;
+  std::int64_t bytes;  // 0 when the call does not read it
+  const char* name;
+};
+
+// The written arrays out and lse (lse may be null) must not share a byte with any array the call reads,
+// nor with each other: the kernel reads inputs while it writes. The same rule for every entry point.
+template <std::size_t N>
+void check_writes_apart_from_reads(const char* fn, const float* out, std::int64_t out_bytes, const float* lse,
+                                   std::int64_t lse_bytes, const ReadArray (&reads)[N]) {
+  for (const ReadArray& input : reads) {
+    require(!overlaps(out, out_bytes, input.p, input.bytes), fn, "out", std::string("must not overlap ") + input.name);
+    require(!overlaps(lse, lse_bytes, input.p, input.bytes), fn, "lse", std::string("must not overlap ") + input.name);
+  }
+  require(!overlaps(lse, lse_bytes, out, out_bytes), fn, "lse", "must not overlap out");
 }
 
 // Head counts and head_dim, the same rules for every entry point.
@@ -111,25 +131,16 @@ Problem validate_attention(const float* q, const KV* k, const KV* v, float* out,
   }
   const std::int64_t q_bytes = q_count * static_cast<std::int64_t>(sizeof(float));
   const std::int64_t kv_bytes = kv_count * static_cast<std::int64_t>(sizeof(KV));
-  require(!overlaps(out, q_bytes, q, q_bytes), fn, "out", "must not overlap q");
-  require(!(reads_kv && overlaps(out, q_bytes, k, kv_bytes)), fn, "out", "must not overlap k");
-  require(!(reads_kv && overlaps(out, q_bytes, v, kv_bytes)), fn, "out", "must not overlap v");
-  // lse, when given (overlaps() is false for a null pointer): against every tensor.
   const std::int64_t lse_bytes = rows * static_cast<std::int64_t>(sizeof(float));
-  require(!overlaps(options.lse, lse_bytes, q, q_bytes), fn, "lse", "must not overlap q");
-  require(!overlaps(options.lse, lse_bytes, out, q_bytes), fn, "lse", "must not overlap out");
-  require(!(reads_kv && overlaps(options.lse, lse_bytes, k, kv_bytes)), fn, "lse", "must not overlap k");
-  require(!(reads_kv && overlaps(options.lse, lse_bytes, v, kv_bytes)), fn, "lse", "must not overlap v");
-
-  // The written arrays must not overlap the per-head and per-key inputs either: the kernel reads slopes
-  // and key_norms while it writes out and lse.
   const std::int64_t slope_bytes =
       static_cast<std::int64_t>(shape.num_heads) * static_cast<std::int64_t>(sizeof(float));
   const std::int64_t norm_bytes = kv_count / shape.head_dim * static_cast<std::int64_t>(sizeof(float));
-  require(!overlaps(out, q_bytes, options.slopes, slope_bytes), fn, "out", "must not overlap slopes");
-  require(!overlaps(options.lse, lse_bytes, options.slopes, slope_bytes), fn, "lse", "must not overlap slopes");
-  require(!(reads_kv && overlaps(out, q_bytes, options.key_norms, norm_bytes)), fn, "out",
-          "must not overlap key_norms");
+  const ReadArray reads[] = {{q, q_bytes, "q"},
+                             {k, reads_kv ? kv_bytes : 0, "k"},
+                             {v, reads_kv ? kv_bytes : 0, "v"},
+                             {options.slopes, slope_bytes, "slopes"},
+                             {options.key_norms, reads_kv ? norm_bytes : 0, "key_norms"}};
+  check_writes_apart_from_reads(fn, out, q_bytes, options.lse, lse_bytes, reads);
   require(!(reads_kv && overlaps(options.lse, lse_bytes, options.key_norms, norm_bytes)), fn, "lse",
           "must not overlap key_norms");
 
@@ -246,25 +257,15 @@ void validate_seq_batch(const char* fn, const float* q, const KV* k, const KV* v
   const std::int64_t offset_bytes = n > 0 ? (n + 1) * static_cast<std::int64_t>(sizeof(std::int64_t)) : 0;
   const std::int64_t len_bytes = n * static_cast<std::int64_t>(sizeof(std::int64_t));
   const std::int32_t* block_table = pages != nullptr ? pages->block_table : nullptr;
-  // Each written array (out, lse) against every array the call reads.
-  const struct {
-    const void* p;
-    std::int64_t bytes;
-    const char* name;
-  } inputs[] = {{q, q_bytes, "q"},
-                {k, kv_bytes, k_name},
-                {v, kv_bytes, v_name},
-                {options.slopes, slope_bytes, "slopes"},
-                {options.key_norms, norm_bytes, "key_norms"},
-                {batch.q_offsets, offset_bytes, "q_offsets"},
-                {batch.kv_lens, len_bytes, "kv_lens"},
-                {block_table, table_bytes, "block_table"}};
-  for (const auto& input : inputs) {
-    require(!overlaps(out, q_bytes, input.p, input.bytes), fn, "out", std::string("must not overlap ") + input.name);
-    require(!overlaps(options.lse, lse_bytes, input.p, input.bytes), fn, "lse",
-            std::string("must not overlap ") + input.name);
-  }
-  require(!overlaps(options.lse, lse_bytes, out, q_bytes), fn, "lse", "must not overlap out");
+  const ReadArray reads[] = {{q, q_bytes, "q"},
+                             {k, kv_bytes, k_name},
+                             {v, kv_bytes, v_name},
+                             {options.slopes, slope_bytes, "slopes"},
+                             {options.key_norms, norm_bytes, "key_norms"},
+                             {batch.q_offsets, offset_bytes, "q_offsets"},
+                             {batch.kv_lens, len_bytes, "kv_lens"},
+                             {block_table, table_bytes, "block_table"}};
+  check_writes_apart_from_reads(fn, out, q_bytes, options.lse, lse_bytes, reads);
 
   const float* slopes = resolve_slopes(fn, options, batch.num_heads, default_slopes);
   Problem base;

@@ -22,8 +22,11 @@
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
 
-inline void merge_partials(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b, float* out,
-                           float* lse, std::int64_t rows, int head_dim) {
+// Isa only selects the target pass this is compiled in (the merge is plain fp32 code), so that dispatch
+// calls it like every other kernel.
+template <class Isa>
+void merge_partials(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b, float* out,
+                    float* lse, std::int64_t rows, int head_dim) {
   detail::validate_merge(out_a, lse_a, out_b, lse_b, out, lse, rows, head_dim);
   float weights[2];
   for (std::int64_t r = 0; r < rows; ++r) {
