@@ -117,7 +117,15 @@ class KvSource {
     const std::int64_t bytes = static_cast<std::int64_t>(heads) * dim_ * static_cast<std::int64_t>(sizeof(Element));
     constexpr std::int64_t kLine = Tuning::kLineFloats * static_cast<std::int64_t>(sizeof(float));
     const char* p = reinterpret_cast<const char*>(run);
-    for (std::int64_t at = 0; at < bytes; at += kLine) ALIBI_PREFETCH_L2(p + at);
+    // Four lines a step: a run is tens of lines and the loop, not the prefetches, would cost the most.
+    std::int64_t at = 0;
+    for (; at + 4 * kLine <= bytes; at += 4 * kLine) {
+      ALIBI_PREFETCH_L2(p + at);
+      ALIBI_PREFETCH_L2(p + at + kLine);
+      ALIBI_PREFETCH_L2(p + at + 2 * kLine);
+      ALIBI_PREFETCH_L2(p + at + 3 * kLine);
+    }
+    for (; at < bytes; at += kLine) ALIBI_PREFETCH_L2(p + at);
     ALIBI_PREFETCH_L2(p + bytes - 1);  // the last line, when the run does not start on a line
   }
 

@@ -76,6 +76,9 @@ struct UnitCoords {
 template <class Isa>
 struct Plan {
   static constexpr int W = simd::Ops<Isa>::width;
+  // Vectors of at least 8 lanes: the rows of a kv head fit in one vector with room to spare, which is what
+  // the rows-in-lanes tiles would waste (and whole keys of kStreamMaxRows rows fit in a vector).
+  static constexpr bool can_stream = W >= 8;
 
   UnitLayout layout;
   bool stream;                 // streaming decode: K/V read in place, no packing
@@ -100,9 +103,7 @@ struct Plan {
     p.layout = make_layout(pr);
     const UnitLayout& L = p.layout;
     p.rows_per_head = static_cast<int>(L.positions * L.group);
-    // Vectors of at least 8 lanes: the rows of a kv head fit in one vector with room to spare, which is what
-    // the rows-in-lanes tiles would waste.
-    p.stream = W >= 8 && p.rows_per_head <= Tuning::kStreamMaxRows && p.rows_per_head <= W;
+    p.stream = can_stream && p.rows_per_head <= Tuning::kStreamMaxRows && p.rows_per_head <= W;
     p.block_keys = p.stream ? Tuning::kStreamBlockKeys : keys_per_block(L);
     p.head_rows = static_cast<int>((L.positions * L.group + W - 1) / W * W);
     p.dim_vecs = static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W);

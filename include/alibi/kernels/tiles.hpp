@@ -111,6 +111,8 @@ ALIBI_ALWAYS_INLINE void pv_tile(const float* p, std::int64_t p_stride, const El
   for (int r = 0; r < NR; ++r)
 #pragma GCC unroll 8
     for (int c = 0; c < NV; ++c) acc[r][c] = O::load(o + r * o_stride + (dv0 + c) * W);
+  // Two keys a step: the loop's own counting is a fifth of a narrow tile's instructions.
+#pragma GCC unroll 2
   for (int j = ja; j < jb; ++j)
     rank1_update<Isa, NR, NV, Element>(acc, p + j * p_stride, 1, values + j * value_stride + dv0 * W);
 #pragma GCC unroll 16

@@ -20,12 +20,14 @@
 //
 // Note [streaming decode]: with at most Tuning::kStreamMaxRows rows per kv head (decode: one query
 // position per GQA group), rows in lanes would leave most lanes idle, and the call is memory-bound: K and
-// V are read once and used by a handful of rows. Such units (Plan::stream) skip packing: Q.K is a dot
-// product per (row, key) from the keys where they lie (16-bit keys widened as they are loaded), the
-// results go to the lanes of S^T so the bias, mask and online softmax are the common code, and P.V reads
-// the values in place. The next block's K/V runs (all kv heads of the unit: contiguous memory) are
-// requested into L2 one block ahead, so the core computes on one block while the next one streams in.
-// P.V runs rows that see exactly the same keys of the block together, others one by one, so no row ever
+// V are read once and used by a handful of rows. Such units (Plan::stream) skip packing and take each
+// block head by head: Q.K is a dot product per (row, key) from the keys where they lie (16-bit keys
+// widened as they are loaded), reduced straight into a vector of S with keys in lanes (Note [keys in
+// lanes]), so the bias, the mask, exp and the sums run over vectors of real (row, key) pairs; P.V keeps a
+// chunk of the rows' output in registers over all the block's keys, reading the values in place. The next
+// block's K/V runs (all kv heads of the unit: contiguous memory) are requested into L2 one block ahead, a
+// share while each head computes, so the core computes on one block while the next one streams in. P.V
+// runs rows that see exactly the same keys of the block together, others one by one, so no row ever
 // multiplies a value it does not see (no 0 * inf) and no non-finite check of the values is needed.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
@@ -89,16 +91,14 @@ class UnitWorker {
     rows_.assign(rows, Row{});
     qt_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
     o_.assign(rows * static_cast<std::size_t>(dim_pad_), 0.0f);
-    st_.assign(static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
     if (plan.stream) {
       qs_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
-      dots_.assign(static_cast<std::size_t>(std::max(W, Tuning::kStreamMaxRows)), 0.0f);
-      const auto heads = static_cast<std::size_t>(plan.layout.heads);
-      st_.assign(heads * static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
-      stream_heads_.assign(heads, StreamHead{});
-      stream_max_.assign(heads * W, 0.0f);
-      stream_overflow_.assign(heads * W, 0.0f);
+      // A block's keys at up to 4 lanes each (Note [keys in lanes]), and a last vector they part fill.
+      stream_st_.assign(static_cast<std::size_t>(block_keys_) * 4 + W, 0.0f);
+      stream_lanes_.assign(5 * static_cast<std::size_t>(W), 0.0f);
+      stream_fold_.assign(2 * static_cast<std::size_t>(W), 0.0f);
     } else {
+      st_.assign(static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
       k_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
       v_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
     }
@@ -408,192 +408,211 @@ class UnitWorker {
   }
 
   // Note [streaming decode]: folds keys [j0, j0 + nk) of the unit's kv heads, read in place, into their rows
-  // (prepare_lanes has set the lanes; a head's rows are one vector, lanes [0, rows) real). Key by key over
-  // all heads, so K and V are each read as one ascending stream, which the hardware prefetchers follow.
-  // Keys [ahead0, ahead0 + ahead_keys) are the next block's: requested one key per key computed here.
+  // (prepare_lanes has set the rows' lanes). Head by head over the block: the block's K/V is in L2 (it was
+  // requested one block ahead, a share of it while each head computes), and each head's whole block runs
+  // through tight loops with its rows' state in registers. Keys [ahead0, ahead0 + ahead_keys) are the next
+  // block's.
   void stream_block(std::int64_t j0, int heads, std::int64_t ahead0, int ahead_keys) {
-    StreamHead* head = stream_heads_.data();
-    int first = std::numeric_limits<int>::max(), last = 0, rows = 0;
-    for (int hh = 0; hh < heads; ++hh) {
-      StreamHead& sh = head[hh];
-      const int r0 = hh * head_rows_;
-      const std::pair<int, int> range = key_range(r0, r0 + head_rows_);
-      sh.ja = range.first;
-      sh.jb = range.second;
-      if (sh.ja >= sh.jb) {
-        sh.jb = sh.ja = 0;
-        continue;
-      }
-      first = std::min(first, sh.ja);
-      last = std::max(last, sh.jb);
-      rows = 0;
-      while (rows < head_rows_ && rows_.data()[r0 + rows].real) ++rows;
-      sh.same_keys = true;  // every real row sees exactly [ja, jb) of this block
-      for (int r = r0; r < r0 + rows; ++r)
-        sh.same_keys = sh.same_keys && lo_.data()[r] == sh.ja && hi_.data()[r] == sh.jb;
-      sh.bias.dist0 = dist_.data() + r0;
-      sh.bias.neg_slope = neg_slope_.data() + r0;
-      sh.bias.lo = lo_f_.data() + r0;
-      sh.bias.hi = hi_f_.data() + r0;
-      sh.bias.needs_mask[0] = !sh.same_keys || rows < W;
-      O::store(stream_max_.data() + hh * W, O::set1(-std::numeric_limits<float>::infinity()));
-      O::store(stream_overflow_.data() + hh * W, O::zero());
-    }
-    if (first >= last) return;
-    const std::int64_t dim = pr_.head_dim;
-    const std::int64_t st_head = static_cast<std::int64_t>(kKeyBlock) * head_rows_;
-    // Every real row count is the same (one query block per unit): rows of the last head set up.
-    // Keys go in groups of kGroup per head: each query vector (Q.K) and output vector (P.V) loaded from L1
-    // serves kGroup keys, and the group's independent FMA chains interleave.
-    constexpr int kGroup = O::registers >= 32 ? 4 : 2;
-    const std::int64_t key_stride = kv_.key_stride();
-    with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
-      constexpr int R = decltype(n)::value;
-      for (int j = first; j < last; j += kGroup) {
-        for (int t = j - first; t < j - first + kGroup && t < ahead_keys; ++t) kv_.prefetch_keys(ahead0 + t, heads);
-        const KV* key = kv_.bound_key(0, j0 + j);
+    // Every head of a unit has the same real rows (one query block per unit), a prefix of its lanes.
+    int rows = 0;
+    while (rows < head_rows_ && rows_.data()[rows].real) ++rows;
+    if constexpr (Plan<Isa>::can_stream) {
+      with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
         for (int hh = 0; hh < heads; ++hh) {
-          const StreamHead& sh = head[hh];
-          const int ja = std::max(j, sh.ja), jb = std::min(j + kGroup, sh.jb);  // this head's keys of the group
-          if (ja >= jb) continue;
-          vec dots[kGroup];
-          with_count<kGroup>(jb - ja, [&](auto m) {
-            stream_dots<R, decltype(m)::value>(qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim,
-                                               key + (ja - j) * key_stride + hh * dim, key_stride, dots);
-          });
-          vec overflow = O::load(stream_overflow_.data() + hh * W);
-          vec block_max = O::load(stream_max_.data() + hh * W);
-          for (int jj = ja; jj < jb; ++jj) {
-            const vec x = sh.bias(dots[jj - ja], jj, 0, overflow);
-            O::store(st_.data() + hh * st_head + jj * head_rows_, x);
-            block_max = O::max(block_max, x);
+          for (int t = ahead_keys * hh / heads; t < ahead_keys * (hh + 1) / heads; ++t) {
+            kv_.prefetch_keys(ahead0 + t, heads);
+            kv_.prefetch_values(ahead0 + t, heads);
           }
-          O::store(stream_max_.data() + hh * W, block_max);
-          O::store(stream_overflow_.data() + hh * W, overflow);
+          stream_head<decltype(n)::value>(hh, j0);
         }
-      }
-    });
-    for (int t = last - first; t < ahead_keys; ++t) kv_.prefetch_keys(ahead0 + t, heads);
-    for (int hh = 0; hh < heads; ++hh) {
-      const StreamHead& sh = head[hh];
-      if (sh.ja < sh.jb)
-        softmax_lanes(hh * head_rows_, st_.data() + hh * st_head, sh.ja, sh.jb, O::load(stream_max_.data() + hh * W),
-                      O::load(stream_overflow_.data() + hh * W));
+      });
     }
-    // O += P V in the same key groups. Rows that see different keys of the block go one by one, each over
-    // its own keys only, so no row multiplies a value it does not see.
-    with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
-      constexpr int R = decltype(n)::value;
-      for (int j = first; j < last; j += kGroup) {
-        for (int t = j - first; t < j - first + kGroup && t < ahead_keys; ++t) kv_.prefetch_values(ahead0 + t, heads);
-        const KV* value = kv_.bound_value(0, j0 + j);
-        for (int hh = 0; hh < heads; ++hh) {
-          const StreamHead& sh = head[hh];
-          const int r0 = hh * head_rows_;
-          const float* p = st_.data() + hh * st_head;
-          if (sh.same_keys) {
-            const int ja = std::max(j, sh.ja), jb = std::min(j + kGroup, sh.jb);
-            if (ja >= jb) continue;
-            with_count<kGroup>(jb - ja, [&](auto m) {
-              stream_pv_keys<R, decltype(m)::value>(o_.data() + r0 * dim_pad_, p + ja * head_rows_,
-                                                    value + (ja - j) * key_stride + hh * dim, key_stride);
-            });
-          } else {
-            for (int l = 0; l < R; ++l) {
-              const int ja = std::max(j, lo_.data()[r0 + l]), jb = std::min(j + kGroup, hi_.data()[r0 + l]);
-              for (int jj = ja; jj < jb; ++jj)
-                stream_pv_keys<1, 1>(o_.data() + (r0 + l) * dim_pad_, p + jj * head_rows_ + l,
-                                     value + (jj - j) * key_stride + hh * dim, key_stride);
-            }
-          }
-        }
-      }
-    });
-    for (int t = last - first; t < ahead_keys; ++t) kv_.prefetch_values(ahead0 + t, heads);
   }
 
-  // For G consecutive keys g (key + g * key_stride): dots[g] lanes [0, R) = Qs[r] . key_g for the R query
-  // rows at qs (head_dim floats apart); the other lanes 0.
+  // Lanes per key of the streaming S: R rows rounded up to a power of two, so a vector holds whole keys.
+  static constexpr int stream_lanes_per_key(int rows) { return rows == 3 ? 4 : rows; }
+
+  // Note [keys in lanes]: a streaming head keeps S of its R rows key-major and dense: lane l of a vector
+  // holds row l % Rp of key l / Rp of the vector's W / Rp keys (Rp = stream_lanes_per_key(R); lanes of
+  // rows >= R are padding, masked to -inf). The bias, the mask, exp and the sums then run over vectors of
+  // real (row, key) pairs, not over a mostly empty vector of rows per key, and the row-wise results (block
+  // max, sum, overflow flags) are folded out of the lanes once per block. Each lane computes exactly what
+  // BiasEpilogue computes for its row and key; the lanes that a row's keys are spread over sum in another
+  // order than key by key, which is fixed by the shape, so every thread count still gives the same bits.
+  template <int R>
+  void stream_head(int hh, std::int64_t j0) {
+    constexpr int Rp = stream_lanes_per_key(R);
+    constexpr int kKeysPerVec = W / Rp;
+    static_assert(W % Rp == 0, "a vector holds whole keys");
+    const int r0 = hh * head_rows_;
+    const std::pair<int, int> range = key_range(r0, r0 + R);
+    const int ja = range.first, jb = range.second;
+    if (ja >= jb) return;
+    bool same_keys = true;  // every row sees exactly [ja, jb) of this block
+    for (int r = r0; r < r0 + R; ++r) same_keys = same_keys && lo_.data()[r] == ja && hi_.data()[r] == jb;
+    // The lanes' rows and key offsets; padding lanes see no key (lo = hi = 0).
+    float* lane_slope = stream_lanes_.data();
+    float* lane_dist = lane_slope + W;
+    float* lane_lo = lane_slope + 2 * W;
+    float* lane_hi = lane_slope + 3 * W;
+    float* lane_key = lane_slope + 4 * W;
+    for (int l = 0; l < W; ++l) {
+      const int r = l % Rp;
+      const bool real_row = r < R;
+      lane_slope[l] = real_row ? neg_slope_.data()[r0 + r] : 0.0f;
+      lane_dist[l] = real_row ? dist_.data()[r0 + r] : 0.0f;
+      lane_lo[l] = real_row ? lo_f_.data()[r0 + r] : 0.0f;
+      lane_hi[l] = real_row ? hi_f_.data()[r0 + r] : 0.0f;
+      lane_key[l] = static_cast<float>(l / Rp);
+    }
+    BiasEpilogue<true> bias;
+    bias.dist0 = lane_dist;
+    bias.neg_slope = lane_slope;
+    bias.lo = lane_lo;
+    bias.hi = lane_hi;
+    bias.needs_mask[0] = !same_keys || R < Rp;
+    const vec key_offset = O::load(lane_key);
+    // S = Qs K^T + bias, masked, with its maximum and overflow flags per lane.
+    const std::int64_t dim = pr_.head_dim, key_stride = kv_.key_stride();
+    const float* qs = qs_.data() + static_cast<std::int64_t>(r0) * dim;
+    const KV* key = kv_.bound_key(hh, j0);
+    float* s = stream_st_.data();
+    vec block_max = O::set1(-std::numeric_limits<float>::infinity()), overflow = O::zero();
+    int vectors = 0, j = ja;
+    for (; j + kKeysPerVec <= jb; j += kKeysPerVec, ++vectors) {
+      const vec key_lanes = O::add(O::set1(static_cast<float>(j)), key_offset);
+      const vec x = bias.apply(stream_dots<R, kKeysPerVec>(qs, key + j * key_stride, key_stride), key_lanes, 0, overflow);
+      O::store(s + vectors * W, x);
+      block_max = O::max(block_max, x);
+    }
+    if (j < jb) {  // the last keys: the lanes past jb are masked like keys the rows do not see
+      BiasEpilogue<true> last = bias;
+      last.needs_mask[0] = true;
+      const vec key_lanes = O::add(O::set1(static_cast<float>(j)), key_offset);
+      with_count<kKeysPerVec>(jb - j, [&](auto m) {
+        const vec x = last.apply(stream_dots<R, decltype(m)::value>(qs, key + j * key_stride, key_stride), key_lanes, 0,
+                                 overflow);
+        O::store(s + vectors * W, x);
+        block_max = O::max(block_max, x);
+      });
+      ++vectors;
+    }
+    // The online softmax of the head's rows (lanes r0 + r of the row state), S turned into P in place.
+    const float minus_inf = -std::numeric_limits<float>::infinity();
+    const vec old_max = O::load(max_.data() + r0);
+    const vec new_max = O::max(fold_key_lanes<R, Rp>(block_max, minus_inf, [](float a, float b) { return b > a ? b : a; }),
+                               old_max);
+    const vec shift = softmax_shift(new_max);
+    const vec shift_lanes = spread_to_key_lanes<Rp>(shift);
+    vec sum_lanes = O::zero();
+    for (int v = 0; v < vectors; ++v) {
+      const vec p = simd::exp<Isa>(O::sub(O::load(s + v * W), shift_lanes));
+      O::store(s + v * W, p);
+      sum_lanes = O::add(sum_lanes, p);
+    }
+    const auto add = [](float a, float b) { return a + b; };
+    update_rows(r0, old_max, new_max, shift, fold_key_lanes<R, Rp>(sum_lanes, 0.0f, add),
+                fold_key_lanes<R, Rp>(overflow, 0.0f, add));
+    // O += P V. Rows that see different keys of the block go one by one, each over its own keys only, so no
+    // row multiplies a value it does not see (no 0 * inf, and no non-finite check of the values).
+    const KV* value = kv_.bound_value(hh, j0);
+    float* o = o_.data() + static_cast<std::int64_t>(r0) * dim_pad_;
+    if (same_keys) {
+      stream_pv<R>(o, s, Rp, jb - ja, value + ja * key_stride, key_stride);
+    } else {
+      for (int r = 0; r < R; ++r) {
+        const int lo = lo_.data()[r0 + r], hi = hi_.data()[r0 + r];
+        if (lo < hi)
+          stream_pv<1>(o + r * dim_pad_, s + (lo - ja) * Rp + r, Rp, hi - lo, value + lo * key_stride, key_stride);
+      }
+    }
+  }
+
+  // Lane r < R: `op` over the lanes of row r in a keys-in-lanes vector (Note [keys in lanes]), in lane
+  // order; lanes >= R: `empty` (as for a row that sees no key).
+  template <int R, int Rp, class Op>
+  ALIBI_ALWAYS_INLINE vec fold_key_lanes(vec x, float empty, Op op) {
+    float* lanes = stream_fold_.data();
+    float* rows = lanes + W;
+    O::store(lanes, x);
+    for (int l = 0; l < W; ++l) rows[l] = empty;
+    for (int r = 0; r < R; ++r) {
+      float folded = lanes[r];
+      for (int l = r + Rp; l < W; l += Rp) folded = op(folded, lanes[l]);
+      rows[r] = folded;
+    }
+    return O::load(rows);
+  }
+
+  // The inverse: lane l gets lane l % Rp of x (a row's value into each of its key lanes).
+  template <int Rp>
+  ALIBI_ALWAYS_INLINE vec spread_to_key_lanes(vec x) {
+    float* rows = stream_fold_.data();
+    float* lanes = rows + W;
+    O::store(rows, x);
+    for (int l = 0; l < W; ++l) lanes[l] = rows[l % Rp];
+    return O::load(lanes);
+  }
+
+  // For G consecutive keys g (key + g * key_stride): lane g * Rp + r = Qs[r] . key_g for the R query rows
+  // at qs (head_dim floats apart), Rp = stream_lanes_per_key(R); the other lanes 0.
   template <int R, int G>
-  ALIBI_ALWAYS_INLINE void stream_dots(const float* qs, const KV* key, std::int64_t key_stride, vec* dots) {
+  ALIBI_ALWAYS_INLINE vec stream_dots(const float* qs, const KV* key, std::int64_t key_stride) {
     using E = Elements<Isa, KV>;
+    constexpr int Rp = stream_lanes_per_key(R);
+    static_assert(G * Rp <= W, "one lane per (key, row)");
     const int dim = pr_.head_dim;
-    vec acc[G][R];
-#pragma GCC unroll 4
-    for (int g = 0; g < G; ++g)
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) acc[g][r] = O::zero();
+    vec acc[W];
+#pragma GCC unroll 16
+    for (int i = 0; i < W; ++i) acc[i] = O::zero();
     int d = 0;
     for (; d + W <= dim; d += W) {
-      vec q[R];
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        vec x = O::load(qs + r * dim + d);
-        O::pin(x);  // see rank1_update: keep the reused operands in registers
-        q[r] = x;
-      }
-#pragma GCC unroll 4
+#pragma GCC unroll 16
       for (int g = 0; g < G; ++g) {
         const vec x = E::load(key + g * key_stride + d);
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) acc[g][r] = O::fma(q[r], x, acc[g][r]);
+        for (int r = 0; r < R; ++r) acc[g * Rp + r] = O::fma(O::load(qs + r * dim + d), x, acc[g * Rp + r]);
       }
     }
     if (d < dim) {
-#pragma GCC unroll 4
+#pragma GCC unroll 16
       for (int g = 0; g < G; ++g) {
         const vec x = E::load_partial(key + g * key_stride + d, dim - d);
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) acc[g][r] = O::fma(O::load_partial(qs + r * dim + d, dim - d), x, acc[g][r]);
+        for (int r = 0; r < R; ++r)
+          acc[g * Rp + r] = O::fma(O::load_partial(qs + r * dim + d, dim - d), x, acc[g * Rp + r]);
       }
     }
-#pragma GCC unroll 4
-    for (int g = 0; g < G; ++g) {
-      if constexpr (R == 4 && W >= 4) {
-        dots[g] = O::reduce_add4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
-      } else {
-        float* lanes = dots_.data();
-#pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) lanes[r] = O::reduce_add(acc[g][r]);
-        dots[g] = O::load(lanes);
-      }
-    }
+    return O::reduce_add_each(acc);
   }
 
-  // o[r] += sum_g p[g * head_rows_ + r] * value_g for NR rows (output rows dim_pad_ floats apart) and G
-  // consecutive value rows (value + g * value_stride), in key order.
-  template <int NR, int G>
-  ALIBI_ALWAYS_INLINE void stream_pv_keys(float* o, const float* p, const KV* value, std::int64_t value_stride) {
+  // o[r] += sum_j p[j * p_stride + r] * value_j over `keys` keys (value_j = value + j * value_stride) for NR
+  // rows (output rows dim_pad_ floats apart): the output in registers a chunk of dimensions at a time, over
+  // all the keys.
+  template <int NR>
+  void stream_pv(float* o, const float* p, std::int64_t p_stride, int keys, const KV* value,
+                 std::int64_t value_stride) {
     using E = Elements<Isa, KV>;
-    const int dim = pr_.head_dim;
-    vec weight[G][NR];
-#pragma GCC unroll 4
-    for (int g = 0; g < G; ++g)
-#pragma GCC unroll 4
-      for (int r = 0; r < NR; ++r) weight[g][r] = O::set1(p[g * head_rows_ + r]);
-    int d = 0;
-    for (; d + W <= dim; d += W) {
-      vec acc[NR];
-#pragma GCC unroll 4
-      for (int r = 0; r < NR; ++r) acc[r] = O::load(o + r * dim_pad_ + d);
-#pragma GCC unroll 4
-      for (int g = 0; g < G; ++g) {
-        const vec x = E::load(value + g * value_stride + d);
-#pragma GCC unroll 4
-        for (int r = 0; r < NR; ++r) acc[r] = O::fma(weight[g][r], x, acc[r]);
-      }
-#pragma GCC unroll 4
-      for (int r = 0; r < NR; ++r) O::store(o + r * dim_pad_ + d, acc[r]);
+    // Accumulators, the chunk's value vectors and a broadcast probability in registers.
+    constexpr int kChunk = std::min(4, (O::registers - 1) / (NR + 1));
+    const int dim = pr_.head_dim, whole = dim / W;
+    for (int dv0 = 0, chunk = 0; dv0 < whole; dv0 += chunk) {
+      // Never leave a lone narrow chunk: its few FMA chains would wait on their own latency.
+      const int remaining = whole - dv0;
+      chunk = remaining == kChunk + 1 && kChunk > 2 ? (remaining + 1) / 2 : std::min(kChunk, remaining);
+      with_count<kChunk>(chunk, [&](auto m) {
+        pv_tile<Isa, NR, decltype(m)::value, KV>(p, p_stride, value, value_stride, 0, keys, o, dim_pad_, dv0);
+      });
     }
-    if (d < dim) {  // o rows are padded to whole vectors; the value rows are not
+    if (whole * W < dim) {  // o rows are padded to whole vectors; the value rows are not
+      const int d = whole * W;
       vec acc[NR];
 #pragma GCC unroll 4
       for (int r = 0; r < NR; ++r) acc[r] = O::load(o + r * dim_pad_ + d);
+      for (int j = 0; j < keys; ++j) {
+        const vec x = E::load_partial(value + j * value_stride + d, dim - d);
 #pragma GCC unroll 4
-      for (int g = 0; g < G; ++g) {
-        const vec x = E::load_partial(value + g * value_stride + d, dim - d);
-#pragma GCC unroll 4
-        for (int r = 0; r < NR; ++r) acc[r] = O::fma(weight[g][r], x, acc[r]);
+        for (int r = 0; r < NR; ++r) acc[r] = O::fma(O::set1(p[j * p_stride + r]), x, acc[r]);
       }
 #pragma GCC unroll 4
       for (int r = 0; r < NR; ++r) O::store(o + r * dim_pad_ + d, acc[r]);
@@ -638,7 +657,10 @@ class UnitWorker {
     // Also adds NaN to `overflow` in the lanes that see key j and whose dot product s is inf or NaN (only
     // those: a row must not be recomputed, with other bits, for a key it does not see).
     ALIBI_ALWAYS_INLINE vec operator()(vec s, int j, int c, vec& overflow) const {
-      const vec key = O::set1(static_cast<float>(j));
+      return apply(s, O::set1(static_cast<float>(j)), c, overflow);
+    }
+    // The same with a key per lane (Note [keys in lanes]).
+    ALIBI_ALWAYS_INLINE vec apply(vec s, vec key, int c, vec& overflow) const {
       // causal: visible keys have p - j >= 0, so |p - j| is the paper's distance; bidirectional: symmetric.
       vec x = O::fma(O::load(neg_slope + c * W), O::abs(O::sub(O::load(dist0 + c * W), key)), s);
       const vec non_finite = O::mul(s, O::zero());  // 0 for a finite dot product, NaN otherwise
@@ -662,14 +684,11 @@ class UnitWorker {
   // lane; overflow: NaN in lanes with a non-finite dot product) into the rows' online softmax; leaves P^T
   // in place of S^T.
   void softmax_lanes(int r0, float* st, int ja, int jb, vec block_max, vec overflow) {
-    const vec lo = O::load(lo_f_.data() + r0), hi = O::load(hi_f_.data() + r0);
     // A local copy: the compiler cannot keep a member in a register across the stores through `st`.
     const std::int64_t stride = head_rows_;
     const vec old_max = O::load(max_.data() + r0);
     const vec new_max = O::max(block_max, old_max);
-    // A lane that has seen no finite logit yet shifts by 0, which avoids -inf - -inf (its P stays 0).
-    const vec lowest = O::set1(std::numeric_limits<float>::lowest());
-    const vec shift = O::select_lt(new_max, lowest, O::zero(), new_max);
+    const vec shift = softmax_shift(new_max);
     vec block_sum = O::zero();
     float* s = st + ja * stride;
     for (int j = ja; j < jb; ++j, s += stride) {
@@ -677,6 +696,22 @@ class UnitWorker {
       O::store(s, p);
       block_sum = O::add(block_sum, p);
     }
+    update_rows(r0, old_max, new_max, shift, block_sum, overflow);
+  }
+
+  // What the rows subtract from their logits before exp: their new running max, but 0 for a row that has
+  // seen no finite logit yet, which avoids -inf - -inf (its P stays 0).
+  static ALIBI_ALWAYS_INLINE vec softmax_shift(vec new_max) {
+    const vec lowest = O::set1(std::numeric_limits<float>::lowest());
+    return O::select_lt(new_max, lowest, O::zero(), new_max);
+  }
+
+  // Folds a block into the running state of the W rows starting at r0: their max goes from old_max to
+  // new_max (P = exp(logit - shift), shift = softmax_shift(new_max)); block_sum: the sum of P per row;
+  // overflow: NaN in rows with a non-finite dot product for a key they see. Rescales the rows' output.
+  void update_rows(int r0, vec old_max, vec new_max, vec shift, vec block_sum, vec overflow) {
+    const vec lo = O::load(lo_f_.data() + r0), hi = O::load(hi_f_.data() + r0);
+    const vec lowest = O::set1(std::numeric_limits<float>::lowest());
     const vec alpha = simd::exp<Isa>(O::sub(old_max, shift));
     vec sum = O::fma(O::load(sum_.data() + r0), alpha, block_sum);
     // A NaN logit (NaN or inf in q or k) already made the sum NaN through exp. A lane that sees keys here
@@ -805,17 +840,10 @@ class UnitWorker {
   detail::Buffer<float> o_;   // per row: unnormalised output, [dim_pad_]
   detail::Buffer<float> st_;  // S^T, then P^T, of the current kv head: [kKeyBlock][head_rows_]
   detail::Buffer<float> k_pack_, v_pack_;
-  detail::Buffer<float> qs_;    // streaming decode: Qs per row, row-major [rows][head_dim]
-  detail::Buffer<float> dots_;  // streaming decode: one vector, the current key's dot products per lane
-  // Streaming decode, per kv head of the unit: the block's keys some row sees and the bias epilogue; the
-  // block max and overflow vectors.
-  struct StreamHead {
-    int ja = 0, jb = 0;
-    bool same_keys = true;
-    BiasEpilogue<true> bias{};
-  };
-  detail::Buffer<StreamHead> stream_heads_;
-  detail::Buffer<float> stream_max_, stream_overflow_;
+  // Streaming decode (Note [streaming decode]): Qs per row, row-major [rows][head_dim]; S, then P, of the
+  // current head and block, keys in lanes (Note [keys in lanes]); per lane: -slope, distance, visible keys
+  // and key offset of the lane's row and key; scratch for folding lanes into rows and back.
+  detail::Buffer<float> qs_, stream_st_, stream_lanes_, stream_fold_;
   // Per row (lane): running max and sum, -slope, and for the current block: distance from its first key
   // and the visible keys [lo, hi) relative to it (also as floats, for vector compares).
   detail::Buffer<float> max_, sum_, neg_slope_, dist_, lo_f_, hi_f_;
