@@ -1,7 +1,8 @@
 // libFuzzer target for alibi::attention (issue 5, item 1).
 //
 // Each input decodes into one attention call: shape, options and tensor values, including NaN, +-inf,
-// subnormals, -0.0, huge and tiny scales and slopes, windows, explicit q_pos0, both masks, thread counts,
+// subnormals, -0.0, huge and tiny scales and slopes, windows, explicit q_pos0 and kv_pos0, the lse output,
+// both masks, thread counts,
 // skip tolerances, key norm bounds, misaligned tensors, the K/V element type (float, bfloat16 or float16),
 // and (about half the time) one deliberate contract violation. The call must then either throw std::invalid_argument,
 // exactly when the contract rejects it, leaving `out` bytewise untouched, or produce what tests/reliability/oracle.hpp
@@ -186,6 +187,7 @@ enum Violation : int {
   kNullQ, kNullK, kNullV, kNullOut, kOutOverlapsQ, kQOverlapsOut, kOutOverlapsK, kOutOverlapsV,
   kHugeQLen, kHugeKvLen, kProductWrapsToZero, kProductJustOverLimit, kQPos0PlusQLenOverflows,
   kMaskOutOfRange, kMaskNegative, kScaleNaN, kScaleInf, kSkipNegative, kSkipNaN, kSkipInf, kSlopeNonFinite,
+  kKvPos0Negative, kKvPos0PlusKvLenOverflows, kLseOverlapsQ, kLseOverlapsOut,
   kViolationCount
 };
 // clang-format on
@@ -218,6 +220,8 @@ void run_one(FuzzedDataProvider& in) {
   const bool null_empty_tensors = flags & 0x100;
   const int kv_selector = (flags >> 9) & 3;  // 0 and 3 float, 1 bfloat16, 2 float16
   const KvType kv_type = kv_selector == 1 ? KvType::bf16 : kv_selector == 2 ? KvType::f16 : KvType::f32;
+  const int kv_pos0_mode = (flags >> 11) & 7;  // issue 12: 0-3 key row 0 at 0, else a shard further on
+  const bool want_lse = flags & 0x8000;        // issue 12: ask for the log-sum-exp too
   const bool kv16 = kv_type != KvType::f32;
   const std::string kernel = std::string(use_avx2 ? "avx2" : "scalar") + " kernel, " + kv_type_name(kv_type) + " K/V";
 
@@ -248,6 +252,13 @@ void run_one(FuzzedDataProvider& in) {
                        : p == 243 ? c.shape.kv_len
                                   : c.shape.kv_len + (p - 243);
   }
+  // Key row 0's position (issue 12): with the default q_pos0 the queries move along with the keys; an
+  // explicit q_pos0 then lands before, inside or after the shard.
+  c.options.kv_pos0 = kv_pos0_mode < 4    ? 0
+                      : kv_pos0_mode == 4 ? 1 + c.shape.q_len % 7
+                      : kv_pos0_mode == 5 ? 37
+                      : kv_pos0_mode == 6 ? (std::int64_t{1} << 40)
+                                          : INT64_MAX - c.shape.kv_len;
   c.options.num_threads = in.ConsumeIntegralInRange(0, 2);
   {
     const auto s = in.ConsumeIntegral<std::uint8_t>();
@@ -309,6 +320,11 @@ void run_one(FuzzedDataProvider& in) {
     case kSkipNegative: c.options.skip_tolerance = violation_detail % 2 ? -1e-3f : -FLT_TRUE_MIN; break;
     case kSkipNaN: c.options.skip_tolerance = std::numeric_limits<float>::quiet_NaN(); break;
     case kSkipInf: c.options.skip_tolerance = HUGE_VALF; break;
+    case kKvPos0Negative: c.options.kv_pos0 = violation_detail % 2 ? -1 - violation_detail : INT64_MIN; break;
+    case kKvPos0PlusKvLenOverflows:  // kv_pos0 in (INT64_MAX - kv_len, INT64_MAX]
+      if (c.shape.kv_len == 0) c.shape.kv_len = 1;
+      c.options.kv_pos0 = INT64_MAX - c.shape.kv_len + 1 + violation_detail % c.shape.kv_len;
+      break;
     case kSlopeNonFinite:
       if (slopes.empty()) slopes = alibi_reliability::contract_slopes(std::max(1, c.shape.num_heads));
       slopes[violation_detail % slopes.size()] = special_value(violation_detail % 3);  // NaN, +inf, -inf
@@ -374,6 +390,20 @@ void run_one(FuzzedDataProvider& in) {
     default:
       out_block = make_tensor(q_count, misaligned);
       out = out_block.data;
+  }
+
+  // lse (issue 12): its own block, or one overlapping q or out (a rejected call must not write it).
+  const std::int64_t lse_count = real_memory ? q_count / std::max(1, c.shape.head_dim) : 4;
+  Tensor lse_block;
+  if (violation == kLseOverlapsQ && q_count > 0) {
+    c.options.lse = q.data + violation_detail % q_count;
+    if (c.options.lse + lse_count > q.data + q_count) c.options.lse = q.data;
+  } else if (violation == kLseOverlapsOut && q_count > 0) {
+    c.options.lse = out + violation_detail % q_count;
+    if (c.options.lse + lse_count > out_block.data + out_block.count) c.options.lse = out;
+  } else if (want_lse) {
+    lse_block = make_tensor(lse_count, misaligned);
+    c.options.lse = lse_block.data;
   }
 
   // ---- values: a per-tensor magnitude, small integers from the input, then special values
@@ -504,6 +534,12 @@ void run_one(FuzzedDataProvider& in) {
     const auto* bytes = reinterpret_cast<const unsigned char*>(out_block.data);
     out_before.assign(bytes, bytes + out_block.count * static_cast<std::int64_t>(sizeof(float)));
   }
+  std::vector<unsigned char> lse_before;
+  if (lse_block.data != nullptr && lse_block.count > 0) {
+    for (std::int64_t n = 0; n < lse_block.count; ++n) lse_block.data[n] = from_bits(kSentinelBits);
+    const auto* bytes = reinterpret_cast<const unsigned char*>(lse_block.data);
+    lse_before.assign(bytes, bytes + lse_block.count * static_cast<std::int64_t>(sizeof(float)));
+  }
   std::vector<float> inputs_before[3];
   std::vector<std::uint16_t> inputs16_before[3];
   for (int t = 0; t < 3; ++t) {
@@ -539,6 +575,9 @@ void run_one(FuzzedDataProvider& in) {
   if (!out_before.empty() && (threw || verdict == Verdict::reject) &&
       std::memcmp(out_before.data(), out_block.data, out_before.size()) != 0)
     fail(c, kernel, "a rejected call wrote to out (" + reason + ")");
+  if (!lse_before.empty() && (threw || verdict == Verdict::reject) &&
+      std::memcmp(lse_before.data(), lse_block.data, lse_before.size()) != 0)
+    fail(c, kernel, "a rejected call wrote to lse (" + reason + ")");
   for (int t = 0; t < 3; ++t) {
     if (!inputs_before[t].empty() &&
         std::memcmp(inputs_before[t].data(), tensors[t], inputs_before[t].size() * sizeof(float)) != 0)
@@ -565,6 +604,11 @@ void run_one(FuzzedDataProvider& in) {
     std::uint32_t bits;
     std::memcpy(&bits, out + n, sizeof bits);
     if (bits == kSentinelBits) fail(c, kernel, "out[" + std::to_string(n) + "] was never written");
+  }
+  for (std::int64_t n = 0; c.options.lse != nullptr && n < lse_count; ++n) {
+    std::uint32_t bits;
+    std::memcpy(&bits, c.options.lse + n, sizeof bits);
+    if (bits == kSentinelBits) fail(c, kernel, "lse[" + std::to_string(n) + "] was never written");
   }
   alibi_reliability::CheckOptions options;
   options.tolerate_fp32_overflow_rows = avoiding("fp32_overflow_rows");

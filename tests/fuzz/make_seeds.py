@@ -16,6 +16,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 AVX2, MISALIGNED, RAW_VALUES, CUSTOM_SLOPES = 0x1, 0x2, 0x1C, 0x20
 KEY_NORMS_EXACT, KEY_NORMS_CORRUPTED = 0x40, 0x80
 KV_BFLOAT16, KV_FLOAT16 = 0x200, 0x400
+# Bits 11-13: kv_pos0 (4: 1 + q_len % 7, 5: 37, 6: 2^40, 7: INT64_MAX - kv_len); bit 15: ask for lse.
+KV_POS0_37, KV_POS0_2_POW_40, KV_POS0_LARGEST, LSE = 5 << 11, 6 << 11, 7 << 11, 0x8000
 
 # Selector bytes (see the tables in attention_fuzz.cpp).
 SCALE_DEFAULT, SCALE_1E30, SCALE_NEG_1 = 0, 96 + 8, 96 + 4
@@ -23,7 +25,8 @@ SKIP_DEFAULT, SKIP_ZERO, SKIP_0_1 = 0, 131, 135  # table[t % 10] for t >= 128
 WINDOW_NONE = 0
 QPOS0_DEFAULT = 0
 # Violations (enum Violation); the second byte read decides whether the violation applies at all.
-VIOLATION = {"none": 0, "out_overlaps_k": 20, "product_wraps_to_zero": 24, "slope_non_finite": 34}
+VIOLATION = {"none": 0, "out_overlaps_k": 20, "product_wraps_to_zero": 24, "slope_non_finite": 34,
+             "lse_overlaps_out": 38}
 # Special values (special_value table).
 NAN, INF, NEG_INF, NEG_ZERO, SUBNORMAL, F16_LARGEST = 0, 1, 2, 3, 7, 12
 # Magnitude selectors (160 + index into the exponent table): 2^-20 makes float16 subnormals.
@@ -94,6 +97,14 @@ def main():
         # ...5 floats (20 bytes) in, out is past them: a valid call (with float K/V it would overlap).
         "out_after_float16_k_in_one_block": seed(KV_FLOAT16, 1, 3, 4, 1, 1, 2, violation="out_overlaps_k", detail=4,
                                                  rng=rng),
+        # Partial attention (issue 12): a shard at 37 with queries at 50 (q_pos0 byte 140: 140 % 90), the last
+        # positions of the int64 range, a shard 2^40 past position 0 with the default q_pos0, and lse sharing
+        # out's block.
+        "lse_shard_explicit_q_pos0_avx2": seed(AVX2 | LSE | KV_POS0_37, 1, 6, 20, 2, 2, 9, q_pos0=140, rng=rng),
+        "lse_shard_at_int64_end_bidirectional": seed(LSE | KV_POS0_LARGEST, 1, 4, 9, 1, 3, 5, bidirectional=True,
+                                                     q_pos0=200, rng=rng),
+        "lse_bfloat16_far_shard_avx2": seed(AVX2 | LSE | KV_BFLOAT16 | KV_POS0_2_POW_40, 1, 3, 30, 1, 2, 16, rng=rng),
+        "invalid_lse_overlaps_out": seed(LSE, 1, 3, 4, 1, 2, 2, violation="lse_overlaps_out", detail=3, rng=rng),
     }
     corpus = os.path.join(HERE, "corpus")
     os.makedirs(corpus, exist_ok=True)

@@ -43,11 +43,11 @@ inline std::string describe(const Call& c) {
   char text[512];
   std::snprintf(text, sizeof text,
                 "batch=%d q_len=%lld kv_len=%lld num_heads=%d num_kv_heads=%d head_dim=%d mask=%d scale=%.9g "
-                "window=%lld q_pos0=%lld num_threads=%d skip_tolerance=%.9g key_norms=%s slopes=",
+                "window=%lld q_pos0=%lld kv_pos0=%lld lse=%s num_threads=%d skip_tolerance=%.9g key_norms=%s slopes=",
                 s.batch, static_cast<long long>(s.q_len), static_cast<long long>(s.kv_len), s.num_heads, s.num_kv_heads,
                 s.head_dim, static_cast<int>(o.mask), static_cast<double>(o.scale), static_cast<long long>(o.window),
-                static_cast<long long>(o.q_pos0), o.num_threads, static_cast<double>(o.skip_tolerance),
-                o.key_norms != nullptr ? "given" : "none");
+                static_cast<long long>(o.q_pos0), static_cast<long long>(o.kv_pos0), o.lse != nullptr ? "yes" : "no",
+                o.num_threads, static_cast<double>(o.skip_tolerance), o.key_norms != nullptr ? "given" : "none");
   std::string result = text;
   if (o.slopes == nullptr || s.num_heads <= 0 || s.num_heads > 64) return result + (o.slopes ? "custom" : "default");
   for (int h = 0; h < s.num_heads; ++h) {

@@ -129,6 +129,8 @@ inline Verdict expected_verdict(const Call& c, const KvArguments& kv, std::strin
   if (o.window < 0) return reject("window < 0");
   if (o.q_pos0 < -1) return reject("q_pos0 < -1");
   if (int128{o.q_pos0} + s.q_len > INT64_MAX) return reject("q_pos0 + q_len overflows");
+  if (o.kv_pos0 < 0) return reject("kv_pos0 < 0");
+  if (int128{o.kv_pos0} + s.kv_len > INT64_MAX) return reject("kv_pos0 + kv_len overflows");
   if (o.num_threads < 0) return reject("num_threads < 0");
   if (!std::isfinite(o.scale)) return reject("non-finite scale");
   if (!(std::isfinite(o.skip_tolerance) && o.skip_tolerance >= 0.0f)) return reject("bad skip_tolerance");
@@ -145,6 +147,15 @@ inline Verdict expected_verdict(const Call& c, const KvArguments& kv, std::strin
   if (nq > 0 && (byte_ranges_overlap(c.out, nq, float_bytes, kv.k, nkv, kv.element_bytes) ||
                  byte_ranges_overlap(c.out, nq, float_bytes, kv.v, nkv, kv.element_bytes)))
     return reject("out overlaps k or v");
+  // lse (issue 12): one float per output row, never sharing a byte with the tensors.
+  const int128 rows = element_count(s.batch, s.q_len, s.num_heads, 1);
+  if (o.lse != nullptr && (byte_ranges_overlap(o.lse, rows, float_bytes, c.q, nq, float_bytes) ||
+                           byte_ranges_overlap(o.lse, rows, float_bytes, c.out, nq, float_bytes)))
+    return reject("lse overlaps q or out");
+  if (o.lse != nullptr && nq > 0 &&
+      (byte_ranges_overlap(o.lse, rows, float_bytes, kv.k, nkv, kv.element_bytes) ||
+       byte_ranges_overlap(o.lse, rows, float_bytes, kv.v, nkv, kv.element_bytes)))
+    return reject("lse overlaps k or v");
   if (nq == 0 && nkv > 0 && (kv.k == nullptr || kv.v == nullptr)) return Verdict::either;
   return Verdict::accept;
 }
@@ -156,8 +167,10 @@ inline Verdict expected_verdict(const Call& c, std::string* why = nullptr) {
 
 // ---- what an accepted call must produce
 
-inline std::int64_t resolved_q_pos0(const Call& c) {
-  return c.options.q_pos0 == -1 ? c.shape.kv_len - c.shape.q_len : c.options.q_pos0;
+// The position of query row 0 counted from key row 0 (the contract places key row j at kv_pos0 + j, and
+// only position differences matter). int128: the difference of two int64 positions.
+inline int128 resolved_q_pos0(const Call& c) {
+  return c.options.q_pos0 == -1 ? int128{c.shape.kv_len} - c.shape.q_len : int128{c.options.q_pos0} - c.options.kv_pos0;
 }
 
 // The contract's visibility rule, for key j and the query at position p (window 0: unlimited).
@@ -202,6 +215,8 @@ struct RowExpectation {
   std::vector<double> bound;         // Note [fp32 error bound], per dimension (without the 2e-5 max|ref| term)
   std::vector<double> max_abs_v;     // over the visible value rows, per dimension
   std::vector<double> min_v, max_v;  // the box around the visible value rows, per dimension
+  double lse = -HUGE_VAL;            // exact log-sum-exp of the visible logits (issue 12)
+  double lse_bound = 0.0;            // how far the kernel's fp32 lse may be from it
 };
 
 inline bool all_finite(const float* x, int n) {
@@ -227,7 +242,7 @@ inline RowExpectation expect_row(const Call& c, const float* slopes, std::int64_
   const alibi::AttentionShape& s = c.shape;
   const int D = s.head_dim;
   const int kv_head = h / (s.num_heads / s.num_kv_heads);
-  const int128 p = int128{resolved_q_pos0(c)} + i;
+  const int128 p = resolved_q_pos0(c) + i;
   const float scale_option = c.options.scale;
   const double scale =
       scale_option != 0.0f ? static_cast<double>(scale_option) : 1.0 / std::sqrt(static_cast<double>(D));
@@ -284,12 +299,19 @@ inline RowExpectation expect_row(const Call& c, const float* slopes, std::int64_
   const double max_logit = *std::max_element(logit.begin(), logit.end());
   for (std::int64_t t = 0; t < n; ++t)
     delta[static_cast<std::size_t>(t)] += u * (max_logit - logit[static_cast<std::size_t>(t)]);
+  const double max_delta = *std::max_element(delta.begin(), delta.end());
 
   // Exact weights, and the range Note [fp32 error bound] allows for each.
   std::vector<double> weight(static_cast<std::size_t>(n)), high(weight.size()), low(weight.size());
   double total = 0.0;
   for (std::size_t t = 0; t < weight.size(); ++t) total += weight[t] = std::exp(logit[t] - max_logit);
   for (double& w : weight) w /= total;
+  // log sum e^{s'_j} moves by at most max_j delta_j when every logit does; then the fp32 sum (n + 16 u),
+  // the flushed terms (n e^-87.3 relative), the dropped skipped mass (at most 2t, as a log: 4t), and the
+  // rounding of the result to fp32.
+  row.lse = max_logit + std::log(total);
+  row.lse_bound = max_delta + (static_cast<double>(n) + 16.0) * u + static_cast<double>(n) * 1.2e-38 +
+                  4.0 * static_cast<double>(c.options.skip_tolerance) + 2.0 * u * std::fabs(row.lse);
   // sum_{k != j} e^{a_k - c_j} = e^{M - c_j} (sum_k e^{a_k - M} - e^{a_j - M}), M = max a: O(n) per row.
   auto others = [&](double sign_a, std::vector<double>& result, double sign_c) {
     double largest = -HUGE_VAL;
@@ -385,11 +407,14 @@ inline std::string check_output(const Call& c, const float* out, const CheckOpti
         const RowExpectation& row = rows[r];
         const float* got = out + ((b * s.q_len + i) * s.num_heads + h) * D;
         ++st.rows;
+        const float* got_lse = o.lse != nullptr ? o.lse + ((b * s.q_len + i) * s.num_heads + h) : nullptr;
         if (row.hi == row.lo) {  // sees no key: zeros, whatever the inputs hold
           for (int d = 0; d < D; ++d)
             if (got[d] != 0.0f)
               return "row " + row_name(b, i, h) + " sees no key but out[" + std::to_string(d) +
                      "] = " + std::to_string(got[d]);
+          if (got_lse != nullptr && !(*got_lse == -HUGE_VALF))
+            return "row " + row_name(b, i, h) + " sees no key but lse = " + std::to_string(*got_lse);
           continue;
         }
         if (row.sees_nonfinite) {
@@ -423,8 +448,24 @@ inline std::string check_output(const Call& c, const float* out, const CheckOpti
             return text;
           }
         }
+        // An lse beyond the float range (huge slopes times huge distances) may round to an infinity.
+        const bool lse_in_range = std::fabs(row.lse) + row.lse_bound < FLT_MAX;
+        if (got_lse != nullptr && lse_in_range && !std::isfinite(*got_lse))
+          return "row " + row_name(b, i, h) + " has finite inputs but lse = " + std::to_string(*got_lse);
         if (!check_accuracy) continue;
         ++st.rows_accuracy_checked;
+        if (got_lse != nullptr && lse_in_range) {
+          const double error = std::fabs(static_cast<double>(*got_lse) - row.lse);
+          if (row.lse_bound > 0.0) st.worst_ratio = std::max(st.worst_ratio, error / row.lse_bound);
+          if (!(error <= row.lse_bound)) {
+            char text[320];
+            std::snprintf(text, sizeof text,
+                          "row %s (visible keys [%lld, %lld)): lse %.9g, reference %.9g, error %.3g > allowed %.3g",
+                          row_name(b, i, h).c_str(), static_cast<long long>(row.lo), static_cast<long long>(row.hi),
+                          static_cast<double>(*got_lse), row.lse, error, row.lse_bound);
+            return text;
+          }
+        }
         for (int d = 0; d < D; ++d) {
           const auto at = static_cast<std::size_t>(d);
           const double error = std::fabs(static_cast<double>(got[d]) - row.ref[at]);
