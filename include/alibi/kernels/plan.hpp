@@ -52,7 +52,7 @@ struct Tuning {
   static constexpr std::int64_t kNormBlock = 64;
   // Streaming decode (kernels/unit_worker.hpp, Note [streaming decode]): kv heads with at most this many
   // rows read K and V where they lie, in blocks of kStreamBlockKeys keys, with the next block's K/V runs
-  // requested into L2 one block ahead.
+  // touched one block ahead (KvSource::touch_run).
   static constexpr int kStreamMaxRows = 4;
   static constexpr int kStreamBlockKeys = 32;
   // Keys nearest a row whose exact logits give the lower bound on its max that skipping starts from

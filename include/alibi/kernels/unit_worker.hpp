@@ -25,10 +25,11 @@
 // widened as they are loaded), reduced straight into a vector of S with keys in lanes (Note [keys in
 // lanes]), so the bias, the mask, exp and the sums run over vectors of real (row, key) pairs; P.V keeps a
 // chunk of the rows' output in registers over all the block's keys, reading the values in place. The next
-// block's K/V runs (all kv heads of the unit: contiguous memory) are requested into L2 one block ahead, a
-// share while each head computes, so the core computes on one block while the next one streams in. P.V
-// runs rows that see exactly the same keys of the block together, others one by one, so no row ever
-// multiplies a value it does not see (no 0 * inf) and no non-finite check of the values is needed.
+// block's K/V runs (all kv heads of the unit: contiguous memory) are touched one block ahead
+// (KvSource::touch_run), a share while each head computes, so the core computes on one block while the
+// next one streams in. P.V runs rows that see exactly the same keys of the block together, others one by
+// one, so no row ever multiplies a value it does not see (no 0 * inf) and no non-finite check of the
+// values is needed.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_0)) || \
@@ -409,7 +410,7 @@ class UnitWorker {
 
   // Note [streaming decode]: folds keys [j0, j0 + nk) of the unit's kv heads, read in place, into their rows
   // (prepare_lanes has set the rows' lanes). Head by head over the block: the block's K/V is in L2 (it was
-  // requested one block ahead, a share of it while each head computes), and each head's whole block runs
+  // touched one block ahead, a share of it while each head computes), and each head's whole block runs
   // through tight loops with its rows' state in registers. Keys [ahead0, ahead0 + ahead_keys) are the next
   // block's.
   void stream_block(std::int64_t j0, int heads, std::int64_t ahead0, int ahead_keys) {
@@ -420,8 +421,8 @@ class UnitWorker {
       with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
         for (int hh = 0; hh < heads; ++hh) {
           for (int t = ahead_keys * hh / heads; t < ahead_keys * (hh + 1) / heads; ++t) {
-            kv_.prefetch_keys(ahead0 + t, heads);
-            kv_.prefetch_values(ahead0 + t, heads);
+            kv_.touch_keys(ahead0 + t, heads);
+            kv_.touch_values(ahead0 + t, heads);
           }
           stream_head<decltype(n)::value>(hh, j0);
         }
