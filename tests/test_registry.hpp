@@ -32,12 +32,13 @@ struct TestTable {
   std::size_t count;
 };
 
-// The tables of the test sources (defined in attention_test.cpp, slopes_bias_test.cpp, convert_test.cpp and
-// kv16_test.cpp).
+// The tables of the test sources (defined in attention_test.cpp, slopes_bias_test.cpp, convert_test.cpp,
+// kv16_test.cpp and partial_test.cpp).
 extern const TestTable kAttentionTests;
 extern const TestTable kSlopesBiasTests;
 extern const TestTable kConvertTests;
 extern const TestTable kKv16Tests;
+extern const TestTable kPartialTests;
 
 template <class... Isas>
 struct IsaList {};

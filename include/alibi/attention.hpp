@@ -34,7 +34,8 @@ ALIBI_NAMESPACE_BEGIN
 ///
 /// @throws std::invalid_argument (naming the parameter) for negative sizes, num_heads <= 0,
 ///         num_kv_heads <= 0 or not dividing num_heads, head_dim <= 0, batch < 0, window < 0, q_pos0 < -1,
-///         kv_pos0 < 0, q_pos0 + q_len or kv_pos0 + kv_len overflowing, lse overlapping q, k, v or out,
+///         kv_pos0 < 0, q_pos0 + q_len or kv_pos0 + kv_len overflowing, out or lse overlapping slopes or
+///         key_norms, lse overlapping q, k, v or out,
 ///         num_threads < 0, a non-finite scale or slope, a negative or non-finite skip_tolerance, a null
 ///         pointer where a non-empty tensor is expected, `out` overlapping q, k or v, or sizes whose
 ///         element counts overflow. Nothing is written to `out` or `lse` then.

@@ -46,7 +46,7 @@ struct AttentionOptions {
   /// Optional output, one float per output row in out's row order ([batch][q_len][num_heads]): the natural
   /// log of sum_j exp(logit_j) over the keys the row sees, logit_j = scale * q.k_j + bias_j; -infinity for
   /// a row that sees no key. With block skipping the skipped keys are left out of the sum too (within
-  /// skip_tolerance, relative). Must not overlap q, k, v or out.
+  /// skip_tolerance, relative). Must not overlap q, k, v, out, slopes or key_norms.
   float* lse = nullptr;
   int num_threads = 0;  ///< 0: all hardware threads; 1: the calling thread only
   /// ALiBi block skipping: the largest total softmax mass a row may drop, relative to its largest term.

@@ -1,6 +1,7 @@
 // alibi::dispatch from a TU compiled WITHOUT ISA flags: the ISA it picks (widest the CPU has, capped by
 // ALIBI_ISA), bitwise equality with alibi::attention<isa::X> compiled with X's flags on many shapes and for
-// float, bfloat16 and float16 K/V, agreement with a float64 reference, and argument errors.
+// float, bfloat16 and float16 K/V (also with kv_pos0 and lse), of dispatch::merge_partials with
+// alibi::merge_partials<isa::X>, agreement with a float64 reference, and argument errors.
 //
 // Usage: alibi_dispatch_test EXPECTED, run by ctest once per ALIBI_ISA setting. EXPECTED is the ISA that
 // must be chosen ("scalar", "avx2", "avx512"), "widest" (the widest this CPU supports), or "error" (every
@@ -171,8 +172,68 @@ void check_16bit_case(const std::string& isa, const Case& c, const std::vector<f
          " K/V, " + describe(c) + ", first at element " + std::to_string(first));
 }
 
+alibi_dispatch_test::MergeFn merge_reference_for(const std::string& isa) {
+  if (isa == "avx512") return alibi_dispatch_test::merge_partials_avx512;
+  if (isa == "avx2") return alibi_dispatch_test::merge_partials_avx2;
+  return alibi_dispatch_test::merge_partials_scalar;
+}
+
+// Issue 12: the case's keys moved to kv_pos0 > 0, the queries given an explicit position in their middle,
+// and lse requested: dispatch's out and lse are bitwise those of alibi::attention<isa::X> built with X's
+// flags, for float and bfloat16 K/V.
+template <class KV>
+void check_partial_case(const std::string& isa, Case c, const std::vector<float>& q, const std::vector<KV>& k,
+                        const std::vector<KV>& v, const char* kv) {
+  const alibi::AttentionShape& s = c.shape;
+  c.options.kv_pos0 = 1000003;
+  c.options.q_pos0 = c.options.kv_pos0 + s.kv_len / 2;
+  const auto rows = static_cast<std::size_t>(s.batch * s.q_len * s.num_heads);
+  std::vector<float> out(q.size(), -7.0f), lse(rows, -7.0f), expected(q.size(), -9.0f), expected_lse(rows, -9.0f);
+  alibi::AttentionOptions options = c.options;
+  options.lse = lse.data();
+  alibi::dispatch::attention(q.data(), k.data(), v.data(), out.data(), s, options);
+  options.lse = expected_lse.data();
+  reference_for<KV>(isa)(q.data(), k.data(), v.data(), expected.data(), s, options);
+  if (first_difference(out, expected) != out.size() || first_difference(lse, expected_lse) != lse.size())
+    fail(std::string("dispatch out or lse with kv_pos0 differs from alibi::attention<isa::") + isa +
+         "> built with its flags, " + kv + " K/V, " + describe(c));
+}
+
+// dispatch::merge_partials against alibi::merge_partials<isa::X> built with X's flags, bit for bit, on rows
+// whose lse are close, far apart, -inf on one or both sides; also in place (out = out_a, lse = lse_b).
+void check_merge(const std::string& isa) {
+  std::mt19937 rng(12);
+  const int head_dim = 33;
+  const std::int64_t rows = 64;
+  const std::vector<float> out_a = random_values(static_cast<std::size_t>(rows * head_dim), rng);
+  const std::vector<float> out_b = random_values(static_cast<std::size_t>(rows * head_dim), rng);
+  std::vector<float> lse_a = random_values(static_cast<std::size_t>(rows), rng);
+  std::vector<float> lse_b = random_values(static_cast<std::size_t>(rows), rng);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const auto n = static_cast<std::size_t>(r);
+    if (r % 5 == 1) lse_a[n] = -HUGE_VALF;
+    if (r % 7 == 2) lse_b[n] = -HUGE_VALF;
+    if (r % 9 == 3) lse_b[n] = lse_a[n] + 40.0f;
+    if (r % 11 == 4) lse_a[n] = 1e30f;
+  }
+  std::vector<float> out(out_a.size(), -7.0f), lse(lse_a.size(), -7.0f);
+  std::vector<float> expected(out_a.size(), -9.0f), expected_lse(lse_a.size(), -9.0f);
+  alibi::dispatch::merge_partials(out_a.data(), lse_a.data(), out_b.data(), lse_b.data(), out.data(), lse.data(), rows,
+                                  head_dim);
+  merge_reference_for(isa)(out_a.data(), lse_a.data(), out_b.data(), lse_b.data(), expected.data(), expected_lse.data(),
+                           rows, head_dim);
+  if (first_difference(out, expected) != out.size() || first_difference(lse, expected_lse) != lse.size())
+    fail("dispatch::merge_partials differs from alibi::merge_partials<isa::" + isa + "> built with its flags");
+  std::vector<float> in_place = out_a, in_place_lse = lse_b;
+  alibi::dispatch::merge_partials(in_place.data(), lse_a.data(), out_b.data(), in_place_lse.data(), in_place.data(),
+                                  in_place_lse.data(), rows, head_dim);
+  if (first_difference(in_place, expected) != out.size() || first_difference(in_place_lse, expected_lse) != lse.size())
+    fail("dispatch::merge_partials in place differs from a separate output");
+}
+
 void check_cases(const std::string& isa) {
   std::mt19937 rng(7);
+  int index = 0;
   for (Case& c : make_cases()) {
     if (!c.slopes.empty()) c.options.slopes = c.slopes.data();
     const alibi::AttentionShape& s = c.shape;
@@ -195,7 +256,15 @@ void check_cases(const std::string& isa) {
       fail("dispatch output is far from the float64 reference (" + std::to_string(worst) + "), " + describe(c));
     check_16bit_case<alibi::bfloat16>(isa, c, q, k, v);
     check_16bit_case<alibi::float16>(isa, c, q, k, v);
+    if (index++ % 3 == 0) {
+      check_partial_case(isa, c, q, k, v, "float");
+      std::vector<alibi::bfloat16> k16, v16;
+      for (float x : k) k16.push_back(stored_as(x, alibi::bfloat16{}));
+      for (float x : v) v16.push_back(stored_as(x, alibi::bfloat16{}));
+      check_partial_case(isa, c, q, k16, v16, "bfloat16");
+    }
   }
+  check_merge(isa);
 }
 
 void check_argument_errors() {

@@ -1,4 +1,5 @@
-// alibi::attention<isa::native> in a TU compiled with one ISA's flags; ALIBI_DISPATCH_TEST_ISA names it.
+// alibi::attention<isa::native> and alibi::merge_partials<isa::native> in a TU compiled with one ISA's flags;
+// ALIBI_DISPATCH_TEST_ISA names it.
 #include "alibi/attention.hpp"
 #include "reference_kernels.hpp"
 
@@ -20,5 +21,12 @@ ALIBI_DISPATCH_TEST_DEFINE(float)
 ALIBI_DISPATCH_TEST_DEFINE(alibi::bfloat16)
 ALIBI_DISPATCH_TEST_DEFINE(alibi::float16)
 #undef ALIBI_DISPATCH_TEST_DEFINE
+
+void ALIBI_DISPATCH_TEST_CAT(merge_partials_, ALIBI_DISPATCH_TEST_ISA)(const float* out_a, const float* lse_a,
+                                                                       const float* out_b, const float* lse_b,
+                                                                       float* out, float* lse, std::int64_t rows,
+                                                                       int head_dim) {
+  alibi::merge_partials<alibi::isa::ALIBI_DISPATCH_TEST_ISA>(out_a, lse_a, out_b, lse_b, out, lse, rows, head_dim);
+}
 
 }  // namespace alibi_dispatch_test

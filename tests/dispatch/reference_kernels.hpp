@@ -1,6 +1,9 @@
 #pragma once
-// alibi::attention<isa::X> compiled with X's own flags (reference_kernel.cpp, built once per ISA), the
-// baseline alibi::dispatch::attention must reproduce bit for bit: one overload per K/V element type.
+// alibi::attention<isa::X> and alibi::merge_partials<isa::X> compiled with X's own flags
+// (reference_kernel.cpp, built once per ISA), the baselines alibi::dispatch::attention and
+// alibi::dispatch::merge_partials must reproduce bit for bit: one attention overload per K/V element type.
+#include <cstdint>
+
 #include "alibi/types.hpp"
 
 namespace alibi_dispatch_test {
@@ -27,5 +30,15 @@ void attention_avx512(const float* q, const alibi::bfloat16* k, const alibi::bfl
                       const alibi::AttentionShape& shape, const alibi::AttentionOptions& options);
 void attention_avx512(const float* q, const alibi::float16* k, const alibi::float16* v, float* out,
                       const alibi::AttentionShape& shape, const alibi::AttentionOptions& options);
+
+using MergeFn = void (*)(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b, float* out,
+                         float* lse, std::int64_t rows, int head_dim);
+
+void merge_partials_scalar(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b, float* out,
+                           float* lse, std::int64_t rows, int head_dim);
+void merge_partials_avx2(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b, float* out,
+                         float* lse, std::int64_t rows, int head_dim);
+void merge_partials_avx512(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b, float* out,
+                           float* lse, std::int64_t rows, int head_dim);
 
 }  // namespace alibi_dispatch_test

@@ -156,6 +156,16 @@ inline Verdict expected_verdict(const Call& c, const KvArguments& kv, std::strin
       (byte_ranges_overlap(o.lse, rows, float_bytes, kv.k, nkv, kv.element_bytes) ||
        byte_ranges_overlap(o.lse, rows, float_bytes, kv.v, nkv, kv.element_bytes)))
     return reject("lse overlaps k or v");
+  // The written arrays against the per-head and per-key inputs (read while out and lse are written).
+  const int128 norms = element_count(s.batch, s.kv_len, s.num_kv_heads, 1);
+  const int128 lse_rows = o.lse != nullptr ? rows : 0;
+  if (byte_ranges_overlap(c.out, nq, float_bytes, o.slopes, s.num_heads, float_bytes) ||
+      byte_ranges_overlap(o.lse, lse_rows, float_bytes, o.slopes, s.num_heads, float_bytes))
+    return reject("out or lse overlaps slopes");
+  if (nq > 0 && nkv > 0 &&
+      (byte_ranges_overlap(c.out, nq, float_bytes, o.key_norms, norms, float_bytes) ||
+       byte_ranges_overlap(o.lse, lse_rows, float_bytes, o.key_norms, norms, float_bytes)))
+    return reject("out or lse overlaps key_norms");
   if (nq == 0 && nkv > 0 && (kv.k == nullptr || kv.v == nullptr)) return Verdict::either;
   return Verdict::accept;
 }

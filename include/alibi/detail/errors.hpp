@@ -39,6 +39,14 @@ inline std::string float_text(double x) {
   return text;
 }
 
+// An integer for a message. Not std::to_string: its libstdc++ code is inline, and once it is emitted out of
+// line it is a weak symbol whose code differs with the ISA flags (Note [ABI namespace]).
+inline std::string int_text(long long x) {
+  char text[24];
+  std::snprintf(text, sizeof text, "%lld", x);
+  return text;
+}
+
 inline void require(bool ok, const char* function, const char* parameter, const std::string& why) {
   if (!ok) invalid_argument(std::string("alibi::") + function + ": " + parameter + " " + why);
 }

@@ -43,7 +43,7 @@ template <class KV>
 Problem validate_attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
                            const AttentionOptions& options, Buffer<float>& default_slopes) {
   const char* fn = "attention";
-  auto str = [](auto x) { return std::to_string(x); };
+  auto str = [](long long x) { return int_text(x); };
   require(shape.batch >= 0, fn, "batch", "must be >= 0, got " + str(shape.batch));
   require(shape.q_len >= 0, fn, "q_len", "must be >= 0, got " + str(shape.q_len));
   require(shape.kv_len >= 0, fn, "kv_len", "must be >= 0, got " + str(shape.kv_len));
@@ -90,13 +90,24 @@ Problem validate_attention(const float* q, const KV* k, const KV* v, float* out,
   require(!overlaps(out, q_bytes, q, q_bytes), fn, "out", "must not overlap q");
   require(!(reads_kv && overlaps(out, q_bytes, k, kv_bytes)), fn, "out", "must not overlap k");
   require(!(reads_kv && overlaps(out, q_bytes, v, kv_bytes)), fn, "out", "must not overlap v");
-  if (options.lse != nullptr) {
-    const std::int64_t lse_bytes = rows * static_cast<std::int64_t>(sizeof(float));
-    require(!overlaps(options.lse, lse_bytes, q, q_bytes), fn, "lse", "must not overlap q");
-    require(!overlaps(options.lse, lse_bytes, out, q_bytes), fn, "lse", "must not overlap out");
-    require(!(reads_kv && overlaps(options.lse, lse_bytes, k, kv_bytes)), fn, "lse", "must not overlap k");
-    require(!(reads_kv && overlaps(options.lse, lse_bytes, v, kv_bytes)), fn, "lse", "must not overlap v");
-  }
+  // lse, when given (overlaps() is false for a null pointer): against every tensor.
+  const std::int64_t lse_bytes = rows * static_cast<std::int64_t>(sizeof(float));
+  require(!overlaps(options.lse, lse_bytes, q, q_bytes), fn, "lse", "must not overlap q");
+  require(!overlaps(options.lse, lse_bytes, out, q_bytes), fn, "lse", "must not overlap out");
+  require(!(reads_kv && overlaps(options.lse, lse_bytes, k, kv_bytes)), fn, "lse", "must not overlap k");
+  require(!(reads_kv && overlaps(options.lse, lse_bytes, v, kv_bytes)), fn, "lse", "must not overlap v");
+
+  // The written arrays must not overlap the per-head and per-key inputs either: the kernel reads slopes
+  // and key_norms while it writes out and lse.
+  const std::int64_t slope_bytes =
+      static_cast<std::int64_t>(shape.num_heads) * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t norm_bytes = kv_count / shape.head_dim * static_cast<std::int64_t>(sizeof(float));
+  require(!overlaps(out, q_bytes, options.slopes, slope_bytes), fn, "out", "must not overlap slopes");
+  require(!overlaps(options.lse, lse_bytes, options.slopes, slope_bytes), fn, "lse", "must not overlap slopes");
+  require(!(reads_kv && overlaps(out, q_bytes, options.key_norms, norm_bytes)), fn, "out",
+          "must not overlap key_norms");
+  require(!(reads_kv && overlaps(options.lse, lse_bytes, options.key_norms, norm_bytes)), fn, "lse",
+          "must not overlap key_norms");
 
   const float* slopes = options.slopes;
   if (slopes != nullptr) {
@@ -138,8 +149,8 @@ Problem validate_attention(const float* q, const KV* k, const KV* v, float* out,
 inline void validate_merge(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b,
                            const float* out, const float* lse, std::int64_t rows, int head_dim) {
   const char* fn = "merge_partials";
-  require(rows >= 0, fn, "rows", "must be >= 0, got " + std::to_string(rows));
-  require(head_dim > 0, fn, "head_dim", "must be >= 1, got " + std::to_string(head_dim));
+  require(rows >= 0, fn, "rows", "must be >= 0, got " + int_text(rows));
+  require(head_dim > 0, fn, "head_dim", "must be >= 1, got " + int_text(head_dim));
   const std::int64_t count = checked_mul(rows, head_dim, fn, "rows * head_dim");
   if (rows == 0) return;
   require(out_a != nullptr, fn, "out_a", "must not be null when rows > 0");
