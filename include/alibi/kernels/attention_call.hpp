@@ -54,7 +54,7 @@ void attention(const float* q, const KV* k, const KV* v, float* out, const Atten
   for (int h = 0; h < pr.num_heads; ++h) some_slope_decays = some_slope_decays || pr.slopes[h] > 0.0f;
   std::unique_ptr<KeyNormBounds<Isa>> bounds;
   if (pr.skip_tolerance > 0.0f && some_slope_decays) bounds = std::make_unique<KeyNormBounds<Isa>>(pr, k);
-  const Plan<Isa> plan = Plan<Isa>::make(pr);
+  const Plan<Isa> plan = Plan<Isa>::make(pr, static_cast<int>(sizeof(KV)));
   detail::Buffer<float> partial;
   if (plan.kv_chunk > 0)
     partial.assign(static_cast<std::size_t>(plan.pieces() * plan.partial_floats_per_piece()), 0.0f);

@@ -1,8 +1,8 @@
-// The one place that reads K and V memory. The kernel sees keys and values only through KvSource: packed
-// blocks of fp32 rows (pack_block), prefetches (prefetch) and single rows for the exact recompute and the
-// skipping bounds (key_row, value_row, read through to_fp32). K/V of 16-bit floats are widened to fp32
-// (exactly) while packing, so the kernel above only ever consumes packed fp32 rows; paged caches plug in
-// here too.
+// The one place that knows where K and V lie. The kernel sees keys and values only through KvSource: packed
+// blocks of fp32 rows (pack_block), rows of the bound heads read in place by the streaming decode
+// (bound_key, bound_value, widened as they are loaded), prefetches (prefetch, prefetch_key) and single rows
+// for the exact recompute and the skipping bounds (key_row, value_row, read through to_fp32). K/V of 16-bit
+// floats are widened to fp32 (exactly) while packing or loading; paged caches plug in here too.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_KV_SOURCE_HPP_0)) || \
@@ -56,9 +56,12 @@ class KvSource {
   const Element* bound_value(int hh, std::int64_t j) const { return v_unit_ + j * kv_row_ + hh * dim_; }
   std::int64_t key_stride() const { return kv_row_; }
 
-  // Brings key (value) j of the bound heads [0, heads), one run of memory, towards the core (touch_run).
-  void touch_keys(std::int64_t j, int heads) const { touch_run(k_unit_ + j * kv_row_, heads); }
-  void touch_values(std::int64_t j, int heads) const { touch_run(v_unit_ + j * kv_row_, heads); }
+  // Requests key and value j of the bound heads [0, heads) into L1: two runs of contiguous memory.
+  void prefetch_key(std::int64_t j, int heads) const {
+    const std::int64_t bytes = static_cast<std::int64_t>(heads) * dim_ * static_cast<std::int64_t>(sizeof(Element));
+    prefetch_bytes(k_unit_ + j * kv_row_, bytes);
+    prefetch_bytes(v_unit_ + j * kv_row_, bytes);
+  }
 
   // Selects the kv heads [kv_head0, kv_head0 + heads) of batch entry b for the calls below.
   void bind(std::int64_t b, int kv_head0) {
@@ -113,22 +116,6 @@ class KvSource {
   }
 
  private:
-  // Reads one byte of each cache line of the run: demand loads, not L2 software prefetches. Measured
-  // (decode, 8 kv heads, head_dim 128, kv_len 65536, one thread, 4 KiB pages): with L2 prefetches the
-  // streaming decode ran no faster than with none at all, while touching the next block ran bfloat16
-  // 41 -> 35 ms (AVX-512) and 52 -> 37 ms (AVX2), fp32 unchanged. A demand load always completes its page
-  // walk and trains the L2 streamer on the run's ascending lines; a key of all the unit's heads is a page
-  // (fp32) or half of one, and the head-by-head reads that follow jump a page per key.
-  void touch_run(const Element* run, int heads) const {
-    const std::int64_t bytes = static_cast<std::int64_t>(heads) * dim_ * static_cast<std::int64_t>(sizeof(Element));
-    constexpr std::int64_t kLine = Tuning::kLineFloats * static_cast<std::int64_t>(sizeof(float));
-    const volatile unsigned char* p = reinterpret_cast<const volatile unsigned char*>(run);
-    unsigned sum = 0;
-    for (std::int64_t at = 0; at < bytes; at += kLine) sum += p[at];
-    sum += p[bytes - 1];  // the last line, when the run does not start on a line
-    touched_ += sum;      // a use of the loads (they are volatile anyway)
-  }
-
   std::int64_t offset(std::int64_t b, int kv_head, std::int64_t j) const {
     return ((b * kv_len_ + j) * kv_heads_ + kv_head) * static_cast<std::int64_t>(dim_);
   }
@@ -155,7 +142,6 @@ class KvSource {
     }
   }
 
-  mutable unsigned touched_ = 0;  // touch_run's sums
   const Element* k_;
   const Element* v_;
   std::int64_t kv_len_;

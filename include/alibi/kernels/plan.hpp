@@ -51,10 +51,15 @@ struct Tuning {
   // Keys per block of the skipping bounds (kernels/skipping.hpp).
   static constexpr std::int64_t kNormBlock = 64;
   // Streaming decode (kernels/unit_worker.hpp, Note [streaming decode]): kv heads with at most this many
-  // rows read K and V where they lie, in blocks of kStreamBlockKeys keys, with the next block's K/V runs
-  // touched one block ahead (KvSource::touch_run).
+  // rows read K and V where they lie, in blocks of kStreamBlockKeys keys whatever the element type (block
+  // boundaries fix the summation order, and 16-bit K/V must give the bits of fp32 K/V holding the widened
+  // values). The next block is prefetched one block ahead when a key of the unit's heads is less than
+  // kStreamPrefetchBelow bytes of K (bench/RESULTS.md, 2026-12-01: with 8 kv heads of 128, prefetching
+  // took 16-bit K/V from 40 to 33 ms but fp32, a 4 KiB page per key, from 43 to 52 ms, where the hardware
+  // prefetchers alone do better).
   static constexpr int kStreamMaxRows = 4;
   static constexpr int kStreamBlockKeys = 32;
+  static constexpr std::int64_t kStreamPrefetchBelow = 4096;
   // Keys nearest a row whose exact logits give the lower bound on its max that skipping starts from
   // (kernels/skipping.hpp): enough to find the large nearby logit ALiBi favours, cheap next to one block.
   static constexpr std::int64_t kFloorKeys = 16;
@@ -82,6 +87,7 @@ struct Plan {
 
   UnitLayout layout;
   bool stream;                 // streaming decode: K/V read in place, no packing
+  bool stream_prefetch;        // streaming decode: request the next block while computing one
   int rows_per_head;           // real rows per kv head of a full unit
   int block_keys;              // keys per block
   int head_rows;               // rows per kv head, padded to whole vectors (Note [rows in lanes])
@@ -98,13 +104,16 @@ struct Plan {
   // Floats of partial state per split piece: per row, max and sum then the padded output row.
   std::int64_t partial_floats_per_piece() const { return rows_per_unit * (2 + dim_pad); }
 
-  static Plan make(const detail::Problem& pr) {
+  // kv_element_bytes: sizeof the K/V element type.
+  static Plan make(const detail::Problem& pr, int kv_element_bytes) {
     Plan p;
     p.layout = make_layout(pr);
     const UnitLayout& L = p.layout;
     p.rows_per_head = static_cast<int>(L.positions * L.group);
     p.stream = can_stream && p.rows_per_head <= Tuning::kStreamMaxRows && p.rows_per_head <= W;
     p.block_keys = p.stream ? Tuning::kStreamBlockKeys : keys_per_block(L);
+    const std::int64_t key_bytes = static_cast<std::int64_t>(L.heads) * pr.head_dim * kv_element_bytes;  // K of a key
+    p.stream_prefetch = p.stream && key_bytes < Tuning::kStreamPrefetchBelow;
     p.head_rows = static_cast<int>((L.positions * L.group + W - 1) / W * W);
     p.dim_vecs = static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W);
     p.dim_pad = static_cast<std::int64_t>(p.dim_vecs) * W;

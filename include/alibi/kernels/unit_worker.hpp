@@ -20,16 +20,15 @@
 //
 // Note [streaming decode]: with at most Tuning::kStreamMaxRows rows per kv head (decode: one query
 // position per GQA group), rows in lanes would leave most lanes idle, and the call is memory-bound: K and
-// V are read once and used by a handful of rows. Such units (Plan::stream) skip packing and take each
-// block head by head: Q.K is a dot product per (row, key) from the keys where they lie (16-bit keys
-// widened as they are loaded), reduced straight into a vector of S with keys in lanes (Note [keys in
-// lanes]), so the bias, the mask, exp and the sums run over vectors of real (row, key) pairs; P.V keeps a
-// chunk of the rows' output in registers over all the block's keys, reading the values in place. The next
-// block's K/V runs (all kv heads of the unit: contiguous memory) are touched one block ahead
-// (KvSource::touch_run), a share while each head computes, so the core computes on one block while the
-// next one streams in. P.V runs rows that see exactly the same keys of the block together, others one by
-// one, so no row ever multiplies a value it does not see (no 0 * inf) and no non-finite check of the
-// values is needed.
+// V are read once and used by a handful of rows. Such units (Plan::stream) skip packing and read K and V
+// where they lie (16-bit elements widened as they are loaded). Q.K goes key-major across the unit's heads
+// (a key of all of them is one contiguous run, so the reads sweep memory in order): a dot product per
+// (row, key), reduced straight into a vector of S with keys in lanes (Note [keys in lanes]), so the bias,
+// the mask, exp and the sums run over vectors of real (row, key) pairs. The softmax and P.V then go head
+// by head, P.V with a chunk of the rows' output in registers over all the block's keys. With
+// Plan::stream_prefetch the next block's K/V runs are requested one block ahead, a share while each head
+// computes. P.V runs rows that see exactly the same keys of the block together, others one by one, so no
+// row ever multiplies a value it does not see (no 0 * inf) and no non-finite check of the values is needed.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_0)) || \
@@ -95,8 +94,11 @@ class UnitWorker {
     if (plan.stream) {
       qs_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
       // A block's keys at up to 4 lanes each (Note [keys in lanes]), and a last vector they part fill.
-      stream_st_.assign(static_cast<std::size_t>(block_keys_) * 4 + W, 0.0f);
-      stream_lanes_.assign(5 * static_cast<std::size_t>(W), 0.0f);
+      stream_st_stride_ = static_cast<std::int64_t>(block_keys_) * 4 + W;
+      stream_st_.assign(static_cast<std::size_t>(stream_st_stride_ * plan.layout.heads), 0.0f);
+      stream_lanes_.assign((6 * static_cast<std::size_t>(plan.layout.heads) + 1) * W, 0.0f);
+      stream_heads_.assign(static_cast<std::size_t>(plan.layout.heads), StreamHead{});
+      stream_mask_.assign(static_cast<std::size_t>(plan.layout.heads), 0);
       stream_fold_.assign(2 * static_cast<std::size_t>(W), 0.0f);
     } else {
       st_.assign(static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
@@ -409,22 +411,25 @@ class UnitWorker {
   }
 
   // Note [streaming decode]: folds keys [j0, j0 + nk) of the unit's kv heads, read in place, into their rows
-  // (prepare_lanes has set the rows' lanes). Head by head over the block: the block's K/V is in L2 (it was
-  // touched one block ahead, a share of it while each head computes), and each head's whole block runs
-  // through tight loops with its rows' state in registers. Keys [ahead0, ahead0 + ahead_keys) are the next
-  // block's.
+  // (prepare_lanes has set the rows' lanes). Q.K first, key-major across the heads (stream_scores), then
+  // the softmax and P.V head by head (stream_softmax, stream_pv), each head's whole block through tight
+  // loops with its rows' state in registers. Keys [ahead0, ahead0 + ahead_keys) are the next block's:
+  // with Plan::stream_prefetch they are requested a share while each head computes, so the core computes
+  // on one block while the next one streams in.
   void stream_block(std::int64_t j0, int heads, std::int64_t ahead0, int ahead_keys) {
     // Every head of a unit has the same real rows (one query block per unit), a prefix of its lanes.
     int rows = 0;
     while (rows < head_rows_ && rows_.data()[rows].real) ++rows;
     if constexpr (Plan<Isa>::can_stream) {
       with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
+        constexpr int R = decltype(n)::value;
+        if (!stream_scores<R>(j0, heads)) return;
         for (int hh = 0; hh < heads; ++hh) {
-          for (int t = ahead_keys * hh / heads; t < ahead_keys * (hh + 1) / heads; ++t) {
-            kv_.touch_keys(ahead0 + t, heads);
-            kv_.touch_values(ahead0 + t, heads);
-          }
-          stream_head<decltype(n)::value>(hh, j0);
+          if (plan_.stream_prefetch)
+            for (int t = ahead_keys * hh / heads; t < ahead_keys * (hh + 1) / heads; ++t)
+              kv_.prefetch_key(ahead0 + t, heads);
+          stream_softmax<R>(hh);
+          stream_pv_head<R>(hh, j0);
         }
       });
     }
@@ -440,69 +445,124 @@ class UnitWorker {
   // max, sum, overflow flags) are folded out of the lanes once per block. Each lane computes exactly what
   // BiasEpilogue computes for its row and key; the lanes that a row's keys are spread over sum in another
   // order than key by key, which is fixed by the shape, so every thread count still gives the same bits.
+  //
+  // S of every head of the block covers the keys [ja, jb) that some row of the unit sees (StreamBlock), so
+  // the heads' vectors line up key for key; a head whose rows see fewer of them has those lanes masked.
+
+  // The block's keys some row of the unit sees, relative to its first key, and how many vectors of S
+  // they fill (per head).
+  struct StreamBlock {
+    int ja, jb, vectors;
+  };
+  // Per head of the block: the keys its rows see (empty: the head skips the block) and whether every row
+  // sees exactly the block's [ja, jb).
+  struct StreamHead {
+    int ja, jb;
+    bool same_keys;
+  };
+
+  // Per head: the lanes' -slope, distance and visible keys (4 vectors); then block max and overflow flags
+  // (2 vectors); then one vector of the lanes' key offsets shared by all heads.
+  float* stream_head_lanes(int hh) { return stream_lanes_.data() + static_cast<std::int64_t>(hh) * 6 * W; }
+  float* stream_head_scores(int hh) { return stream_st_.data() + static_cast<std::int64_t>(hh) * stream_st_stride_; }
+
+  // S = Qs K^T + bias, masked, of every head of the unit over the block at j0, with its maximum and
+  // overflow flags per lane. Key-major: each few keys of all heads before the next ones, so the reads sweep
+  // memory in order (a key of all heads is contiguous; with fp32 and 8 kv heads of 128, exactly a 4 KiB
+  // page, which head by head would be walked once per head). False if no row sees a key of the block.
   template <int R>
-  void stream_head(int hh, std::int64_t j0) {
+  bool stream_scores(std::int64_t j0, int heads) {
     constexpr int Rp = stream_lanes_per_key(R);
     constexpr int kKeysPerVec = W / Rp;
     static_assert(W % Rp == 0, "a vector holds whole keys");
-    const int r0 = hh * head_rows_;
-    const std::pair<int, int> range = key_range(r0, r0 + R);
-    const int ja = range.first, jb = range.second;
-    if (ja >= jb) return;
-    bool same_keys = true;  // every row sees exactly [ja, jb) of this block
-    for (int r = r0; r < r0 + R; ++r) same_keys = same_keys && lo_.data()[r] == ja && hi_.data()[r] == jb;
-    // The lanes' rows and key offsets; padding lanes see no key (lo = hi = 0).
-    float* lane_slope = stream_lanes_.data();
-    float* lane_dist = lane_slope + W;
-    float* lane_lo = lane_slope + 2 * W;
-    float* lane_hi = lane_slope + 3 * W;
-    float* lane_key = lane_slope + 4 * W;
-    for (int l = 0; l < W; ++l) {
-      const int r = l % Rp;
-      const bool real_row = r < R;
-      lane_slope[l] = real_row ? neg_slope_.data()[r0 + r] : 0.0f;
-      lane_dist[l] = real_row ? dist_.data()[r0 + r] : 0.0f;
-      lane_lo[l] = real_row ? lo_f_.data()[r0 + r] : 0.0f;
-      lane_hi[l] = real_row ? hi_f_.data()[r0 + r] : 0.0f;
-      lane_key[l] = static_cast<float>(l / Rp);
+    int ja = std::numeric_limits<int>::max(), jb = 0;
+    for (int hh = 0; hh < heads; ++hh) {
+      const int r0 = hh * head_rows_;
+      const std::pair<int, int> range = key_range(r0, r0 + R);
+      StreamHead& head = stream_heads_.data()[hh];
+      head.ja = range.first;
+      head.jb = range.second;
+      if (head.ja >= head.jb) continue;
+      ja = std::min(ja, head.ja);
+      jb = std::max(jb, head.jb);
+      bool same_keys = true;
+      for (int r = r0; r < r0 + R; ++r) same_keys = same_keys && lo_.data()[r] == head.ja && hi_.data()[r] == head.jb;
+      head.same_keys = same_keys;
     }
-    BiasEpilogue<true> bias;
-    bias.dist0 = lane_dist;
-    bias.neg_slope = lane_slope;
-    bias.lo = lane_lo;
-    bias.hi = lane_hi;
-    bias.needs_mask[0] = !same_keys || R < Rp;
-    const vec key_offset = O::load(lane_key);
-    // S = Qs K^T + bias, masked, with its maximum and overflow flags per lane.
+    if (ja >= jb) return false;
+    const float minus_inf = -std::numeric_limits<float>::infinity();
+    // The lanes' rows; padding lanes see no key (lo = hi = 0).
+    for (int hh = 0; hh < heads; ++hh) {
+      StreamHead& head = stream_heads_.data()[hh];
+      if (head.ja >= head.jb) continue;
+      const int r0 = hh * head_rows_;
+      float* lanes = stream_head_lanes(hh);
+      for (int l = 0; l < W; ++l) {
+        const int r = l % Rp;
+        const bool real_row = r < R;
+        lanes[l] = real_row ? neg_slope_.data()[r0 + r] : 0.0f;
+        lanes[W + l] = real_row ? dist_.data()[r0 + r] : 0.0f;
+        lanes[2 * W + l] = real_row ? lo_f_.data()[r0 + r] : 0.0f;
+        lanes[3 * W + l] = real_row ? hi_f_.data()[r0 + r] : 0.0f;
+        lanes[4 * W + l] = minus_inf;  // block max
+        lanes[5 * W + l] = 0.0f;       // overflow flags
+      }
+      stream_mask_.data()[hh] = !(head.same_keys && head.ja == ja && head.jb == jb) || R < Rp;
+    }
+    float* key_offset_lanes = stream_lanes_.data() + static_cast<std::int64_t>(heads) * 6 * W;
+    for (int l = 0; l < W; ++l) key_offset_lanes[l] = static_cast<float>(l / Rp);
+    const vec key_offset = O::load(key_offset_lanes);
     const std::int64_t dim = pr_.head_dim, key_stride = kv_.key_stride();
-    const float* qs = qs_.data() + static_cast<std::int64_t>(r0) * dim;
-    const KV* key = kv_.bound_key(hh, j0);
-    float* s = stream_st_.data();
-    vec block_max = O::set1(-std::numeric_limits<float>::infinity()), overflow = O::zero();
+    const KV* key0 = kv_.bound_key(0, j0);
+    // One vector of S of every active head: keys [j, j + G).
+    auto scores = [&](int j, int vector, auto keys, bool mask_all) {
+      constexpr int G = decltype(keys)::value;
+      const vec key_lanes = O::add(O::set1(static_cast<float>(j)), key_offset);
+      for (int hh = 0; hh < heads; ++hh) {
+        const StreamHead& head = stream_heads_.data()[hh];
+        if (head.ja >= head.jb) continue;
+        float* lanes = stream_head_lanes(hh);
+        BiasEpilogue<true> bias;
+        bias.neg_slope = lanes;
+        bias.dist0 = lanes + W;
+        bias.lo = lanes + 2 * W;
+        bias.hi = lanes + 3 * W;
+        bias.needs_mask[0] = mask_all || stream_mask_.data()[hh] != 0;
+        vec overflow = O::load(lanes + 5 * W);
+        const float* qs = qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim;
+        const vec x =
+            bias.apply(stream_dots<R, G>(qs, key0 + j * key_stride + hh * dim, key_stride), key_lanes, 0, overflow);
+        O::store(stream_head_scores(hh) + vector * W, x);
+        O::store(lanes + 4 * W, O::max(O::load(lanes + 4 * W), x));
+        O::store(lanes + 5 * W, overflow);
+      }
+    };
     int vectors = 0, j = ja;
-    for (; j + kKeysPerVec <= jb; j += kKeysPerVec, ++vectors) {
-      const vec key_lanes = O::add(O::set1(static_cast<float>(j)), key_offset);
-      const vec x = bias.apply(stream_dots<R, kKeysPerVec>(qs, key + j * key_stride, key_stride), key_lanes, 0, overflow);
-      O::store(s + vectors * W, x);
-      block_max = O::max(block_max, x);
-    }
+    for (; j + kKeysPerVec <= jb; j += kKeysPerVec, ++vectors)
+      scores(j, vectors, std::integral_constant<int, kKeysPerVec>{}, false);
     if (j < jb) {  // the last keys: the lanes past jb are masked like keys the rows do not see
-      BiasEpilogue<true> last = bias;
-      last.needs_mask[0] = true;
-      const vec key_lanes = O::add(O::set1(static_cast<float>(j)), key_offset);
-      with_count<kKeysPerVec>(jb - j, [&](auto m) {
-        const vec x = last.apply(stream_dots<R, decltype(m)::value>(qs, key + j * key_stride, key_stride), key_lanes, 0,
-                                 overflow);
-        O::store(s + vectors * W, x);
-        block_max = O::max(block_max, x);
-      });
+      with_count<kKeysPerVec>(jb - j, [&](auto m) { scores(j, vectors, m, true); });
       ++vectors;
     }
-    // The online softmax of the head's rows (lanes r0 + r of the row state), S turned into P in place.
+    stream_block_ = StreamBlock{ja, jb, vectors};
+    return true;
+  }
+
+  // The online softmax of head hh's rows over the block (stream_scores left S in place), S turned into P.
+  template <int R>
+  void stream_softmax(int hh) {
+    constexpr int Rp = stream_lanes_per_key(R);
+    const StreamHead& head = stream_heads_.data()[hh];
+    if (head.ja >= head.jb) return;
+    const int r0 = hh * head_rows_;
+    const float* lanes = stream_head_lanes(hh);
+    float* s = stream_head_scores(hh);
+    const int vectors = stream_block_.vectors;
     const float minus_inf = -std::numeric_limits<float>::infinity();
     const vec old_max = O::load(max_.data() + r0);
-    const vec new_max = O::max(fold_key_lanes<R, Rp>(block_max, minus_inf, [](float a, float b) { return b > a ? b : a; }),
-                               old_max);
+    const vec new_max =
+        O::max(fold_key_lanes<R, Rp>(O::load(lanes + 4 * W), minus_inf, [](float a, float b) { return b > a ? b : a; }),
+               old_max);
     const vec shift = softmax_shift(new_max);
     const vec shift_lanes = spread_to_key_lanes<Rp>(shift);
     vec sum_lanes = O::zero();
@@ -513,13 +573,25 @@ class UnitWorker {
     }
     const auto add = [](float a, float b) { return a + b; };
     update_rows(r0, old_max, new_max, shift, fold_key_lanes<R, Rp>(sum_lanes, 0.0f, add),
-                fold_key_lanes<R, Rp>(overflow, 0.0f, add));
-    // O += P V. Rows that see different keys of the block go one by one, each over its own keys only, so no
-    // row multiplies a value it does not see (no 0 * inf, and no non-finite check of the values).
+                fold_key_lanes<R, Rp>(O::load(lanes + 5 * W), 0.0f, add));
+  }
+
+  // O += P V for head hh over the block at j0 (stream_softmax left P in place). Rows that see different keys
+  // of the block go one by one, each over its own keys only, so no row multiplies a value it does not see
+  // (no 0 * inf, and no non-finite check of the values).
+  template <int R>
+  void stream_pv_head(int hh, std::int64_t j0) {
+    constexpr int Rp = stream_lanes_per_key(R);
+    const StreamHead& head = stream_heads_.data()[hh];
+    if (head.ja >= head.jb) return;
+    const int r0 = hh * head_rows_;
+    const float* s = stream_head_scores(hh);
+    const int ja = stream_block_.ja;
+    const std::int64_t key_stride = kv_.key_stride();
     const KV* value = kv_.bound_value(hh, j0);
     float* o = o_.data() + static_cast<std::int64_t>(r0) * dim_pad_;
-    if (same_keys) {
-      stream_pv<R>(o, s, Rp, jb - ja, value + ja * key_stride, key_stride);
+    if (head.same_keys) {
+      stream_pv<R>(o, s + (head.ja - ja) * Rp, Rp, head.jb - head.ja, value + head.ja * key_stride, key_stride);
     } else {
       for (int r = 0; r < R; ++r) {
         const int lo = lo_.data()[r0 + r], hi = hi_.data()[r0 + r];
@@ -845,6 +917,10 @@ class UnitWorker {
   // current head and block, keys in lanes (Note [keys in lanes]); per lane: -slope, distance, visible keys
   // and key offset of the lane's row and key; scratch for folding lanes into rows and back.
   detail::Buffer<float> qs_, stream_st_, stream_lanes_, stream_fold_;
+  std::int64_t stream_st_stride_ = 0;        // floats of stream_st_ per head
+  detail::Buffer<StreamHead> stream_heads_;  // per kv head of the unit, the current block
+  detail::Buffer<char> stream_mask_;         // per kv head: some lane needs the mask in every vector
+  StreamBlock stream_block_{0, 0, 0};
   // Per row (lane): running max and sum, -slope, and for the current block: distance from its first key
   // and the visible keys [lo, hi) relative to it (also as floats, for vector compares).
   detail::Buffer<float> max_, sum_, neg_slope_, dist_, lo_f_, hi_f_;
