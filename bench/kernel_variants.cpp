@@ -14,6 +14,7 @@
 #endif
 
 #include "alibi/attention.hpp"
+#include "alibi/serving.hpp"
 #include "variants.hpp"
 
 #ifndef ALIBI_BENCH_ISA
@@ -41,6 +42,43 @@ void ALIBI_BENCH_EXPORT(run_attention_)(const AttentionCall& call) {
       break;
   }
   alibi::attention<alibi::isa::native>(call.q, call.k, call.v, call.out, call.shape, call.options);
+}
+
+namespace {
+
+// Internal linkage: each ISA's TU has its own copy (an external template would be one weak symbol).
+template <class KV>
+void run_serving_as(const ServingCall& call) {
+  const KV* k = static_cast<const KV*>(call.k);
+  const KV* v = static_cast<const KV*>(call.v);
+  if (call.block_table == nullptr) {
+    alibi::attention_varlen<alibi::isa::native>(call.q, k, v, call.out, call.batch, call.options);
+    return;
+  }
+  alibi::PagedKV<KV> cache;
+  cache.k_pages = k;
+  cache.v_pages = v;
+  cache.num_pages = call.num_pages;
+  cache.page_size = call.page_size;
+  cache.block_table = call.block_table;
+  cache.max_pages_per_seq = call.max_pages_per_seq;
+  alibi::attention_paged<alibi::isa::native>(call.q, cache, call.out, call.batch, call.options);
+}
+
+}  // namespace
+
+void ALIBI_BENCH_EXPORT(run_serving_)(const ServingCall& call) {
+  switch (call.kv_type) {
+    case KvType::bf16:
+      run_serving_as<alibi::bfloat16>(call);
+      return;
+    case KvType::f16:
+      run_serving_as<alibi::float16>(call);
+      return;
+    case KvType::f32:
+      break;
+  }
+  run_serving_as<float>(call);
 }
 
 // ---- FMA peak: independent accumulator chains that never touch memory ---------------------------------

@@ -49,18 +49,21 @@ volatile double g_sink = 0.0;
 const std::vector<IsaVariant>& isa_variants() {
   static const std::vector<IsaVariant> variants = [] {
     std::vector<IsaVariant> list;
-    auto add = [&list](const char* name, void (*run)(const AttentionCall&), float (*fma)(std::int64_t, float),
-                       std::int64_t (*flops)(), double (*sum)(const float*, std::size_t)) {
-      list.push_back(IsaVariant{name, cpu_supports(name), run, fma, flops, sum});
+    auto add = [&list](const char* name, void (*run)(const AttentionCall&), void (*serving)(const ServingCall&),
+                       float (*fma)(std::int64_t, float), std::int64_t (*flops)(),
+                       double (*sum)(const float*, std::size_t)) {
+      list.push_back(IsaVariant{name, cpu_supports(name), run, serving, fma, flops, sum});
     };
 #if ALIBI_BENCH_HAVE_scalar
-    add("scalar", run_attention_scalar, fma_chains_scalar, fma_flops_per_round_scalar, sum_floats_scalar);
+    add("scalar", run_attention_scalar, run_serving_scalar, fma_chains_scalar, fma_flops_per_round_scalar,
+        sum_floats_scalar);
 #endif
 #if ALIBI_BENCH_HAVE_avx2
-    add("avx2", run_attention_avx2, fma_chains_avx2, fma_flops_per_round_avx2, sum_floats_avx2);
+    add("avx2", run_attention_avx2, run_serving_avx2, fma_chains_avx2, fma_flops_per_round_avx2, sum_floats_avx2);
 #endif
 #if ALIBI_BENCH_HAVE_avx512
-    add("avx512", run_attention_avx512, fma_chains_avx512, fma_flops_per_round_avx512, sum_floats_avx512);
+    add("avx512", run_attention_avx512, run_serving_avx512, fma_chains_avx512, fma_flops_per_round_avx512,
+        sum_floats_avx512);
 #endif
     return list;
   }();

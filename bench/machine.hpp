@@ -15,6 +15,7 @@ struct IsaVariant {
   std::string name;
   bool cpu_supported = false;  ///< false: never call the functions below (they may SIGILL)
   void (*run_attention)(const AttentionCall&) = nullptr;
+  void (*run_serving)(const ServingCall&) = nullptr;
   float (*fma_chains)(std::int64_t rounds, float seed) = nullptr;
   std::int64_t (*fma_flops_per_round)() = nullptr;
   double (*sum_floats)(const float* data, std::size_t count) = nullptr;

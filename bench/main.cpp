@@ -3,11 +3,14 @@
 //
 // Benchmark names are "<family>/<variant>/<key>:<value>/..." so bench/plot.py can parse them; see
 // bench/RESULTS.md for what each family measures and the commands that run it.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -378,6 +381,192 @@ void register_skip() {
   }
 }
 
+// ---- serving layouts (issue 13): paged K/V and ragged batches ------------------------------------------
+// --alibi_smoke registers both families at tiny sizes (the names carry the sizes) and checks each output
+// bitwise against the dense call of the same keys: a quick check that they run, not a measurement.
+bool g_smoke = false;
+
+/// Times one attention_varlen / attention_paged call of `isa`; returns seconds per call (0 if it could not run).
+double run_serving(benchmark::State& state, const IsaVariant& isa, const ServingCall& call) {
+  try {
+    return timed_loop(state, [&] { isa.run_serving(call); });
+  } catch (const std::exception& error) {
+    state.SkipWithError(error.what());
+    return 0.0;
+  }
+}
+
+/// --alibi_smoke: the output of a serving call must be the bits of `expected` (the dense calls).
+void smoke_check(benchmark::State& state, const float* out, const std::vector<float>& expected) {
+  if (g_smoke && std::memcmp(out, expected.data(), expected.size() * sizeof(float)) != 0)
+    state.SkipWithError("output differs from the dense call on the same keys");
+}
+
+// ---- paged_decode: one sequence's q_len 1 decode with its keys in a paged cache whose pages are shuffled
+// in the pool, against the same decode on contiguous K/V (alibi::attention, layout:contiguous) and through
+// attention_varlen (layout:varlen), GQA 32/8, no skipping (every byte is read). time_vs_contiguous: seconds
+// / seconds of layout:contiguous with the same type and threads (1.10 = 10 % slower).
+void register_paged_decode() {
+  const std::int64_t kv_len = g_smoke ? 1024 : 65536;
+  const Shape shape{1, 1, kv_len, 32, 8, 128};
+  const std::vector<int> page_sizes{16, 128};
+  const std::string shape_name = "/q:1/kv:" + std::to_string(kv_len) + "/heads:32/kv_heads:8/dim:128";
+  for (const Variant& variant : kernel_variants(true)) {
+    for (KvType kv_type : {KvType::f32, KvType::bf16}) {
+      const std::string prefix = "paged_decode/" + variant.name + "/type:" + kv_type_name(kv_type) + shape_name;
+      // 0: contiguous (alibi::attention), -1: attention_varlen on the contiguous keys, > 0: paged.
+      std::vector<int> layouts{0, -1};
+      layouts.insert(layouts.end(), page_sizes.begin(), page_sizes.end());
+      for (int layout : layouts) {
+        const std::string layout_name = layout == 0    ? "/layout:contiguous"
+                                        : layout == -1 ? "/layout:varlen"
+                                                       : "/layout:paged/page:" + std::to_string(layout);
+        for (int threads : thread_counts()) {
+          const std::string contiguous_key = prefix + "/layout:contiguous/threads:" + std::to_string(threads);
+          add(prefix + layout_name + "/threads:" + std::to_string(threads), [=](benchmark::State& state) {
+            double seconds = 0.0;
+            if (layout == 0) {
+              seconds = run_variant(state, variant, shape, threads, kNoSkipping, nullptr, false, kv_type);
+              if (seconds <= 0.0) return;
+              record_reference(contiguous_key, seconds);
+            } else {
+              Tensors& tensors = tensors_for(shape);
+              std::vector<float> expected;
+              if (g_smoke) {
+                expected.resize(tensors.out.size());
+                AttentionCall dense = make_call(shape, tensors, expected.data(), kv_type);
+                dense.options.num_threads = threads;
+                dense.options.skip_tolerance = kNoSkipping;
+                variant.run(dense);
+              }
+              const AttentionCall contiguous = make_call(shape, tensors, tensors.out.data(), kv_type);
+              const std::int64_t q_offsets[2] = {0, 1};
+              ServingCall call;
+              call.q = tensors.q.data();
+              call.kv_type = kv_type;
+              call.k = call_k(contiguous);
+              call.v = call_v(contiguous);
+              if (layout > 0) {
+                const PagedTensors& paged = paged_tensors_for(shape, kv_type, layout);
+                call.k = paged.k.data();
+                call.v = paged.v.data();
+                call.block_table = paged.block_table.data();
+                call.num_pages = paged.num_pages;
+                call.page_size = paged.page_size;
+                call.max_pages_per_seq = paged.num_pages;
+              }
+              call.out = tensors.out.data();
+              call.batch = alibi::SeqBatch{1, q_offsets, &shape.kv_len, 32, 8, 128};
+              call.options.num_threads = threads;
+              call.options.skip_tolerance = kNoSkipping;
+              seconds = run_serving(state, *variant.isa, call);
+              if (seconds <= 0.0) return;
+              smoke_check(state, tensors.out.data(), expected);
+              state.counters["time_vs_contiguous"] = seconds / reference_seconds(contiguous_key, [&] {
+                                                       AttentionCall dense =
+                                                           make_call(shape, tensors, tensors.out.data(), kv_type);
+                                                       dense.options.num_threads = threads;
+                                                       dense.options.skip_tolerance = kNoSkipping;
+                                                       variant.run(dense);
+                                                     });
+            }
+            const double gbps = kv_bytes(shape, kv_type) / seconds * 1e-9;
+            state.counters["GBps"] = gbps;
+            state.counters["bw_frac"] = gbps / read_bandwidth_gbs(threads);
+            state.counters["GFLOPs"] = attention_flops(shape) / seconds * 1e-9;
+          });
+        }
+      }
+    }
+  }
+}
+
+// ---- ragged: one attention_varlen call over 2 causal prefill sequences and 30 decode sequences (q_len 1,
+// 2k to 16k keys, in a fixed shuffled order), GQA 32/8, no skipping; 1 and more threads.
+RaggedBatch ragged_batch() {
+  const std::int64_t scale = g_smoke ? 16 : 1;  // --alibi_smoke: every length / 16
+  RaggedBatch batch;
+  batch.num_heads = 32;
+  batch.num_kv_heads = 8;
+  batch.head_dim = 128;
+  constexpr int kDecodes = 30;
+  const std::int64_t shortest = 2048 / scale, longest = 16384 / scale;
+  std::vector<std::int64_t> decode_lens;
+  for (int i = 0; i < kDecodes; ++i) decode_lens.push_back(shortest + (longest - shortest) * i / (kDecodes - 1));
+  std::shuffle(decode_lens.begin(), decode_lens.end(), std::mt19937_64(13));
+  for (int i = 0; i < kDecodes; ++i) {
+    if (i == 5 || i == 20) {  // the prefills sit among the decodes
+      const std::int64_t tokens = (i == 5 ? 1024 : 2048) / scale;
+      batch.q_lens.push_back(tokens);
+      batch.kv_lens.push_back(tokens);
+    }
+    batch.q_lens.push_back(1);
+    batch.kv_lens.push_back(decode_lens[static_cast<std::size_t>(i)]);
+  }
+  return batch;
+}
+
+void register_ragged() {
+  const RaggedBatch batch = ragged_batch();
+  const std::int64_t scale = g_smoke ? 16 : 1;
+  const std::string shape_name = "/prefill:2x" + std::to_string(1024 / scale) + "-" + std::to_string(2048 / scale) +
+                                 "/decode:30x" + std::to_string(2048 / scale) + "-" + std::to_string(16384 / scale) +
+                                 "/heads:32/kv_heads:8/dim:128";
+  for (const Variant& variant : kernel_variants(false)) {
+    for (KvType kv_type : {KvType::f32, KvType::bf16}) {
+      const std::string prefix = "ragged/" + variant.name + "/type:" + kv_type_name(kv_type) + shape_name;
+      const std::string one_thread_key = prefix + "/threads:1";
+      for (int threads : thread_counts()) {
+        add(prefix + "/threads:" + std::to_string(threads), [=](benchmark::State& state) {
+          RaggedTensors& tensors = ragged_tensors_for(batch, kv_type);
+          ServingCall call = make_ragged_call(batch, tensors, kv_type);
+          call.options.num_threads = threads;
+          call.options.skip_tolerance = kNoSkipping;
+          std::vector<float> expected;
+          if (g_smoke) {  // one dense call per sequence on its packed keys
+            expected.resize(tensors.out.size());
+            std::int64_t kv_row = 0;
+            const std::int64_t kv_width = std::int64_t{batch.num_kv_heads} * batch.head_dim;
+            for (std::size_t s = 0; s < batch.q_lens.size(); ++s) {
+              const std::int64_t q_row = tensors.q_offsets[s] * batch.num_heads * batch.head_dim;
+              AttentionCall dense;
+              dense.q = tensors.q.data() + q_row;
+              dense.kv_type = kv_type;
+              dense.k = kv_type == KvType::f32 ? tensors.k.data() + kv_row * kv_width : nullptr;
+              dense.v = kv_type == KvType::f32 ? tensors.v.data() + kv_row * kv_width : nullptr;
+              dense.k_bf16 = kv_type == KvType::bf16 ? tensors.k_bf16.data() + kv_row * kv_width : nullptr;
+              dense.v_bf16 = kv_type == KvType::bf16 ? tensors.v_bf16.data() + kv_row * kv_width : nullptr;
+              dense.out = expected.data() + q_row;
+              dense.shape = batch.sequence(s);
+              dense.options.num_threads = threads;
+              dense.options.skip_tolerance = kNoSkipping;
+              variant.run(dense);
+              kv_row += batch.kv_lens[s];
+            }
+          }
+          const double seconds = run_serving(state, *variant.isa, call);
+          if (seconds <= 0.0) return;
+          smoke_check(state, tensors.out.data(), expected);
+          if (threads == 1) record_reference(one_thread_key, seconds);
+          const double gflops = ragged_flops(batch) / seconds * 1e-9;
+          const double gbps = ragged_kv_bytes(batch, kv_type) / seconds * 1e-9;
+          state.counters["GFLOPs"] = gflops;
+          state.counters["peak_frac"] = gflops / (fma_peak_gflops(*variant.isa) * threads);
+          state.counters["GBps"] = gbps;
+          state.counters["bw_frac"] = gbps / read_bandwidth_gbs(threads);
+          state.counters["speedup_vs_1thread"] = reference_seconds(one_thread_key,
+                                                                   [&] {
+                                                                     ServingCall single = call;
+                                                                     single.options.num_threads = 1;
+                                                                     variant.isa->run_serving(single);
+                                                                   }) /
+                                                 seconds;
+        });
+      }
+    }
+  }
+}
+
 void add_machine_context() {
   char text[64];
   for (const IsaVariant& isa : isa_variants()) {
@@ -401,6 +590,15 @@ void add_machine_context() {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  // Our own flag, removed before Google Benchmark checks for unrecognised ones.
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--alibi_smoke") == 0)
+      alibi_bench::g_smoke = true;
+    else
+      argv[kept++] = argv[i];
+  }
+  argc = kept;
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   alibi_bench::add_machine_context();
   alibi_bench::register_small();
@@ -409,6 +607,8 @@ int main(int argc, char** argv) {
   alibi_bench::register_decode();
   alibi_bench::register_prefill_kv();
   alibi_bench::register_skip();
+  alibi_bench::register_paged_decode();
+  alibi_bench::register_ragged();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -41,16 +41,36 @@ struct AttentionCall {
   alibi::AttentionOptions options;
 };
 
+/// One alibi::attention_varlen call (block_table null) or alibi::attention_paged call (block_table set).
+/// k and v point to elements of kv_type (float, alibi::bfloat16 or alibi::float16): the packed keys
+/// [total_kv][num_kv_heads][head_dim] of all sequences, or the page pools [num_pages][page_size][num_kv_heads]
+/// [head_dim]. q and out are [total_q][num_heads][head_dim], total_q = batch.q_offsets[batch.num_seqs].
+struct ServingCall {
+  const float* q = nullptr;
+  KvType kv_type = KvType::f32;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  const std::int32_t* block_table = nullptr;  ///< [num_seqs][max_pages_per_seq]; null: attention_varlen
+  std::int64_t num_pages = 0;
+  int page_size = 0;
+  std::int64_t max_pages_per_seq = 0;
+  float* out = nullptr;
+  alibi::SeqBatch batch;
+  alibi::AttentionOptions options;
+};
+
 // Functions each per-ISA TU (bench/kernel_variants.cpp built with ALIBI_BENCH_ISA=<isa>) defines.
 // Only call the ones whose ISA the CPU supports.
-#define ALIBI_BENCH_DECLARE_VARIANT(isa)                                                          \
-  /* alibi::attention<alibi::isa::native> compiled with this ISA's flags. */                      \
-  void run_attention_##isa(const AttentionCall& call);                                            \
-  /* Register-only multiply-add chains; returns a value that depends on every chain (keep it). */ \
-  float fma_chains_##isa(std::int64_t rounds, float seed);                                        \
-  /* Floating-point operations one round of fma_chains_<isa> performs. */                         \
-  std::int64_t fma_flops_per_round_##isa();                                                       \
-  /* Streaming read of count floats with this ISA's widest loads. */                              \
+#define ALIBI_BENCH_DECLARE_VARIANT(isa)                                                              \
+  /* alibi::attention<alibi::isa::native> compiled with this ISA's flags. */                          \
+  void run_attention_##isa(const AttentionCall& call);                                                \
+  /* alibi::attention_varlen / attention_paged<alibi::isa::native> compiled with this ISA's flags. */ \
+  void run_serving_##isa(const ServingCall& call);                                                    \
+  /* Register-only multiply-add chains; returns a value that depends on every chain (keep it). */     \
+  float fma_chains_##isa(std::int64_t rounds, float seed);                                            \
+  /* Floating-point operations one round of fma_chains_<isa> performs. */                             \
+  std::int64_t fma_flops_per_round_##isa();                                                           \
+  /* Streaming read of count floats with this ISA's widest loads. */                                  \
   double sum_floats_##isa(const float* data, std::size_t count);
 
 ALIBI_BENCH_DECLARE_VARIANT(scalar)

@@ -84,6 +84,8 @@ int main(int argc, char** argv) {
   register_tests(alibi_test::kConvertTests);
   register_tests(alibi_test::kKv16Tests);
   register_tests(alibi_test::kPartialTests);
+  register_tests(alibi_test::kServingTests);
+  register_tests(alibi_test::kBackwardTests);
   // Notes go to stderr and not while listing: ctest's test discovery parses the listing on stdout.
   if (!GTEST_FLAG_GET(list_tests)) {
     const char* binary_isa = ALIBI_TEST_BINARY_ISA;

@@ -33,12 +33,14 @@ struct TestTable {
 };
 
 // The tables of the test sources (defined in attention_test.cpp, slopes_bias_test.cpp, convert_test.cpp,
-// kv16_test.cpp and partial_test.cpp).
+// kv16_test.cpp, partial_test.cpp and serving_test.cpp).
 extern const TestTable kAttentionTests;
 extern const TestTable kSlopesBiasTests;
 extern const TestTable kConvertTests;
 extern const TestTable kKv16Tests;
 extern const TestTable kPartialTests;
+extern const TestTable kServingTests;
+extern const TestTable kBackwardTests;
 
 template <class... Isas>
 struct IsaList {};

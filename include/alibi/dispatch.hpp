@@ -23,7 +23,9 @@
 // Pass 0: the kernels for this TU's own flags (and every standard header they use).
 #include "alibi/detail/errors.hpp"
 #include "alibi/kernels/attention_call.hpp"
+#include "alibi/kernels/backward_call.hpp"
 #include "alibi/kernels/merge_call.hpp"
+#include "alibi/kernels/serving_call.hpp"
 
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #define ALIBI_DISPATCH_X86 1
@@ -55,7 +57,9 @@
 #pragma GCC target("avx2,fma,f16c")
 #endif
 #include "alibi/kernels/attention_call.hpp"
+#include "alibi/kernels/backward_call.hpp"
 #include "alibi/kernels/merge_call.hpp"
+#include "alibi/kernels/serving_call.hpp"
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -88,7 +92,9 @@
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")
 #endif
 #include "alibi/kernels/attention_call.hpp"
+#include "alibi/kernels/backward_call.hpp"
 #include "alibi/kernels/merge_call.hpp"
+#include "alibi/kernels/serving_call.hpp"
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -193,35 +199,79 @@ inline const char* isa_name() {
   return detail::level_name(detail::chosen_level());
 }
 
+// Calls kernels::FN<isa::X>(...) for the chosen level X: the pass compiled for it, or this TU's own.
+#if ALIBI_DISPATCH_PASS_AVX512
+#define ALIBI_DISPATCH_CASE_AVX512(FN, ...)                                         \
+  case detail::Level::avx512:                                                       \
+    ::alibi::ALIBI_ISA_NAMESPACE_OF(avx512)::kernels::FN<isa::avx512>(__VA_ARGS__); \
+    return;
+#elif ALIBI_FLAGS_AVX512
+#define ALIBI_DISPATCH_CASE_AVX512(FN, ...) \
+  case detail::Level::avx512:               \
+    kernels::FN<isa::avx512>(__VA_ARGS__);  \
+    return;
+#else
+#define ALIBI_DISPATCH_CASE_AVX512(FN, ...)
+#endif
+#if ALIBI_DISPATCH_PASS_AVX2
+#define ALIBI_DISPATCH_CASE_AVX2(FN, ...)                                       \
+  case detail::Level::avx2:                                                     \
+    ::alibi::ALIBI_ISA_NAMESPACE_OF(avx2)::kernels::FN<isa::avx2>(__VA_ARGS__); \
+    return;
+#elif ALIBI_FLAGS_AVX2
+#define ALIBI_DISPATCH_CASE_AVX2(FN, ...) \
+  case detail::Level::avx2:               \
+    kernels::FN<isa::avx2>(__VA_ARGS__);  \
+    return;
+#else
+#define ALIBI_DISPATCH_CASE_AVX2(FN, ...)
+#endif
+#define ALIBI_DISPATCH_KERNEL(FN, ...)          \
+  switch (detail::chosen_level()) {             \
+    ALIBI_DISPATCH_CASE_AVX512(FN, __VA_ARGS__) \
+    ALIBI_DISPATCH_CASE_AVX2(FN, __VA_ARGS__)   \
+    default:                                    \
+      break;                                    \
+  }                                             \
+  kernels::FN<isa::native>(__VA_ARGS__)
+
 /// alibi::attention on the widest ISA the running CPU supports (capped by ALIBI_ISA); same arguments,
 /// same guarantees, and bitwise the output of alibi::attention<isa::X> compiled with X's flags.
 /// KV is the element type of k and v: float, bfloat16 or float16.
 template <class KV>
 void attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
                const AttentionOptions& options = {}) {
-  switch (detail::chosen_level()) {
-#if ALIBI_DISPATCH_PASS_AVX512
-    case detail::Level::avx512:
-      ::alibi::ALIBI_ISA_NAMESPACE_OF(avx512)::kernels::attention<isa::avx512>(q, k, v, out, shape, options);
-      return;
-#elif ALIBI_FLAGS_AVX512
-    case detail::Level::avx512:
-      kernels::attention<isa::avx512>(q, k, v, out, shape, options);
-      return;
-#endif
-#if ALIBI_DISPATCH_PASS_AVX2
-    case detail::Level::avx2:
-      ::alibi::ALIBI_ISA_NAMESPACE_OF(avx2)::kernels::attention<isa::avx2>(q, k, v, out, shape, options);
-      return;
-#elif ALIBI_FLAGS_AVX2
-    case detail::Level::avx2:
-      kernels::attention<isa::avx2>(q, k, v, out, shape, options);
-      return;
-#endif
-    default:
-      break;
-  }
-  kernels::attention<isa::native>(q, k, v, out, shape, options);
+  ALIBI_DISPATCH_KERNEL(attention, q, k, v, out, shape, options);
+}
+
+/// alibi::attention_varlen (alibi/serving.hpp) on the widest ISA the running CPU supports; bitwise the
+/// output of alibi::attention_varlen<isa::X> compiled with X's flags.
+template <class KV>
+void attention_varlen(const float* q, const KV* k, const KV* v, float* out, const SeqBatch& batch,
+                      const AttentionOptions& options = {}) {
+  ALIBI_DISPATCH_KERNEL(attention_varlen, q, k, v, out, batch, options);
+}
+
+/// fp32 K/V; also takes a literal nullptr for k or v.
+inline void attention_varlen(const float* q, const float* k, const float* v, float* out, const SeqBatch& batch,
+                             const AttentionOptions& options = {}) {
+  dispatch::attention_varlen<float>(q, k, v, out, batch, options);
+}
+
+/// alibi::attention_paged (alibi/serving.hpp) on the widest ISA the running CPU supports; bitwise the
+/// output of alibi::attention_paged<isa::X> compiled with X's flags.
+template <class KV>
+void attention_paged(const float* q, const PagedKV<KV>& cache, float* out, const SeqBatch& batch,
+                     const AttentionOptions& options = {}) {
+  ALIBI_DISPATCH_KERNEL(attention_paged, q, cache, out, batch, options);
+}
+
+/// alibi::attention_backward (alibi/backward.hpp) on the widest ISA the running CPU supports (capped by
+/// ALIBI_ISA); bitwise the gradients of alibi::attention_backward<isa::X> compiled with X's flags.
+inline void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* lse,
+                               const float* dout, const AttentionGrads& grads, const AttentionShape& shape,
+                               const AttentionOptions& options = {}) {
+  ALIBI_DISPATCH_KERNEL(attention_backward, q, k, v, out, lse, dout, grads, shape, options);
 }
 
 /// alibi::merge_partials on the widest ISA the running CPU supports (capped by ALIBI_ISA); bitwise the

@@ -60,6 +60,40 @@ struct AttentionOptions {
   const float* key_norms = nullptr;
 };
 
+/// The gradients alibi::attention_backward computes, each laid out like its tensor. A null member is not
+/// computed; the others are overwritten (not accumulated).
+struct AttentionGrads {
+  float* dq = nullptr;       ///< like q: [batch][q_len][num_heads][head_dim]
+  float* dk = nullptr;       ///< like k (grouped-query: summed over the query heads sharing the kv head)
+  float* dv = nullptr;       ///< like v
+  float* dslopes = nullptr;  ///< [num_heads]: d loss / d m_h
+};
+
+/// A ragged batch of sequences (alibi::attention_varlen, alibi::attention_paged), as FlashAttention's
+/// cu_seqlens: the query rows of all sequences are packed one after another,
+///   q and out: [total_q][num_heads][head_dim], total_q = q_offsets[num_seqs],
+/// sequence s owning rows [q_offsets[s], q_offsets[s + 1]). Its queries are the last q_len_s positions of
+/// its kv_lens[s] keys (decode: q_len_s = 1; prefill: q_len_s = kv_lens[s]; chunked prefill in between).
+struct SeqBatch {
+  std::int64_t num_seqs = 0;
+  const std::int64_t* q_offsets = nullptr;  ///< num_seqs + 1 non-decreasing offsets, q_offsets[0] == 0
+  const std::int64_t* kv_lens = nullptr;    ///< num_seqs key counts (>= 0)
+  int num_heads = 0, num_kv_heads = 0, head_dim = 0;
+};
+
+/// A paged KV cache (vLLM's block tables). Key j of sequence s is slot j % page_size of page
+/// block_table[s * max_pages_per_seq + j / page_size]; entries past a sequence's last page are never read.
+/// KV: float, bfloat16 or float16.
+template <class KV>
+struct PagedKV {
+  const KV* k_pages = nullptr;  ///< [num_pages][page_size][num_kv_heads][head_dim]
+  const KV* v_pages = nullptr;  ///< same layout
+  std::int64_t num_pages = 0;
+  int page_size = 0;                          ///< keys per page, >= 1
+  const std::int32_t* block_table = nullptr;  ///< [num_seqs][max_pages_per_seq] page ids in [0, num_pages)
+  std::int64_t max_pages_per_seq = 0;
+};
+
 /// bfloat16: the top half of an IEEE binary32 (1 sign, 8 exponent, 7 mantissa bits), as raw bits.
 /// Memory-compatible (memcpy) with Eigen::bfloat16, torch.bfloat16 and ggml's bf16. Conversions:
 /// alibi::to_bfloat16, alibi::to_float and alibi::convert (alibi/convert.hpp).

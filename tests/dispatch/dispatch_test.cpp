@@ -231,6 +231,45 @@ void check_merge(const std::string& isa) {
     fail("dispatch::merge_partials in place differs from a separate output");
 }
 
+// Issue 14: dispatch::attention_backward against alibi::attention_backward<isa::X> built with X's flags, bit for
+// bit (every gradient), on a grouped-query shard with custom slopes and a window.
+void check_backward(const std::string& isa) {
+  const alibi_dispatch_test::BackwardFn reference = isa == "avx512" ? alibi_dispatch_test::attention_backward_avx512
+                                                    : isa == "avx2" ? alibi_dispatch_test::attention_backward_avx2
+                                                                    : alibi_dispatch_test::attention_backward_scalar;
+  std::mt19937 rng(14);
+  const alibi::AttentionShape s{2, 37, 70, 6, 2, 19};
+  const auto q_size = static_cast<std::size_t>(s.batch * s.q_len * s.num_heads * s.head_dim);
+  const auto kv_size = static_cast<std::size_t>(s.batch * s.kv_len * s.num_kv_heads * s.head_dim);
+  const std::vector<float> q = random_values(q_size, rng), k = random_values(kv_size, rng),
+                           v = random_values(kv_size, rng), dout = random_values(q_size, rng);
+  const std::vector<float> slopes = {0.5f, 0.0f, -0.1f, 0.03f, 0.2f, 0.01f};
+  alibi::AttentionOptions options;
+  options.slopes = slopes.data();
+  options.window = 40;
+  options.kv_pos0 = 1000;
+  options.q_pos0 = 1050;
+  std::vector<float> out(q_size), lse(q_size / static_cast<std::size_t>(s.head_dim));
+  options.lse = lse.data();
+  alibi::dispatch::attention(q.data(), k.data(), v.data(), out.data(), s, options);
+  std::vector<float> grads[2][4];
+  for (auto& g : grads) {
+    g[0].assign(q_size, -7.0f);
+    g[1].assign(kv_size, -7.0f);
+    g[2].assign(kv_size, -7.0f);
+    g[3].assign(slopes.size(), -7.0f);
+  }
+  const alibi::AttentionGrads got{grads[0][0].data(), grads[0][1].data(), grads[0][2].data(), grads[0][3].data()};
+  const alibi::AttentionGrads want{grads[1][0].data(), grads[1][1].data(), grads[1][2].data(), grads[1][3].data()};
+  alibi::dispatch::attention_backward(q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(), got, s,
+                                      options);
+  reference(q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(), want, s, options);
+  for (int n = 0; n < 4; ++n)
+    if (first_difference(grads[0][n], grads[1][n]) != grads[0][n].size())
+      fail("dispatch::attention_backward differs from alibi::attention_backward<isa::" + isa +
+           "> built with its flags, gradient " + std::to_string(n));
+}
+
 void check_cases(const std::string& isa) {
   std::mt19937 rng(7);
   int index = 0;
@@ -265,6 +304,7 @@ void check_cases(const std::string& isa) {
     }
   }
   check_merge(isa);
+  check_backward(isa);
 }
 
 void check_argument_errors() {

@@ -1,6 +1,7 @@
 // alibi::attention<isa::native> and alibi::merge_partials<isa::native> in a TU compiled with one ISA's flags;
 // ALIBI_DISPATCH_TEST_ISA names it.
 #include "alibi/attention.hpp"
+#include "alibi/backward.hpp"
 #include "reference_kernels.hpp"
 
 #define ALIBI_DISPATCH_TEST_CAT_(a, b) a##b
@@ -27,6 +28,12 @@ void ALIBI_DISPATCH_TEST_CAT(merge_partials_, ALIBI_DISPATCH_TEST_ISA)(const flo
                                                                        float* out, float* lse, std::int64_t rows,
                                                                        int head_dim) {
   alibi::merge_partials<alibi::isa::ALIBI_DISPATCH_TEST_ISA>(out_a, lse_a, out_b, lse_b, out, lse, rows, head_dim);
+}
+
+void ALIBI_DISPATCH_TEST_CAT(attention_backward_, ALIBI_DISPATCH_TEST_ISA)(
+    const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
+    const alibi::AttentionGrads& grads, const alibi::AttentionShape& shape, const alibi::AttentionOptions& options) {
+  alibi::attention_backward<alibi::isa::ALIBI_DISPATCH_TEST_ISA>(q, k, v, out, lse, dout, grads, shape, options);
 }
 
 }  // namespace alibi_dispatch_test

@@ -41,4 +41,18 @@ void merge_partials_avx2(const float* out_a, const float* lse_a, const float* ou
 void merge_partials_avx512(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b, float* out,
                            float* lse, std::int64_t rows, int head_dim);
 
+using BackwardFn = void (*)(const float* q, const float* k, const float* v, const float* out, const float* lse,
+                            const float* dout, const alibi::AttentionGrads& grads, const alibi::AttentionShape& shape,
+                            const alibi::AttentionOptions& options);
+
+void attention_backward_scalar(const float* q, const float* k, const float* v, const float* out, const float* lse,
+                               const float* dout, const alibi::AttentionGrads& grads,
+                               const alibi::AttentionShape& shape, const alibi::AttentionOptions& options);
+void attention_backward_avx2(const float* q, const float* k, const float* v, const float* out, const float* lse,
+                             const float* dout, const alibi::AttentionGrads& grads, const alibi::AttentionShape& shape,
+                             const alibi::AttentionOptions& options);
+void attention_backward_avx512(const float* q, const float* k, const float* v, const float* out, const float* lse,
+                               const float* dout, const alibi::AttentionGrads& grads,
+                               const alibi::AttentionShape& shape, const alibi::AttentionOptions& options);
+
 }  // namespace alibi_dispatch_test

@@ -39,9 +39,21 @@ struct Problem {
   float scale = 0.0f;             // resolved (never 0 from the default here)
   const float* slopes = nullptr;  // num_heads finite values
   float skip_tolerance = 0.0f;
-  const float* key_norm_input = nullptr;  // AttentionOptions::key_norms
+  const float* key_norm_input = nullptr;  // AttentionOptions::key_norms, indexed by key_slot()
   int num_threads = 1;                    // resolved, >= 1
+  // Paged K/V (alibi::attention_paged; batch is 1 then): k and v point at the page pool
+  // [pages][page_size][num_kv_heads][head_dim], key j is slot key_slot(*this, 0, j) of it. Null: k and v
+  // are contiguous [batch][kv_len][num_kv_heads][head_dim].
+  const std::int32_t* block_table = nullptr;  // this sequence's page ids, validated
+  std::int64_t page_size = 0;
 };
+
+// The row of the K/V storage ([rows][num_kv_heads][head_dim]; key_norms: [rows][num_kv_heads]) that holds
+// key j of batch entry b.
+inline std::int64_t key_slot(const Problem& pr, std::int64_t b, std::int64_t j) {
+  if (pr.block_table == nullptr) return b * pr.kv_len + j;
+  return static_cast<std::int64_t>(pr.block_table[j / pr.page_size]) * pr.page_size + j % pr.page_size;
+}
 
 // The keys [lo, hi) the query at position `pos` sees (empty: lo == hi). Written to avoid overflow for any
 // position and window (positions may be far outside [0, kv_len)).

@@ -38,6 +38,40 @@ inline bool overlaps(const void* a, std::int64_t na, const void* b, std::int64_t
   return before(pa, pb + nb) && before(pb, pa + na);
 }
 
+// Head counts and head_dim, the same rules for every entry point.
+inline void check_heads(const char* fn, int num_heads, int num_kv_heads, int head_dim) {
+  require(num_heads > 0, fn, "num_heads", "must be >= 1, got " + int_text(num_heads));
+  require(num_kv_heads > 0, fn, "num_kv_heads", "must be >= 1, got " + int_text(num_kv_heads));
+  require(num_heads % num_kv_heads == 0, fn, "num_kv_heads",
+          "must divide num_heads (" + int_text(num_heads) + "), got " + int_text(num_kv_heads));
+  require(head_dim > 0, fn, "head_dim", "must be >= 1, got " + int_text(head_dim));
+}
+
+// The options every entry point reads the same way (not positions, not the placement of lse).
+inline void check_common_options(const char* fn, const AttentionOptions& options) {
+  require(options.mask == Mask::causal || options.mask == Mask::bidirectional, fn, "mask",
+          "must be Mask::causal or Mask::bidirectional");
+  require(options.window >= 0, fn, "window", "must be >= 0 (0: unlimited), got " + int_text(options.window));
+  require(options.num_threads >= 0, fn, "num_threads",
+          "must be >= 0 (0: all hardware threads), got " + int_text(options.num_threads));
+  require(std::isfinite(options.scale), fn, "scale", "must be finite (0 means 1/sqrt(head_dim))");
+  require(std::isfinite(options.skip_tolerance) && options.skip_tolerance >= 0.0f, fn, "skip_tolerance",
+          "must be finite and >= 0 (0 disables skipping)");
+}
+
+// options.slopes checked, or the default slopes (owned by `default_slopes`).
+inline const float* resolve_slopes(const char* fn, const AttentionOptions& options, int num_heads,
+                                   Buffer<float>& default_slopes) {
+  if (options.slopes != nullptr) {
+    for (int h = 0; h < num_heads; ++h)
+      require(std::isfinite(options.slopes[h]), fn, "slopes", "must be finite, slopes[" + int_text(h) + "] is not");
+    return options.slopes;
+  }
+  default_slopes.assign(static_cast<std::size_t>(num_heads), 0.0f);
+  slope_values(num_heads, 8.0f, default_slopes.data());
+  return default_slopes.data();
+}
+
 // Validates the call and resolves defaults. `default_slopes` owns the slopes when options.slopes is null.
 template <class KV>
 Problem validate_attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
@@ -47,25 +81,14 @@ Problem validate_attention(const float* q, const KV* k, const KV* v, float* out,
   require(shape.batch >= 0, fn, "batch", "must be >= 0, got " + str(shape.batch));
   require(shape.q_len >= 0, fn, "q_len", "must be >= 0, got " + str(shape.q_len));
   require(shape.kv_len >= 0, fn, "kv_len", "must be >= 0, got " + str(shape.kv_len));
-  require(shape.num_heads > 0, fn, "num_heads", "must be >= 1, got " + str(shape.num_heads));
-  require(shape.num_kv_heads > 0, fn, "num_kv_heads", "must be >= 1, got " + str(shape.num_kv_heads));
-  require(shape.num_heads % shape.num_kv_heads == 0, fn, "num_kv_heads",
-          "must divide num_heads (" + str(shape.num_heads) + "), got " + str(shape.num_kv_heads));
-  require(shape.head_dim > 0, fn, "head_dim", "must be >= 1, got " + str(shape.head_dim));
-  require(options.mask == Mask::causal || options.mask == Mask::bidirectional, fn, "mask",
-          "must be Mask::causal or Mask::bidirectional");
-  require(options.window >= 0, fn, "window", "must be >= 0 (0: unlimited), got " + str(options.window));
+  check_heads(fn, shape.num_heads, shape.num_kv_heads, shape.head_dim);
+  check_common_options(fn, options);
   require(options.q_pos0 >= -1, fn, "q_pos0", "must be >= 0, or -1 for kv_len - q_len; got " + str(options.q_pos0));
   require(options.q_pos0 <= std::numeric_limits<std::int64_t>::max() - shape.q_len, fn, "q_pos0",
           "is too large: q_pos0 + q_len overflows");
   require(options.kv_pos0 >= 0, fn, "kv_pos0", "must be >= 0, got " + str(options.kv_pos0));
   require(options.kv_pos0 <= std::numeric_limits<std::int64_t>::max() - shape.kv_len, fn, "kv_pos0",
           "is too large: kv_pos0 + kv_len overflows");
-  require(options.num_threads >= 0, fn, "num_threads",
-          "must be >= 0 (0: all hardware threads), got " + str(options.num_threads));
-  require(std::isfinite(options.scale), fn, "scale", "must be finite (0 means 1/sqrt(head_dim))");
-  require(std::isfinite(options.skip_tolerance) && options.skip_tolerance >= 0.0f, fn, "skip_tolerance",
-          "must be finite and >= 0 (0 disables skipping)");
 
   const std::int64_t q_count =
       checked_mul(checked_mul(checked_mul(shape.batch, shape.q_len, fn, "batch * q_len"), shape.num_heads, fn,
@@ -109,15 +132,7 @@ Problem validate_attention(const float* q, const KV* k, const KV* v, float* out,
   require(!(reads_kv && overlaps(options.lse, lse_bytes, options.key_norms, norm_bytes)), fn, "lse",
           "must not overlap key_norms");
 
-  const float* slopes = options.slopes;
-  if (slopes != nullptr) {
-    for (int h = 0; h < shape.num_heads; ++h)
-      require(std::isfinite(slopes[h]), fn, "slopes", "must be finite, slopes[" + str(h) + "] is not");
-  } else {
-    default_slopes.assign(static_cast<std::size_t>(shape.num_heads), 0.0f);
-    slope_values(shape.num_heads, 8.0f, default_slopes.data());
-    slopes = default_slopes.data();
-  }
+  const float* slopes = resolve_slopes(fn, options, shape.num_heads, default_slopes);
 
   Problem pr;
   pr.q = q;
@@ -142,6 +157,152 @@ Problem validate_attention(const float* q, const KV* k, const KV* v, float* out,
   pr.key_norm_input = options.key_norms;
   pr.num_threads = resolve_num_threads(options.num_threads);
   return pr;
+}
+
+// Validates a ragged batch and resolves defaults: one Problem per sequence in `problems` (batch 1 each).
+// `pages` null: attention_varlen, k and v packed [total_kv][num_kv_heads][head_dim]; else attention_paged,
+// k and v are pages->k_pages and v_pages. Every rejection happens before anything is written.
+template <class KV>
+void validate_seq_batch(const char* fn, const float* q, const KV* k, const KV* v, float* out, const SeqBatch& batch,
+                        const AttentionOptions& options, const PagedKV<KV>* pages, Buffer<float>& default_slopes,
+                        Buffer<Problem>& problems) {
+  auto str = [](long long x) { return int_text(x); };
+  const std::int64_t n = batch.num_seqs;
+  require(n >= 0, fn, "num_seqs", "must be >= 0, got " + str(n));
+  check_heads(fn, batch.num_heads, batch.num_kv_heads, batch.head_dim);
+  check_common_options(fn, options);
+  require(options.q_pos0 == -1, fn, "q_pos0",
+          "must be -1 (each sequence's queries are the last positions of its keys), got " + str(options.q_pos0));
+  require(options.kv_pos0 == 0, fn, "kv_pos0", "must be 0 (keys start at position 0), got " + str(options.kv_pos0));
+  if (n > 0) {
+    require(batch.q_offsets != nullptr, fn, "q_offsets", "must not be null when num_seqs > 0");
+    require(batch.kv_lens != nullptr, fn, "kv_lens", "must not be null when num_seqs > 0");
+    require(batch.q_offsets[0] == 0, fn, "q_offsets", "must start at 0, got q_offsets[0] = " + str(batch.q_offsets[0]));
+  }
+  std::int64_t total_kv = 0;
+  bool reads_kv = false;  // some sequence has both queries and keys
+  for (std::int64_t s = 0; s < n; ++s) {
+    const std::int64_t q_begin = batch.q_offsets[s], q_end = batch.q_offsets[s + 1], kv_len = batch.kv_lens[s];
+    require(q_end >= q_begin, fn, "q_offsets",
+            "must not decrease, got q_offsets[" + str(s + 1) + "] = " + str(q_end) + " < q_offsets[" + str(s) +
+                "] = " + str(q_begin));
+    require(kv_len >= 0, fn, "kv_lens", "must be >= 0, got kv_lens[" + str(s) + "] = " + str(kv_len));
+    require(kv_len <= kMaxElements - total_kv, fn, "kv_lens", "is too large: the sum of kv_lens overflows");
+    total_kv += kv_len;
+    reads_kv = reads_kv || (q_end > q_begin && kv_len > 0);
+  }
+  const std::int64_t total_q = n > 0 ? batch.q_offsets[n] : 0;
+  const std::int64_t q_count = checked_mul(checked_mul(total_q, batch.num_heads, fn, "q_offsets[num_seqs] * num_heads"),
+                                           batch.head_dim, fn, "the q/out tensor (total_q * num_heads * head_dim)");
+  const std::int64_t rows = total_q * batch.num_heads;  // q_count / head_dim: no overflow
+
+  // The K/V storage: rows of num_kv_heads * head_dim elements.
+  std::int64_t storage_rows = total_kv;
+  std::int64_t table_bytes = 0;
+  const char* k_name = pages != nullptr ? "k_pages" : "k";
+  const char* v_name = pages != nullptr ? "v_pages" : "v";
+  if (pages != nullptr) {
+    const std::int64_t page_size = pages->page_size;
+    require(page_size >= 1, fn, "page_size", "must be >= 1, got " + str(page_size));
+    require(pages->num_pages >= 0, fn, "num_pages", "must be >= 0, got " + str(pages->num_pages));
+    require(pages->max_pages_per_seq >= 0, fn, "max_pages_per_seq",
+            "must be >= 0, got " + str(pages->max_pages_per_seq));
+    storage_rows = checked_mul(pages->num_pages, page_size, fn, "num_pages * page_size");
+    table_bytes = checked_mul(checked_mul(n, pages->max_pages_per_seq, fn, "num_seqs * max_pages_per_seq"),
+                              static_cast<std::int64_t>(sizeof(std::int32_t)), fn, "block_table");
+    require(total_kv == 0 || pages->block_table != nullptr, fn, "block_table",
+            "must not be null when a sequence has keys");
+    for (std::int64_t s = 0; s < n; ++s) {
+      const std::int64_t kv_len = batch.kv_lens[s];
+      const std::int64_t needed = kv_len / page_size + (kv_len % page_size != 0 ? 1 : 0);
+      require(needed <= pages->max_pages_per_seq, fn, "max_pages_per_seq",
+              "is too small: kv_lens[" + str(s) + "] = " + str(kv_len) + " keys need " + str(needed) +
+                  " pages of page_size " + str(page_size) + ", the block table has " + str(pages->max_pages_per_seq));
+      const std::int32_t* table = pages->block_table + s * pages->max_pages_per_seq;
+      for (std::int64_t page = 0; page < needed; ++page)
+        require(table[page] >= 0 && table[page] < pages->num_pages, fn, "block_table",
+                "entry [" + str(s) + "][" + str(page) + "] = " + str(table[page]) +
+                    " is outside [0, num_pages = " + str(pages->num_pages) + ")");
+    }
+  }
+  const std::int64_t kv_count =
+      checked_mul(checked_mul(storage_rows, batch.num_kv_heads, fn, "the k/v storage rows * num_kv_heads"),
+                  batch.head_dim, fn, "the k/v tensors (rows * num_kv_heads * head_dim)");
+  if (q_count > 0) {
+    require(q != nullptr, fn, "q", "must not be null for a non-empty query tensor");
+    require(out != nullptr, fn, "out", "must not be null for a non-empty output tensor");
+  }
+  if (reads_kv) {
+    require(k != nullptr, fn, k_name, "must not be null when a sequence with queries has keys");
+    require(v != nullptr, fn, v_name, "must not be null when a sequence with queries has keys");
+  }
+  const std::int64_t q_bytes = q_count * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t kv_bytes = reads_kv ? kv_count * static_cast<std::int64_t>(sizeof(KV)) : 0;
+  const std::int64_t lse_bytes = rows * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t slope_bytes =
+      static_cast<std::int64_t>(batch.num_heads) * static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t norm_bytes = reads_kv ? kv_count / batch.head_dim * static_cast<std::int64_t>(sizeof(float)) : 0;
+  const std::int64_t offset_bytes = n > 0 ? (n + 1) * static_cast<std::int64_t>(sizeof(std::int64_t)) : 0;
+  const std::int64_t len_bytes = n * static_cast<std::int64_t>(sizeof(std::int64_t));
+  const std::int32_t* block_table = pages != nullptr ? pages->block_table : nullptr;
+  // Each written array (out, lse) against every array the call reads.
+  const struct {
+    const void* p;
+    std::int64_t bytes;
+    const char* name;
+  } inputs[] = {{q, q_bytes, "q"},
+                {k, kv_bytes, k_name},
+                {v, kv_bytes, v_name},
+                {options.slopes, slope_bytes, "slopes"},
+                {options.key_norms, norm_bytes, "key_norms"},
+                {batch.q_offsets, offset_bytes, "q_offsets"},
+                {batch.kv_lens, len_bytes, "kv_lens"},
+                {block_table, table_bytes, "block_table"}};
+  for (const auto& input : inputs) {
+    require(!overlaps(out, q_bytes, input.p, input.bytes), fn, "out", std::string("must not overlap ") + input.name);
+    require(!overlaps(options.lse, lse_bytes, input.p, input.bytes), fn, "lse",
+            std::string("must not overlap ") + input.name);
+  }
+  require(!overlaps(options.lse, lse_bytes, out, q_bytes), fn, "lse", "must not overlap out");
+
+  const float* slopes = resolve_slopes(fn, options, batch.num_heads, default_slopes);
+  Problem base;
+  base.num_heads = batch.num_heads;
+  base.num_kv_heads = batch.num_kv_heads;
+  base.head_dim = batch.head_dim;
+  base.causal = options.mask == Mask::causal;
+  base.window = options.window;
+  base.scale = options.scale != 0.0f ? options.scale : 1.0f / std::sqrt(static_cast<float>(batch.head_dim));
+  base.slopes = slopes;
+  base.skip_tolerance = options.skip_tolerance;
+  base.num_threads = resolve_num_threads(options.num_threads);
+  base.batch = 1;
+  problems.assign(static_cast<std::size_t>(n), base);
+  const std::int64_t q_row = static_cast<std::int64_t>(batch.num_heads) * batch.head_dim;
+  const std::int64_t kv_row = static_cast<std::int64_t>(batch.num_kv_heads) * batch.head_dim;
+  std::int64_t kv_begin = 0;
+  for (std::int64_t s = 0; s < n; ++s) {
+    Problem& pr = problems[static_cast<std::size_t>(s)];
+    const std::int64_t q_begin = batch.q_offsets[s];
+    pr.q_len = batch.q_offsets[s + 1] - q_begin;
+    pr.kv_len = batch.kv_lens[s];
+    pr.q_pos0 = pr.kv_len - pr.q_len;
+    pr.q = q_count > 0 ? q + q_begin * q_row : q;
+    pr.out = q_count > 0 ? out + q_begin * q_row : out;
+    pr.lse = options.lse != nullptr ? options.lse + q_begin * batch.num_heads : nullptr;
+    if (pages != nullptr) {
+      pr.k = k;
+      pr.v = v;
+      pr.key_norm_input = options.key_norms;
+      pr.block_table = pages->block_table != nullptr ? pages->block_table + s * pages->max_pages_per_seq : nullptr;
+      pr.page_size = pages->page_size;
+    } else {
+      pr.k = k != nullptr ? k + kv_begin * kv_row : k;
+      pr.v = v != nullptr ? v + kv_begin * kv_row : v;
+      pr.key_norm_input = options.key_norms != nullptr ? options.key_norms + kv_begin * batch.num_kv_heads : nullptr;
+    }
+    kv_begin += pr.kv_len;
+  }
 }
 
 // Argument checks for merge_partials(): out and lse may be the very arrays of either input, but no other

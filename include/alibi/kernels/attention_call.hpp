@@ -34,35 +34,49 @@
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
 
-// KV: float, bfloat16 or float16 (kernels/elements.hpp); widened exactly to fp32 as blocks are packed.
+// One validated problem (a dense call, or one sequence of a ragged batch) made ready for its units: the
+// key-norm bounds for skipping, the plan, the split-K state and the skipping floors of split rows.
+template <class Isa>
+struct PreparedProblem {
+  detail::Problem pr;
+  Plan<Isa> plan{};
+  bool trivial = true;  // no row, or no key: written by prepare() itself, no unit to run
+  std::unique_ptr<KeyNormBounds<Isa>> bounds;
+  detail::Buffer<float> partial;
+  detail::Buffer<float> logit_floors;
+  double cost = 0.0;  // estimated FLOPs, for ordering the work of several problems
+
+  std::int64_t pieces() const { return trivial ? 0 : plan.pieces(); }
+  std::int64_t merge_units() const { return trivial || plan.kv_chunk == 0 ? 0 : plan.base_units; }
+};
+
 template <class Isa, class KV>
-void attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
-               const AttentionOptions& options) {
-  static_assert(is_kv_element<KV>::value, "alibi::attention: k and v must be float, bfloat16 or float16");
-  detail::Buffer<float> default_slopes;
-  const detail::Problem pr = detail::validate_attention(q, k, v, out, shape, options, default_slopes);
+void prepare_problem(PreparedProblem<Isa>& prep) {
+  const detail::Problem& pr = prep.pr;
   const std::int64_t q_count = pr.batch * pr.q_len * pr.num_heads * pr.head_dim;
+  prep.trivial = true;
   if (q_count == 0) return;
   if (pr.kv_len == 0) {  // no key at all: every row sees nothing
-    for (std::int64_t n = 0; n < q_count; ++n) out[n] = 0.0f;
+    for (std::int64_t n = 0; n < q_count; ++n) pr.out[n] = 0.0f;
     if (pr.lse != nullptr)
       for (std::int64_t n = 0; n < q_count / pr.head_dim; ++n) pr.lse[n] = -HUGE_VALF;
     return;
   }
+  prep.trivial = false;
   // Block skipping needs key norm bounds (one pass over K); only worth it when some slope decays.
   bool some_slope_decays = false;
   for (int h = 0; h < pr.num_heads; ++h) some_slope_decays = some_slope_decays || pr.slopes[h] > 0.0f;
-  std::unique_ptr<KeyNormBounds<Isa>> bounds;
-  if (pr.skip_tolerance > 0.0f && some_slope_decays) bounds = std::make_unique<KeyNormBounds<Isa>>(pr, k);
-  const Plan<Isa> plan = Plan<Isa>::make(pr, static_cast<int>(sizeof(KV)));
-  detail::Buffer<float> partial;
+  if (pr.skip_tolerance > 0.0f && some_slope_decays)
+    prep.bounds = std::make_unique<KeyNormBounds<Isa>>(pr, static_cast<const KV*>(pr.k));
+  prep.plan = Plan<Isa>::make(pr, static_cast<int>(sizeof(KV)));
+  const Plan<Isa>& plan = prep.plan;
+  prep.cost = plan.flops;
   if (plan.kv_chunk > 0)
-    partial.assign(static_cast<std::size_t>(plan.pieces() * plan.partial_floats_per_piece()), 0.0f);
+    prep.partial.assign(static_cast<std::size_t>(plan.pieces() * plan.partial_floats_per_piece()), 0.0f);
   // Split pieces that skip need a lower bound on each row's max before they see a key (Note [block
   // skipping]); one per row, computed once for all pieces.
-  detail::Buffer<float> logit_floors;
-  if (bounds != nullptr && plan.kv_chunk > 0) {
-    logit_floors.assign(static_cast<std::size_t>(pr.batch * pr.q_len * pr.num_heads), 0.0f);
+  if (prep.bounds != nullptr && plan.kv_chunk > 0) {
+    prep.logit_floors.assign(static_cast<std::size_t>(pr.batch * pr.q_len * pr.num_heads), 0.0f);
     const KvSource<Isa, KV> kv(pr);
     std::int64_t n = 0;
     for (std::int64_t b = 0; b < pr.batch; ++b)
@@ -70,22 +84,72 @@ void attention(const float* q, const KV* k, const KV* v, float* out, const Atten
         for (int h = 0; h < pr.num_heads; ++h, ++n) {
           std::int64_t lo, hi;
           detail::visible_keys(pr, pr.q_pos0 + i, lo, hi);
-          logit_floors[static_cast<std::size_t>(n)] = Skipping<Isa>::logit_floor(pr, kv, b, i, h, lo, hi);
+          prep.logit_floors[static_cast<std::size_t>(n)] = Skipping<Isa>::logit_floor(pr, kv, b, i, h, lo, hi);
         }
   }
-  const KeyNormBounds<Isa>* bounds_ptr = bounds.get();
-  float* partial_ptr = partial.data();
-  const float* floors_ptr = logit_floors.empty() ? nullptr : logit_floors.data();
-  detail::parallel_for_units(plan.pieces(), plan.threads, [&] {
-    return [worker = UnitWorker<Isa, KV>(pr, plan, bounds_ptr, partial_ptr, floors_ptr)](std::int64_t piece) mutable {
-      worker.run_piece(piece);
+}
+
+// Runs the units of `count` prepared problems on one thread team, then their split-K merges. Work goes
+// problem by problem in `order`; the arithmetic of each problem is that of its own plan, so the result
+// does not depend on the order, the thread count or the other problems.
+template <class Isa, class KV>
+void run_problems(PreparedProblem<Isa>* problems, const std::int64_t* order, std::int64_t count, int threads) {
+  detail::Buffer<std::int64_t> first_piece(static_cast<std::size_t>(count + 1)),
+      first_merge(static_cast<std::size_t>(count + 1));
+  for (std::int64_t n = 0; n < count; ++n) {
+    const PreparedProblem<Isa>& prep = problems[order[n]];
+    first_piece[static_cast<std::size_t>(n + 1)] = first_piece[static_cast<std::size_t>(n)] + prep.pieces();
+    first_merge[static_cast<std::size_t>(n + 1)] = first_merge[static_cast<std::size_t>(n)] + prep.merge_units();
+  }
+  // The problem (position in `order`) holding work item `item` of the prefix sums `first`: the last n
+  // with first[n] <= item. (By hand: std::upper_bound over int64 would be one weak symbol shared by
+  // every ISA's code, Note [ABI namespace].)
+  const auto owner = [count](const detail::Buffer<std::int64_t>& first, std::int64_t item) {
+    std::int64_t lo = 0, hi = count;  // first[lo] <= item < first[hi]
+    while (hi - lo > 1) {
+      const std::int64_t mid = lo + (hi - lo) / 2;
+      if (first[static_cast<std::size_t>(mid)] <= item)
+        lo = mid;
+      else
+        hi = mid;
+    }
+    return lo;
+  };
+  const std::int64_t pieces = first_piece[static_cast<std::size_t>(count)];
+  detail::parallel_for_units(pieces, threads, [&] {
+    // A thread keeps one worker (its scratch buffers) while its pieces stay within one problem.
+    return [&, at = std::int64_t{-1}, worker = std::unique_ptr<UnitWorker<Isa, KV>>()](std::int64_t item) mutable {
+      const std::int64_t n = owner(first_piece, item);
+      PreparedProblem<Isa>& prep = problems[order[n]];
+      if (n != at) {
+        worker = std::make_unique<UnitWorker<Isa, KV>>(prep.pr, prep.plan, prep.bounds.get(), prep.partial.data(),
+                                                       prep.logit_floors.empty() ? nullptr : prep.logit_floors.data());
+        at = n;
+      }
+      worker->run_piece(item - first_piece[static_cast<std::size_t>(n)]);
     };
   });
-  if (plan.kv_chunk > 0) {
-    detail::parallel_for_units(plan.base_units, plan.threads, [&] {
-      return [&](std::int64_t unit) { merge_unit<Isa, KV>(pr, plan, partial_ptr, unit); };
-    });
-  }
+  const std::int64_t merges = first_merge[static_cast<std::size_t>(count)];
+  detail::parallel_for_units(merges, threads, [&] {
+    return [&](std::int64_t item) {
+      const std::int64_t n = owner(first_merge, item);
+      const PreparedProblem<Isa>& prep = problems[order[n]];
+      merge_unit<Isa, KV>(prep.pr, prep.plan, prep.partial.data(), item - first_merge[static_cast<std::size_t>(n)]);
+    };
+  });
+}
+
+// KV: float, bfloat16 or float16 (kernels/elements.hpp); widened exactly to fp32 as blocks are packed.
+template <class Isa, class KV>
+void attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
+               const AttentionOptions& options) {
+  static_assert(is_kv_element<KV>::value, "alibi::attention: k and v must be float, bfloat16 or float16");
+  detail::Buffer<float> default_slopes;
+  PreparedProblem<Isa> prep;
+  prep.pr = detail::validate_attention(q, k, v, out, shape, options, default_slopes);
+  prepare_problem<Isa, KV>(prep);
+  const std::int64_t order = 0;
+  run_problems<Isa, KV>(&prep, &order, 1, prep.trivial ? 1 : prep.plan.threads);
 }
 
 template <class KV>

@@ -2,7 +2,9 @@
 // blocks of fp32 rows (pack_block), rows of the bound heads read in place by the streaming decode
 // (bound_key, bound_value, widened as they are loaded), prefetches (prefetch, prefetch_key) and single rows
 // for the exact recompute and the skipping bounds (key_row, value_row, read through to_fp32). K/V of 16-bit
-// floats are widened to fp32 (exactly) while packing or loading; paged caches plug in here too.
+// floats are widened to fp32 (exactly) while packing or loading. Paged caches plug in here too: every read
+// goes through the key's slot (detail::key_slot), one key at a time, so the kernel's arithmetic never
+// depends on where a page boundary falls.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_KV_SOURCE_HPP_0)) || \
@@ -27,7 +29,8 @@
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
 
-// Contiguous [batch][kv_len][num_kv_heads][head_dim] tensors of Element.
+// Contiguous [batch][kv_len][num_kv_heads][head_dim] tensors of Element, or pages of them
+// (detail::Problem::block_table).
 template <class Isa, class Element = float>
 class KvSource {
   static_assert(is_kv_element<Element>::value, "K/V elements are float, bfloat16 or float16");
@@ -41,9 +44,16 @@ class KvSource {
       : k_(static_cast<const Element*>(pr.k)),
         v_(static_cast<const Element*>(pr.v)),
         kv_len_(pr.kv_len),
-        kv_heads_(pr.num_kv_heads),
         dim_(pr.head_dim),
-        kv_row_(static_cast<std::int64_t>(pr.num_kv_heads) * pr.head_dim) {}
+        kv_row_(static_cast<std::int64_t>(pr.num_kv_heads) * pr.head_dim),
+        table_(pr.block_table),
+        page_size_(pr.page_size) {
+    // Power-of-two pages (the usual case) map a key to its slot with a shift and a mask, not a division.
+    if (table_ != nullptr && (page_size_ & (page_size_ - 1)) == 0)
+      while ((std::int64_t{1} << page_shift_) < page_size_) ++page_shift_;
+    else
+      page_shift_ = -1;
+  }
 
   int head_dim() const { return dim_; }
 
@@ -51,30 +61,32 @@ class KvSource {
   const Element* key_row(std::int64_t b, int kv_head, std::int64_t j) const { return k_ + offset(b, kv_head, j); }
   const Element* value_row(std::int64_t b, int kv_head, std::int64_t j) const { return v_ + offset(b, kv_head, j); }
 
-  // Key / value row j of the bound head kv_head0 + hh (bind), and the elements between consecutive keys.
-  const Element* bound_key(int hh, std::int64_t j) const { return k_unit_ + j * kv_row_ + hh * dim_; }
-  const Element* bound_value(int hh, std::int64_t j) const { return v_unit_ + j * kv_row_ + hh * dim_; }
-  std::int64_t key_stride() const { return kv_row_; }
+  // Key / value row j of the bound head kv_head0 + hh (bind). Key j of the next bound head is head_dim()
+  // elements further.
+  const Element* bound_key(int hh, std::int64_t j) const { return k_unit_ + slot(b_, j) * kv_row_ + hh * dim_; }
+  const Element* bound_value(int hh, std::int64_t j) const { return v_unit_ + slot(b_, j) * kv_row_ + hh * dim_; }
 
   // Requests key and value j of the bound heads [0, heads) into L1: two runs of contiguous memory.
   void prefetch_key(std::int64_t j, int heads) const {
     const std::int64_t bytes = static_cast<std::int64_t>(heads) * dim_ * static_cast<std::int64_t>(sizeof(Element));
-    prefetch_bytes(k_unit_ + j * kv_row_, bytes);
-    prefetch_bytes(v_unit_ + j * kv_row_, bytes);
+    prefetch_bytes(bound_key(0, j), bytes);
+    prefetch_bytes(bound_value(0, j), bytes);
   }
 
   // Selects the kv heads [kv_head0, kv_head0 + heads) of batch entry b for the calls below.
   void bind(std::int64_t b, int kv_head0) {
-    k_unit_ = k_ + offset(b, kv_head0, 0);
-    v_unit_ = v_ + offset(b, kv_head0, 0);
+    b_ = b;
+    k_unit_ = k_ + static_cast<std::int64_t>(kv_head0) * dim_;
+    v_unit_ = v_ + static_cast<std::int64_t>(kv_head0) * dim_;
   }
 
   // Requests keys and values [j0, j1) of the first bound head. Its rows are strided (num_kv_heads *
   // head_dim apart), which the hardware prefetchers follow poorly.
   void prefetch(std::int64_t j0, std::int64_t j1) const {
     for (std::int64_t j = j0; j < j1; ++j) {
-      prefetch_bytes(k_unit_ + j * kv_row_, dim_ * static_cast<std::int64_t>(sizeof(Element)));
-      prefetch_bytes(v_unit_ + j * kv_row_, dim_ * static_cast<std::int64_t>(sizeof(Element)));
+      const std::int64_t at = slot(b_, j) * kv_row_;
+      prefetch_bytes(k_unit_ + at, dim_ * static_cast<std::int64_t>(sizeof(Element)));
+      prefetch_bytes(v_unit_ + at, dim_ * static_cast<std::int64_t>(sizeof(Element)));
     }
   }
 
@@ -87,7 +99,7 @@ class KvSource {
                   std::int64_t head_stride, std::int64_t pack_stride) const {
     vec bad = O::zero();
     for (int j = 0; j < nk; ++j) {
-      const std::int64_t at = (j0 + j) * kv_row_;
+      const std::int64_t at = slot(b_, j0 + j) * kv_row_;
       for (int hh = 0; hh < heads; ++hh) {
         if (!head_active[hh]) continue;
         const std::int64_t to = (static_cast<std::int64_t>(hh) * head_stride + j) * pack_stride;
@@ -116,8 +128,15 @@ class KvSource {
   }
 
  private:
+  // detail::key_slot, with a shift for power-of-two pages.
+  std::int64_t slot(std::int64_t b, std::int64_t j) const {
+    if (table_ == nullptr) return b * kv_len_ + j;
+    if (page_shift_ >= 0)
+      return (static_cast<std::int64_t>(table_[j >> page_shift_]) << page_shift_) + (j & (page_size_ - 1));
+    return static_cast<std::int64_t>(table_[j / page_size_]) * page_size_ + j % page_size_;
+  }
   std::int64_t offset(std::int64_t b, int kv_head, std::int64_t j) const {
-    return ((b * kv_len_ + j) * kv_heads_ + kv_head) * static_cast<std::int64_t>(dim_);
+    return slot(b, j) * kv_row_ + static_cast<std::int64_t>(kv_head) * dim_;
   }
 
   // Inline vector copy: rows are a few hundred bytes, where a memcpy call per row costs about as much as
@@ -145,10 +164,13 @@ class KvSource {
   const Element* k_;
   const Element* v_;
   std::int64_t kv_len_;
-  int kv_heads_;
   int dim_;
   std::int64_t kv_row_;  // elements between consecutive keys of one head
-  const Element* k_unit_ = nullptr;
+  const std::int32_t* table_;
+  std::int64_t page_size_;
+  int page_shift_ = 0;               // log2(page_size_) for power-of-two pages, else -1
+  std::int64_t b_ = 0;               // the bound batch entry
+  const Element* k_unit_ = nullptr;  // first bound head of slot 0
   const Element* v_unit_ = nullptr;
 };
 

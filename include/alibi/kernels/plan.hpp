@@ -98,6 +98,7 @@ struct Plan {
   std::int64_t kv_chunk;       // split-K: keys per piece; 0: no split
   std::int64_t chunks;         // pieces per unit (1 without split-K)
   std::int64_t rows_per_unit;  // real rows of a full unit, without lane padding
+  double flops;                // estimated, of the visible keys
   int threads;
 
   std::int64_t pieces() const { return base_units * chunks; }
@@ -128,10 +129,8 @@ struct Plan {
     // run on the calling thread.
     const double kv = static_cast<double>(pr.kv_len);
     const double visible = pr.window > 0 ? std::min(2.0 * static_cast<double>(pr.window), kv) : kv;
-    const double flops = 4.0 * static_cast<double>(pr.batch * pr.q_len * pr.num_heads) * visible * pr.head_dim;
-    const double single_thread_flops =
-        test_hooks::single_thread_flops >= 0.0 ? test_hooks::single_thread_flops : Tuning::kSingleThreadFlops;
-    p.threads = flops < single_thread_flops ? 1 : pr.num_threads;
+    p.flops = 4.0 * static_cast<double>(pr.batch * pr.q_len * pr.num_heads) * visible * pr.head_dim;
+    p.threads = threads_for(p.flops, pr.num_threads);
     return p;
   }
 
@@ -147,6 +146,13 @@ struct Plan {
     u.i0 = block * L.positions;
     u.i1 = std::min(pr.q_len, u.i0 + L.positions);
     return u;
+  }
+
+  // The calling thread alone below Tuning::kSingleThreadFlops (a team costs tens of microseconds to start).
+  static int threads_for(double flops, int num_threads) {
+    const double single_thread_flops =
+        test_hooks::single_thread_flops >= 0.0 ? test_hooks::single_thread_flops : Tuning::kSingleThreadFlops;
+    return flops < single_thread_flops ? 1 : num_threads;
   }
 
  private:

@@ -47,22 +47,18 @@ class KeyNormBounds {
  public:
   static constexpr std::int64_t kNormBlock = Tuning::kNormBlock;
 
-  // keys: the call's keys, [batch][kv_len][num_kv_heads][head_dim], read only without pr.key_norm_input.
+  // keys: the call's keys (contiguous or paged: detail::key_slot), read only without pr.key_norm_input.
   template <class KV>
   KeyNormBounds(const detail::Problem& pr, const KV* keys)
-      : kv_len_(pr.kv_len),
+      : pr_(pr),
+        kv_len_(pr.kv_len),
         heads_(pr.num_kv_heads),
         blocks_((pr.kv_len + kNormBlock - 1) / kNormBlock),
         series_(pr.batch * pr.num_kv_heads) {
     levels_ = 1;
     while ((std::int64_t{1} << levels_) <= blocks_) ++levels_;
     table_.assign(static_cast<std::size_t>(levels_ * series_ * blocks_), 0.0f);
-    if (pr.key_norm_input != nullptr) {
-      per_key_ = pr.key_norm_input;  // caller-kept bounds: the keys are not read at all
-    } else {
-      computed_.assign(static_cast<std::size_t>(pr.batch * pr.kv_len * heads_), 0.0f);
-      per_key_ = computed_.data();
-    }
+    if (pr.key_norm_input == nullptr) computed_.assign(static_cast<std::size_t>(pr.batch * pr.kv_len * heads_), 0.0f);
     const std::int64_t kv_row = static_cast<std::int64_t>(heads_) * pr.head_dim;
     // One (batch, key block) per work item, keys visited in memory order.
     detail::parallel_for_units(pr.batch * blocks_, pr.num_threads, [&] {
@@ -71,19 +67,19 @@ class KeyNormBounds {
         const std::int64_t j_begin = blk * kNormBlock, j_end = std::min(kv_len_, j_begin + kNormBlock);
         for (int kv_head = 0; kv_head < heads_; ++kv_head) table_[table_index(0, b * heads_ + kv_head, blk)] = 0.0f;
         for (std::int64_t j = j_begin; j < j_end; ++j) {
-          const std::int64_t key_row = b * kv_len_ + j;
+          const std::int64_t key_row = b * kv_len_ + j, slot = detail::key_slot(pr, b, j);
           for (int kv_head = 0; kv_head < heads_; ++kv_head) {
             float bound;
             if (pr.key_norm_input != nullptr) {
-              bound = pr.key_norm_input[key_row * heads_ + kv_head];
+              bound = pr.key_norm_input[slot * heads_ + kv_head];
               if (!(bound >= 0.0f)) bound = HUGE_VALF;  // NaN or negative: unbounded
             } else {
-              bound = key_norm_bound_fast<Isa>(
-                  keys + key_row * kv_row + static_cast<std::int64_t>(kv_head) * pr.head_dim, pr.head_dim);
+              bound = key_norm_bound_fast<Isa>(keys + slot * kv_row + static_cast<std::int64_t>(kv_head) * pr.head_dim,
+                                               pr.head_dim);
               computed_[static_cast<std::size_t>(key_row * heads_ + kv_head)] = bound;
             }
-            float& slot = table_[table_index(0, b * heads_ + kv_head, blk)];
-            slot = larger(slot, bound);
+            float& entry = table_[table_index(0, b * heads_ + kv_head, blk)];
+            entry = larger(entry, bound);
           }
         }
       };
@@ -97,7 +93,10 @@ class KeyNormBounds {
 
   /// Bound on the norm of key j of (batch, kv head) `bk`; +inf for NaN or negative caller bounds.
   float key(std::int64_t bk, std::int64_t j) const {
-    const float bound = per_key_[(bk / heads_ * kv_len_ + j) * heads_ + bk % heads_];
+    const std::int64_t b = bk / heads_;
+    const float bound = pr_.key_norm_input != nullptr
+                            ? pr_.key_norm_input[detail::key_slot(pr_, b, j) * heads_ + bk % heads_]
+                            : computed_[static_cast<std::size_t>((b * kv_len_ + j) * heads_ + bk % heads_)];
     return bound >= 0.0f ? bound : HUGE_VALF;
   }
   /// Bound over keys [a, b) of `bk`, by scanning them.
@@ -130,13 +129,13 @@ class KeyNormBounds {
     return static_cast<std::size_t>((level * series_ + bk) * blocks_ + blk);
   }
 
+  detail::Problem pr_;  // its key_norm_input (caller-kept bounds, by key slot) and its pages
   std::int64_t kv_len_;
   int heads_;
   std::int64_t blocks_;
   std::int64_t series_;  // (batch, kv head) pairs
   int levels_ = 1;
-  const float* per_key_ = nullptr;  // [batch][kv_len][num_kv_heads]
-  detail::Buffer<float> computed_;  // per_key_ when the caller gave none
+  detail::Buffer<float> computed_;  // [batch][kv_len][num_kv_heads] when the caller gave no bounds
   detail::Buffer<float> table_;     // [level][bk][block]
 };
 

@@ -100,6 +100,8 @@ class UnitWorker {
       stream_heads_.assign(static_cast<std::size_t>(plan.layout.heads), StreamHead{});
       stream_mask_.assign(static_cast<std::size_t>(plan.layout.heads), 0);
       stream_fold_.assign(2 * static_cast<std::size_t>(W), 0.0f);
+      stream_key_rows_.assign(static_cast<std::size_t>(block_keys_), nullptr);
+      stream_value_rows_.assign(static_cast<std::size_t>(block_keys_), nullptr);
     } else {
       st_.assign(static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
       k_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
@@ -429,7 +431,7 @@ class UnitWorker {
             for (int t = ahead_keys * hh / heads; t < ahead_keys * (hh + 1) / heads; ++t)
               kv_.prefetch_key(ahead0 + t, heads);
           stream_softmax<R>(hh);
-          stream_pv_head<R>(hh, j0);
+          stream_pv_head<R>(hh);
         }
       });
     }
@@ -490,6 +492,12 @@ class UnitWorker {
       head.same_keys = same_keys;
     }
     if (ja >= jb) return false;
+    // Where each key of the block lies (first bound head): consecutive keys are consecutive rows only
+    // within a page, so every read goes through these.
+    for (int j = ja; j < jb; ++j) {
+      stream_key_rows_.data()[j] = kv_.bound_key(0, j0 + j);
+      stream_value_rows_.data()[j] = kv_.bound_value(0, j0 + j);
+    }
     const float minus_inf = -std::numeric_limits<float>::infinity();
     // The lanes' rows; padding lanes see no key (lo = hi = 0).
     for (int hh = 0; hh < heads; ++hh) {
@@ -512,8 +520,7 @@ class UnitWorker {
     float* key_offset_lanes = stream_lanes_.data() + static_cast<std::int64_t>(heads) * 6 * W;
     for (int l = 0; l < W; ++l) key_offset_lanes[l] = static_cast<float>(l / Rp);
     const vec key_offset = O::load(key_offset_lanes);
-    const std::int64_t dim = pr_.head_dim, key_stride = kv_.key_stride();
-    const KV* key0 = kv_.bound_key(0, j0);
+    const std::int64_t dim = pr_.head_dim;
     // One vector of S of every active head: keys [j, j + G).
     auto scores = [&](int j, int vector, auto keys, bool mask_all) {
       constexpr int G = decltype(keys)::value;
@@ -530,8 +537,7 @@ class UnitWorker {
         bias.needs_mask[0] = mask_all || stream_mask_.data()[hh] != 0;
         vec overflow = O::load(lanes + 5 * W);
         const float* qs = qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim;
-        const vec x =
-            bias.apply(stream_dots<R, G>(qs, key0 + j * key_stride + hh * dim, key_stride), key_lanes, 0, overflow);
+        const vec x = bias.apply(stream_dots<R, G>(qs, stream_key_rows_.data() + j, hh * dim), key_lanes, 0, overflow);
         O::store(stream_head_scores(hh) + vector * W, x);
         O::store(lanes + 4 * W, O::max(O::load(lanes + 4 * W), x));
         O::store(lanes + 5 * W, overflow);
@@ -580,23 +586,22 @@ class UnitWorker {
   // of the block go one by one, each over its own keys only, so no row multiplies a value it does not see
   // (no 0 * inf, and no non-finite check of the values).
   template <int R>
-  void stream_pv_head(int hh, std::int64_t j0) {
+  void stream_pv_head(int hh) {
     constexpr int Rp = stream_lanes_per_key(R);
     const StreamHead& head = stream_heads_.data()[hh];
     if (head.ja >= head.jb) return;
     const int r0 = hh * head_rows_;
     const float* s = stream_head_scores(hh);
     const int ja = stream_block_.ja;
-    const std::int64_t key_stride = kv_.key_stride();
-    const KV* value = kv_.bound_value(hh, j0);
+    const KV* const* values = stream_value_rows_.data();
+    const std::int64_t head_offset = static_cast<std::int64_t>(hh) * pr_.head_dim;
     float* o = o_.data() + static_cast<std::int64_t>(r0) * dim_pad_;
     if (head.same_keys) {
-      stream_pv<R>(o, s + (head.ja - ja) * Rp, Rp, head.jb - head.ja, value + head.ja * key_stride, key_stride);
+      stream_pv<R>(o, s + (head.ja - ja) * Rp, Rp, head.jb - head.ja, values + head.ja, head_offset);
     } else {
       for (int r = 0; r < R; ++r) {
         const int lo = lo_.data()[r0 + r], hi = hi_.data()[r0 + r];
-        if (lo < hi)
-          stream_pv<1>(o + r * dim_pad_, s + (lo - ja) * Rp + r, Rp, hi - lo, value + lo * key_stride, key_stride);
+        if (lo < hi) stream_pv<1>(o + r * dim_pad_, s + (lo - ja) * Rp + r, Rp, hi - lo, values + lo, head_offset);
       }
     }
   }
@@ -627,10 +632,10 @@ class UnitWorker {
     return O::load(lanes);
   }
 
-  // For G consecutive keys g (key + g * key_stride): lane g * Rp + r = Qs[r] . key_g for the R query rows
+  // For G keys g (key[g] + offset): lane g * Rp + r = Qs[r] . key_g for the R query rows
   // at qs (head_dim floats apart), Rp = stream_lanes_per_key(R); the other lanes 0.
   template <int R, int G>
-  ALIBI_ALWAYS_INLINE vec stream_dots(const float* qs, const KV* key, std::int64_t key_stride) {
+  ALIBI_ALWAYS_INLINE vec stream_dots(const float* qs, const KV* const* key, std::int64_t offset) {
     using E = Elements<Isa, KV>;
     constexpr int Rp = stream_lanes_per_key(R);
     static_assert(G * Rp <= W, "one lane per (key, row)");
@@ -642,7 +647,7 @@ class UnitWorker {
     for (; d + W <= dim; d += W) {
 #pragma GCC unroll 16
       for (int g = 0; g < G; ++g) {
-        const vec x = E::load(key + g * key_stride + d);
+        const vec x = E::load(key[g] + offset + d);
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) acc[g * Rp + r] = O::fma(O::load(qs + r * dim + d), x, acc[g * Rp + r]);
       }
@@ -650,7 +655,7 @@ class UnitWorker {
     if (d < dim) {
 #pragma GCC unroll 16
       for (int g = 0; g < G; ++g) {
-        const vec x = E::load_partial(key + g * key_stride + d, dim - d);
+        const vec x = E::load_partial(key[g] + offset + d, dim - d);
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r)
           acc[g * Rp + r] = O::fma(O::load_partial(qs + r * dim + d, dim - d), x, acc[g * Rp + r]);
@@ -659,12 +664,12 @@ class UnitWorker {
     return O::reduce_add_each(acc);
   }
 
-  // o[r] += sum_j p[j * p_stride + r] * value_j over `keys` keys (value_j = value + j * value_stride) for NR
+  // o[r] += sum_j p[j * p_stride + r] * value_j over `keys` keys (value_j = value[j] + offset) for NR
   // rows (output rows dim_pad_ floats apart): the output in registers a chunk of dimensions at a time, over
   // all the keys.
   template <int NR>
-  void stream_pv(float* o, const float* p, std::int64_t p_stride, int keys, const KV* value,
-                 std::int64_t value_stride) {
+  void stream_pv(float* o, const float* p, std::int64_t p_stride, int keys, const KV* const* value,
+                 std::int64_t offset) {
     using E = Elements<Isa, KV>;
     // Accumulators, the chunk's value vectors and a broadcast probability in registers.
     constexpr int kChunk = std::min(4, (O::registers - 1) / (NR + 1));
@@ -674,7 +679,8 @@ class UnitWorker {
       const int remaining = whole - dv0;
       chunk = remaining == kChunk + 1 && kChunk > 2 ? (remaining + 1) / 2 : std::min(kChunk, remaining);
       with_count<kChunk>(chunk, [&](auto m) {
-        pv_tile<Isa, NR, decltype(m)::value, KV>(p, p_stride, value, value_stride, 0, keys, o, dim_pad_, dv0);
+        pv_tile_rows<Isa, NR, decltype(m)::value, KV>(
+            p, p_stride, [value, offset](int j) { return value[j] + offset; }, 0, keys, o, dim_pad_, dv0);
       });
     }
     if (whole * W < dim) {  // o rows are padded to whole vectors; the value rows are not
@@ -683,7 +689,7 @@ class UnitWorker {
 #pragma GCC unroll 4
       for (int r = 0; r < NR; ++r) acc[r] = O::load(o + r * dim_pad_ + d);
       for (int j = 0; j < keys; ++j) {
-        const vec x = E::load_partial(value + j * value_stride + d, dim - d);
+        const vec x = E::load_partial(value[j] + offset + d, dim - d);
 #pragma GCC unroll 4
         for (int r = 0; r < NR; ++r) acc[r] = O::fma(O::set1(p[j * p_stride + r]), x, acc[r]);
       }
@@ -917,9 +923,10 @@ class UnitWorker {
   // current head and block, keys in lanes (Note [keys in lanes]); per lane: -slope, distance, visible keys
   // and key offset of the lane's row and key; scratch for folding lanes into rows and back.
   detail::Buffer<float> qs_, stream_st_, stream_lanes_, stream_fold_;
-  std::int64_t stream_st_stride_ = 0;        // floats of stream_st_ per head
-  detail::Buffer<StreamHead> stream_heads_;  // per kv head of the unit, the current block
-  detail::Buffer<char> stream_mask_;         // per kv head: some lane needs the mask in every vector
+  detail::Buffer<const KV*> stream_key_rows_, stream_value_rows_;  // the block's keys, first bound head
+  std::int64_t stream_st_stride_ = 0;                              // floats of stream_st_ per head
+  detail::Buffer<StreamHead> stream_heads_;                        // per kv head of the unit, the current block
+  detail::Buffer<char> stream_mask_;  // per kv head: some lane needs the mask in every vector
   StreamBlock stream_block_{0, 0, 0};
   // Per row (lane): running max and sum, -slope, and for the current block: distance from its first key
   // and the visible keys [lo, hi) relative to it (also as floats, for vector compares).
