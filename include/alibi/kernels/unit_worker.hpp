@@ -29,6 +29,22 @@
 // Plan::stream_prefetch the next block's K/V runs are requested one block ahead, a share while each head
 // computes. P.V runs rows that see exactly the same keys of the block together, others one by one, so no
 // row ever multiplies a value it does not see (no 0 * inf) and no non-finite check of the values is needed.
+//
+// Note [batch invariance]: a row computed by the packed tiles gets bits that depend on the row alone, not on
+// the other rows of its unit or call, so a prefill in chunks, or a row alone, gives the one-call bits:
+//   - key blocks are Tuning::kKeyBlock keys at multiples of it from key 0, whatever the unit, and under the
+//     causal mask every unit visits them newest first, so every row folds the same blocks in the same order;
+//   - Q.K sums each (row, key) product over d in one chain whatever the tile; keys a row does not see get
+//     P = 0 exactly, so the block sum and P.V add exact zeros for them, and a block the row does not see
+//     leaves its state as it was (new max = old max, alpha = 1);
+//   - keys are reduced in chunks of Tuning::kKvChunk at absolute multiples, each chunk alone, and a row's
+//     chunks merged in key order with the empty ones left out (kernels/partials.hpp), whether a unit's
+//     chunks run as split-K pieces on several threads or one after another on one;
+//   - skipping decides per row (Skipping::done) from the row's own running max, the block boundary reached
+//     and its logit floor, which every row whose keys span several chunks gets, and nothing else.
+// Not covered: streaming-decode rows (Note [keys in lanes]: their dot products sum lanes of d, another
+// rounding than the tiles' chain), and the bidirectional mask, whose visit order starts at the middle of the
+// unit's queries.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_0)) || \
@@ -72,15 +88,13 @@ class UnitWorker {
 
  public:
   // `bounds`: key-norm bounds when block skipping is on, else null. `partial`: the split-K state buffer
-  // (plan.kv_chunk > 0), else null. `logit_floors`: per output row (b, i, h), Skipping::logit_floor, or null.
-  UnitWorker(const detail::Problem& pr, const Plan<Isa>& plan, const KeyNormBounds<Isa>* bounds, float* partial,
-             const float* logit_floors)
+  // (plan.split), else null.
+  UnitWorker(const detail::Problem& pr, const Plan<Isa>& plan, const KeyNormBounds<Isa>* bounds, float* partial)
       : pr_(pr),
         plan_(plan),
         kv_(pr),
         skipping_(pr, bounds),
         partial_(partial),
-        logit_floors_(logit_floors),
         group_(plan.layout.group),
         dim_vecs_(plan.dim_vecs),
         dim_pad_(plan.dim_pad),
@@ -113,13 +127,19 @@ class UnitWorker {
     alpha_.assign(static_cast<std::size_t>(W), 0.0f);
     head_active_.assign(static_cast<std::size_t>(plan.layout.heads), 0);
     key_range_.assign(static_cast<std::size_t>(head_rows_) + 1, {0, 0});  // more than a group's P.V tiles
+    if (plan.chunks > 1) {
+      merge_weights_.assign(static_cast<std::size_t>(plan.chunks), 0.0f);
+      if (!plan.split)
+        chunk_states_.assign(static_cast<std::size_t>(plan.chunks * plan.partial_floats_per_piece()), 0.0f);
+    }
   }
 
-  // Computes piece `piece` (unit piece / chunks, key chunk piece % chunks): its output rows, or without
-  // split-K, its partial state.
+  // Computes piece `piece`: with split-K, chunk piece % chunks of unit piece / chunks into its partial
+  // state; else unit `piece`, chunk by chunk when its keys span several, into its output rows.
   void run_piece(std::int64_t piece) {
     const std::int64_t chunks = plan_.chunks;
-    const std::int64_t unit = piece / chunks, chunk = piece % chunks;
+    const std::int64_t stride = plan_.partial_floats_per_piece();
+    const std::int64_t unit = plan_.split ? piece / chunks : piece;
     const UnitCoords u = plan_.coords(pr_, unit);
     const int num_rows = head_rows_ * u.kv_heads;  // with padding lanes
     kv_.bind(u.b, u.kv_head0);
@@ -128,8 +148,18 @@ class UnitWorker {
       setup_rows(u);
       set_up_unit_ = unit;
     }
-    reset_softmax_state(num_rows);
-
+    if (plan_.split) {
+      const std::int64_t chunk = piece % chunks;
+      run_chunk(u, num_rows, chunk);
+      save_partial(num_rows, partial_ + piece * stride);
+      return;
+    }
+    if (chunks == 1) {
+      run_chunk(u, num_rows, 0);
+      finish_rows(num_rows);
+      return;
+    }
+    // The chunks some row of the unit sees; the others are empty for every row and stay out of the merge.
     std::int64_t union_lo = pr_.kv_len, union_hi = 0;
     for (int r = 0; r < num_rows; ++r) {
       const Row& row = rows_.data()[r];
@@ -137,7 +167,32 @@ class UnitWorker {
       union_lo = std::min(union_lo, row.lo);
       union_hi = std::max(union_hi, row.hi);
     }
-    // The piece's keys: a split-K chunk, or all of them.
+    if (union_lo >= union_hi) {
+      run_chunk(u, num_rows, 0);
+      finish_rows(num_rows);
+      return;
+    }
+    const std::int64_t c0 = union_lo / plan_.kv_chunk, c1 = (union_hi - 1) / plan_.kv_chunk + 1;
+    for (std::int64_t c = c0; c < c1; ++c) {
+      run_chunk(u, num_rows, c);
+      save_partial(num_rows, chunk_states_.data() + c * stride);
+    }
+    merge_unit<Isa, KV>(pr_, plan_, chunk_states_.data(), c0, c1, unit, merge_weights_.data());
+  }
+
+ private:
+  // Runs the online softmax of the unit's rows (set up) over the keys of chunk `chunk` they see (all keys
+  // with a single chunk), leaving each row's running state in max_, sum_ and o_.
+  void run_chunk(const UnitCoords& u, int num_rows, std::int64_t chunk) {
+    reset_softmax_state(num_rows);
+    std::int64_t union_lo = pr_.kv_len, union_hi = 0;
+    for (int r = 0; r < num_rows; ++r) {
+      const Row& row = rows_.data()[r];
+      if (!row.real || row.lo >= row.hi) continue;
+      union_lo = std::min(union_lo, row.lo);
+      union_hi = std::max(union_hi, row.hi);
+    }
+    // The chunk's keys.
     const std::int64_t piece_lo = plan_.kv_chunk > 0 ? chunk * plan_.kv_chunk : 0;
     const std::int64_t piece_hi = plan_.kv_chunk > 0 ? std::min(pr_.kv_len, piece_lo + plan_.kv_chunk) : pr_.kv_len;
     union_lo = std::max(union_lo, piece_lo);
@@ -151,15 +206,17 @@ class UnitWorker {
     }
     const double mid_pos = static_cast<double>(anchor) - 0.5;
     std::int64_t left = anchor, right = anchor;  // visited keys: [left, right)
-    // A split piece far from the queries may be negligible as a whole (tested against the logit floors).
+    // A chunk far from the queries may be negligible as a whole (tested against the logit floors).
     const bool skip_piece =
         skipping_.on() && plan_.kv_chunk > 0 && rows_finished(num_rows, left, right, piece_lo, piece_hi);
-    // The block after visited keys [l, r): to the left or the right of them, whichever is nearer.
+    // The block after visited keys [l, r): to the left or the right of them, whichever is nearer, ending at
+    // a multiple of block_keys_ (Note [batch invariance]).
+    const std::int64_t block = block_keys_;
     auto next_block = [&](std::int64_t l, std::int64_t r, std::int64_t& j0, std::int64_t& j1) {
       const bool go_left =
           r >= union_hi || (l > union_lo && mid_pos - static_cast<double>(l - 1) <= static_cast<double>(r) - mid_pos);
-      j0 = go_left ? std::max(union_lo, l - block_keys_) : r;
-      j1 = go_left ? l : std::min(union_hi, r + block_keys_);
+      j0 = go_left ? std::max(union_lo, (l - 1) / block * block) : r;
+      j1 = go_left ? l : std::min(union_hi, r / block * block + block);
       return go_left;
     };
     while (!skip_piece && (left > union_lo || right < union_hi)) {
@@ -200,13 +257,7 @@ class UnitWorker {
       }
       if (skipping_.on() && rows_finished(num_rows, left, right, piece_lo, piece_hi)) break;
     }
-    if (plan_.kv_chunk > 0)
-      save_partial(num_rows, piece, union_lo < union_hi);
-    else
-      finish_rows(num_rows);
   }
-
- private:
   struct Row {
     float* out;
     std::int64_t b, i;  // batch and query row
@@ -294,8 +345,12 @@ class UnitWorker {
           row.skip.q_norm = std::sqrt((q_sq[0] + q_sq[1]) + (q_sq[2] + q_sq[3])) * (1.0 + 1e-6);
         }
         row.skip.log_budget = skipping_.log_budget(h);
-        row.skip.logit_floor =
-            logit_floors_ != nullptr ? logit_floors_[offset / D] : -std::numeric_limits<float>::infinity();
+        // Rows whose keys span several chunks reduce each chunk alone; the floor stands in for the max of
+        // the others (a property of the row alone, so every way of batching it makes the same decisions).
+        const bool chunked =
+            plan_.kv_chunk > 0 && row.lo < row.hi && row.lo / plan_.kv_chunk != (row.hi - 1) / plan_.kv_chunk;
+        row.skip.logit_floor = skipping_.on() && chunked ? Skipping<Isa>::logit_floor(pr_, kv_, b, i, h, row.lo, row.hi)
+                                                         : -std::numeric_limits<float>::infinity();
         if (row.skip.log_budget != -HUGE_VAL && row.lo < row.hi) {
           skipping_.set_edges(row.skip, row.lo, row.hi, previous == nullptr ? nullptr : &previous->skip,
                               previous == nullptr ? 0 : previous->lo, previous == nullptr ? 0 : previous->hi);
@@ -855,14 +910,13 @@ class UnitWorker {
     }
   }
 
-  void save_partial(int num_rows, std::int64_t piece, bool saw_keys) {
+  // The rows' running state into `state` (a chunk's: Plan::partial_floats_per_piece floats). A row that
+  // saw no key of the chunk still holds the initial -inf, 0 and zeros.
+  void save_partial(int num_rows, float* state) {
     const std::int64_t row_floats = 2 + dim_pad_;
-    float* state = partial_ + piece * plan_.partial_floats_per_piece();
     for (int r = 0; r < num_rows; ++r) {
       if (!rows_.data()[r].real) continue;
-      // Without keys, o_ and sum are still the initial zeros.
-      save_partial_row(state, saw_keys ? max_.data()[r] : -std::numeric_limits<float>::infinity(),
-                       saw_keys ? sum_.data()[r] : 0.0f, o_.data() + r * dim_pad_, dim_pad_);
+      save_partial_row(state, max_.data()[r], sum_.data()[r], o_.data() + r * dim_pad_, dim_pad_);
       state += row_floats;
     }
   }
@@ -906,8 +960,9 @@ class UnitWorker {
   KvSource<Isa, KV> kv_;
   Skipping<Isa> skipping_;
   float* partial_;
-  const float* logit_floors_;
-  std::int64_t set_up_unit_ = -1;  // the unit whose rows setup_rows last set
+  detail::Buffer<float> chunk_states_;   // without split-K, the states of the current unit's chunks
+  detail::Buffer<float> merge_weights_;  // scratch of merge_unit
+  std::int64_t set_up_unit_ = -1;        // the unit whose rows setup_rows last set
   int group_;
   int dim_vecs_;
   std::int64_t dim_pad_;
