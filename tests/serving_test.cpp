@@ -1363,6 +1363,7 @@ struct InvarianceCase {
   std::int64_t length, window;
   std::vector<std::int64_t> chunk_sizes;  // cycled until the prefill is covered
   int page_size;
+  std::vector<float> slopes;  // empty: the default slopes
 };
 
 // The invariance rule: a row's out and lse do not depend on how its sequence's queries are batched.
@@ -1375,13 +1376,16 @@ ALIBI_ISA_TEST(ChunkedPrefillAndDecodeAreBatchInvariant) {
   std::mt19937 rng(1312);
   const AllCallsUseThreads threaded;
   const std::vector<InvarianceCase> cases = {
-      {4, 4, 17, 300, 0, {1, 7, 64, 33}, 16},
-      {8, 2, 80, 520, 0, {7, 1, 64, 129, 2}, 7},
-      {6, 3, 1, 200, 37, {64, 1, 7, 19}, 1},
-      {8, 1, 128, 260, 0, {1, 64, 7, 45}, 32},
-      {12, 4, 8, 150, 20, {3, 1, 11}, 5},
+      {4, 4, 17, 300, 0, {1, 7, 64, 33}, 16, {}},
+      {8, 2, 80, 520, 0, {7, 1, 64, 129, 2}, 7, {}},
+      {6, 3, 1, 200, 37, {64, 1, 7, 19}, 1, {}},
+      {8, 1, 128, 260, 0, {1, 64, 7, 45}, 32, {}},
+      {12, 4, 8, 150, 20, {3, 1, 11}, 5, {}},
       // Past 2 * 2048 keys: the chunks and the decode have few units and take split-K, the prefill does not.
-      {2, 1, 8, 4300, 0, {2100, 1, 7, 64, 1999, 128}, 64},
+      {2, 1, 8, 4300, 0, {2100, 1, 7, 64, 1999, 128}, 64, {}},
+      // The same with head_dim 1, where the skipping bound is tight, and slopes that leave the first chunk
+      // just under the default tolerance for the last rows: whether a row skips it shows in its bits.
+      {2, 1, 1, 4300, 0, {2100, 1, 7, 64, 1999, 128}, 64, {0.0085f, 0.008f}},
   };
   int index = 0;
   for (const InvarianceCase& c : cases) {
@@ -1391,6 +1395,7 @@ ALIBI_ISA_TEST(ChunkedPrefillAndDecodeAreBatchInvariant) {
       one_kv_rotating(index++, [&](auto element) {
         using KV = decltype(element);
         Batch whole = make_batch({{c.length, c.length}}, c.heads, c.kv_heads, c.head_dim, rng);
+        whole.custom_slopes = c.slopes;
         whole.options.window = c.window;
         whole.options.skip_tolerance = tolerance;
         whole.options.num_threads = threads;
