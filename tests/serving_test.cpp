@@ -13,9 +13,9 @@
 //     uses and garbage in every block-table entry no sequence uses;
 //   - the dispatch entry points against the per-ISA call of the ISA dispatch picks;
 //   - bad input: std::invalid_argument naming the field, out and lse untouched;
-//   - empty batches.
-// ServingTest/<isa>.DISABLED_ChunkedPrefillAndDecodeAreBatchInvariant is the issue's batch-invariance rule,
-// not implemented yet (see there).
+//   - empty batches;
+//   - batch invariance: a causal prefill in chunks (dense, ragged and paged calls) and its last row as a
+//     decode give the bytes of the one-call prefill, skipping on and off, any num_threads.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -1346,84 +1346,155 @@ ALIBI_ISA_TEST(EmptyBatchesAndSequencesWithoutKeys) {
   });
 }
 
-// ---- batch invariance (issue 13), not implemented yet
+// ---- batch invariance (issue 13)
+
+// Would a call with q_len query rows (group query heads per kv head) run the streaming decode (Note
+// [streaming decode])? Its Q.K sums each dot product in another order than the packed tiles, so rows it
+// computes are not yet covered by the invariance rule (Note [batch invariance]).
+template <class Isa>
+bool streams(std::int64_t q_len, int group) {
+  using Tuning = alibi::kernels::Tuning;
+  const std::int64_t positions = std::min<std::int64_t>(q_len, std::max(1, Tuning::kTargetRows / group));
+  return alibi::kernels::Plan<Isa>::can_stream && positions * group <= Tuning::kStreamMaxRows;
+}
+
+struct InvarianceCase {
+  int heads, kv_heads, head_dim;
+  std::int64_t length, window;
+  std::vector<std::int64_t> chunk_sizes;  // cycled until the prefill is covered
+  int page_size;
+  std::vector<float> slopes;  // empty: the default slopes
+};
 
 // The issue's invariance rule: a row's out and lse do not depend on how its sequence's queries are batched.
-// A prefill computed in chunks (each chunk a call with kv_len = the chunk's end) and the last row alone as a
-// q_len 1 decode must give the bytes of the one-call prefill, with skip_tolerance 0 and default. DISABLED:
-// the library does not implement it yet (the split-K decode and the per-unit skipping decisions depend on
-// the rows of a call, see the issue); run with --gtest_also_run_disabled_tests to measure how far off it is.
-ALIBI_ISA_TEST(DISABLED_ChunkedPrefillAndDecodeAreBatchInvariant) {
+// A causal prefill computed in chunks (each chunk a call with kv_len = the chunk's end: dense attention<>
+// calls with q_len < kv_len, one ragged attention_varlen batch of all chunks, and attention_paged over one
+// shared set of shuffled pages) and the last row alone as a q_len 1 decode give the bytes of the one-call
+// prefill, with skip_tolerance 0 and default, with and without cached key norms, on 1, 2 and 3 threads.
+// Rows of chunks that take the streaming decode are left out (streams<Isa>); the test says how many.
+ALIBI_ISA_TEST(ChunkedPrefillAndDecodeAreBatchInvariant) {
   std::mt19937 rng(1312);
-  const std::int64_t length = 4500;  // > 4096 keys: the last-row decode takes the split-K path
-  const std::vector<std::int64_t> chunk_ends = {1, 100, 1000, 2048, 3001, 4400, length};
-  for_each_kv([&](auto element) {
-    using KV = decltype(element);
+  const AllCallsUseThreads threaded;
+  const std::vector<InvarianceCase> cases = {
+      {4, 4, 17, 300, 0, {1, 7, 64, 33}, 16, {}},
+      {8, 2, 80, 520, 0, {7, 1, 64, 129, 2}, 7, {}},
+      {6, 3, 1, 200, 37, {64, 1, 7, 19}, 1, {}},
+      {8, 1, 128, 260, 0, {1, 64, 7, 45}, 32, {}},
+      {12, 4, 8, 150, 20, {3, 1, 11}, 5, {}},
+      // Past 2 * 2048 keys: the chunks and the decode have few units and take split-K, the prefill does not.
+      {2, 1, 8, 4300, 0, {2100, 1, 7, 64, 1999, 128}, 64, {}},
+      // The same with head_dim 1, where the skipping bound is tight, and slopes that leave the first chunk
+      // just under the default tolerance for the last rows: whether a row skips it shows in its bits.
+      {2, 1, 1, 4300, 0, {2100, 1, 7, 64, 1999, 128}, 64, {0.0085f, 0.008f}},
+  };
+  int index = 0;
+  for (const InvarianceCase& c : cases) {
     for (float tolerance : {0.0f, alibi::AttentionOptions{}.skip_tolerance}) {
-      Batch whole = make_batch({{length, length}}, 8, 2, 64, rng);
-      whole.options.num_threads = 2;
-      whole.options.skip_tolerance = tolerance;
-      const KvTensors<KV> t = store_kv<KV>(whole);
-      const Output one_call = run_varlen<Isa>(whole, t.k.data(), t.v.data());
-      // The chunks, all in one ragged batch (each a sequence over the keys up to its end), and the decode.
-      Batch chunks = whole;
-      chunks.q_offsets = {0};
-      chunks.kv_lens.clear();
-      std::vector<KV> k, v;
-      std::int64_t begin = 0;
-      for (std::int64_t end : chunk_ends) {
-        chunks.q_offsets.push_back(end);
-        chunks.kv_lens.push_back(end);
-        k.insert(k.end(), t.k.begin(), t.k.begin() + static_cast<std::ptrdiff_t>(end * whole.kv_row()));
-        v.insert(v.end(), t.v.begin(), t.v.begin() + static_cast<std::ptrdiff_t>(end * whole.kv_row()));
-        begin = end;
-      }
-      (void)begin;
-      const Output chunked = run_varlen<Isa>(chunks, k.data(), v.data());
-      Batch decode = whole;
-      decode.q_offsets = {0, 1};
-      decode.q.assign(whole.q.end() - whole.q_row(), whole.q.end());
-      const Output last = run_varlen<Isa>(decode, t.k.data(), t.v.data());
+      const bool with_norms = tolerance > 0.0f && index % 2 == 1;
+      const int threads = 1 + index % 3, chunk_threads = 1 + (index + 1) % 3;
+      one_kv_rotating(index++, [&](auto element) {
+        using KV = decltype(element);
+        Batch whole = make_batch({{c.length, c.length}}, c.heads, c.kv_heads, c.head_dim, rng);
+        whole.custom_slopes = c.slopes;
+        whole.options.window = c.window;
+        whole.options.skip_tolerance = tolerance;
+        whole.options.num_threads = threads;
+        const KvTensors<KV> t = store_kv<KV>(whole);
+        const std::vector<float> norms = packed_key_norms(whole, t.k);
+        const float* whole_norms = with_norms ? norms.data() : nullptr;
+        const Output one_call = run_per_sequence<Isa>(whole, t.k.data(), t.v.data(), whole_norms);
+        const std::string context = std::string("KV=") + kv_name(KV{}) + " key_norms=" + (with_norms ? "1" : "0") +
+                                    " chunk threads=" + std::to_string(chunk_threads) + " " + whole.describe();
 
-      // How far off: the largest |difference|, the same in units of the last place of the largest |value|
-      // (raw ulp distances blow up for values near zero), and how many elements differ at all.
-      struct Distance {
-        double max_abs = 0.0, scale = 0.0;
-        std::size_t differing = 0, count = 0;
-        double ulps() const { return scale > 0 ? max_abs / (scale * 0x1p-23) : 0.0; }
-      };
-      auto measure = [](const float* got, const float* want, std::size_t count) {
-        Distance d;
-        d.count = count;
-        for (std::size_t n = 0; n < count; ++n) {
-          d.differing += std::memcmp(got + n, want + n, sizeof(float)) != 0;
-          if (std::isfinite(want[n])) d.scale = std::max(d.scale, std::fabs(double(want[n])));
-          if (std::isfinite(want[n]) || std::isfinite(got[n]))
-            d.max_abs = std::max(d.max_abs, std::fabs(double(got[n]) - want[n]));
+        // The chunks as the sequences of one ragged batch, each over the keys up to its end.
+        Batch chunks = whole;
+        chunks.options.num_threads = chunk_threads;
+        chunks.q_offsets = {0};
+        chunks.kv_lens.clear();
+        chunks.k.clear();
+        chunks.v.clear();
+        std::vector<KV> k, v;
+        std::vector<float> chunk_norms;
+        std::vector<char> compared(static_cast<std::size_t>(c.length), 1);  // per row of the prefill
+        for (std::size_t n = 0; chunks.q_offsets.back() < c.length; ++n) {
+          const std::int64_t begin = chunks.q_offsets.back();
+          const std::int64_t end = std::min(c.length, begin + c.chunk_sizes[n % c.chunk_sizes.size()]);
+          chunks.q_offsets.push_back(end);
+          chunks.kv_lens.push_back(end);
+          const auto keys = static_cast<std::ptrdiff_t>(end * whole.kv_row());
+          k.insert(k.end(), t.k.begin(), t.k.begin() + keys);
+          v.insert(v.end(), t.v.begin(), t.v.begin() + keys);
+          chunk_norms.insert(chunk_norms.end(), norms.begin(), norms.begin() + end * whole.kv_heads);
+          if (streams<Isa>(end - begin, c.heads / c.kv_heads))
+            std::fill(compared.begin() + begin, compared.begin() + end, 0);
         }
-        return d;
-      };
-      const Distance chunk_out = measure(chunked.out.data(), one_call.out.data(), one_call.out.size());
-      const Distance chunk_lse = measure(chunked.lse.data(), one_call.lse.data(), one_call.lse.size());
-      const Distance last_out = measure(last.out.data(), one_call.out.data() + (length - 1) * whole.q_row(),
-                                        static_cast<std::size_t>(whole.q_row()));
-      const Distance last_lse = measure(last.lse.data(), one_call.lse.data() + (length - 1) * whole.heads,
-                                        static_cast<std::size_t>(whole.heads));
-      auto text = [](const Distance& d) {
-        char buffer[160];
-        std::snprintf(buffer, sizeof buffer, "max |diff| %.3g = %.1f ulp of max|x| %.3g, %zu of %zu differ", d.max_abs,
-                      d.ulps(), d.scale, d.differing, d.count);
-        return std::string(buffer);
-      };
-      std::printf(
-          "[ %s ] KV=%s skip_tolerance=%g\n  chunked prefill out: %s\n  chunked prefill lse: %s\n"
-          "  last row as decode out: %s\n  last row as decode lse: %s\n",
-          Isa::name, kv_name(KV{}), double(tolerance), text(chunk_out).c_str(), text(chunk_lse).c_str(),
-          text(last_out).c_str(), text(last_lse).c_str());
-      EXPECT_EQ(first_difference(chunked, one_call, whole), "") << "KV=" << kv_name(KV{}) << " chunked prefill";
-      EXPECT_EQ(last_out.differing + last_lse.differing, 0u) << "KV=" << kv_name(KV{}) << " last row as a decode";
+        const float* norms_of_chunks = with_norms ? chunk_norms.data() : nullptr;
+        // The same chunks through attention_paged: every chunk's table row lists the same shuffled pages.
+        const std::int64_t pages = (c.length + c.page_size - 1) / c.page_size;
+        std::vector<std::int32_t> ids(static_cast<std::size_t>(pages));
+        std::iota(ids.begin(), ids.end(), 0);
+        std::shuffle(ids.begin(), ids.end(), rng);
+        const std::int64_t page_floats = std::int64_t{c.page_size} * whole.kv_row();
+        std::vector<KV> k_pages(static_cast<std::size_t>(pages * page_floats), stored_as<KV>(kNaN));
+        std::vector<KV> v_pages(k_pages.size(), stored_as<KV>(kNaN));
+        std::vector<float> page_norms(static_cast<std::size_t>(pages * c.page_size * c.kv_heads), kNaN);
+        for (std::int64_t j = 0; j < c.length; ++j) {
+          const std::int64_t slot =
+              ids[static_cast<std::size_t>(j / c.page_size)] * std::int64_t{c.page_size} + j % c.page_size;
+          std::copy(t.k.begin() + j * whole.kv_row(), t.k.begin() + (j + 1) * whole.kv_row(),
+                    k_pages.begin() + slot * whole.kv_row());
+          std::copy(t.v.begin() + j * whole.kv_row(), t.v.begin() + (j + 1) * whole.kv_row(),
+                    v_pages.begin() + slot * whole.kv_row());
+          std::copy(norms.begin() + j * whole.kv_heads, norms.begin() + (j + 1) * whole.kv_heads,
+                    page_norms.begin() + slot * whole.kv_heads);
+        }
+        std::vector<std::int32_t> table;
+        for (std::int64_t s = 0; s < chunks.num_seqs(); ++s) table.insert(table.end(), ids.begin(), ids.end());
+        alibi::PagedKV<KV> cache;
+        cache.k_pages = k_pages.data();
+        cache.v_pages = v_pages.data();
+        cache.num_pages = pages;
+        cache.page_size = c.page_size;
+        cache.block_table = table.data();
+        cache.max_pages_per_seq = pages;
+        Output paged = fresh_output(chunks);
+        alibi::AttentionOptions paged_options = chunks.call_options();
+        paged_options.lse = paged.lse.data();
+        paged_options.key_norms = with_norms ? page_norms.data() : nullptr;
+        alibi::attention_paged<Isa>(chunks.q.data(), cache, paged.out.data(), chunks.seq_batch(), paged_options);
+
+        const Output ways[] = {run_per_sequence<Isa>(chunks, k.data(), v.data(), norms_of_chunks),
+                               run_varlen<Isa>(chunks, k.data(), v.data(), norms_of_chunks), paged};
+        const char* way_names[] = {"dense calls", "attention_varlen", "attention_paged"};
+        const std::size_t row = static_cast<std::size_t>(whole.q_row()), H = static_cast<std::size_t>(c.heads);
+        std::int64_t rows_compared = 0;
+        for (std::size_t w = 0; w < 3; ++w)
+          for (std::int64_t i = 0; i < c.length; ++i) {
+            if (!compared[static_cast<std::size_t>(i)]) continue;
+            rows_compared += w == 0;
+            const auto at = static_cast<std::size_t>(i);
+            ASSERT_TRUE(same_floats(ways[w].out.data() + at * row, one_call.out.data() + at * row, row) &&
+                        same_floats(ways[w].lse.data() + at * H, one_call.lse.data() + at * H, H))
+                << way_names[w] << ": row " << i << " differs from the one-call prefill; " << context;
+          }
+        EXPECT_GT(rows_compared, 0) << context;
+
+        // The last row alone as a q_len 1 decode, dense and ragged.
+        if (!streams<Isa>(1, c.heads / c.kv_heads)) {
+          Batch decode = whole;
+          decode.options.num_threads = chunk_threads;
+          decode.q_offsets = {0, 1};
+          decode.q.assign(whole.q.end() - whole.q_row(), whole.q.end());
+          const std::size_t last = static_cast<std::size_t>(c.length - 1);
+          for (const Output& r : {run_per_sequence<Isa>(decode, t.k.data(), t.v.data(), whole_norms),
+                                  run_varlen<Isa>(decode, t.k.data(), t.v.data(), whole_norms)})
+            ASSERT_TRUE(same_floats(r.out.data(), one_call.out.data() + last * row, row) &&
+                        same_floats(r.lse.data(), one_call.lse.data() + last * H, H))
+                << "the last row as a decode differs from the one-call prefill; " << context;
+        }
+      });
     }
-  });
+  }
 }
 
 // ---- the table test_main.cpp registers (Note [no AVX-512 before the CPU check])
@@ -1440,7 +1511,7 @@ ALIBI_ISA_TEST(DISABLED_ChunkedPrefillAndDecodeAreBatchInvariant) {
   X(DispatchEqualsThePerIsaCall)               \
   X(RejectsBadInputWithoutWriting)             \
   X(EmptyBatchesAndSequencesWithoutKeys)       \
-  X(DISABLED_ChunkedPrefillAndDecodeAreBatchInvariant)
+  X(ChunkedPrefillAndDecodeAreBatchInvariant)
 
 constexpr int kDefinedTests = __COUNTER__ - kCounterBefore - 1;
 #define ALIBI_COUNT_ONE(Name) +1

@@ -213,10 +213,12 @@ struct Ops<isa::avx2> {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  // Lanes 0..3: the sums of a, b, c and d (one reduction tree for all four); the other lanes 0.
-  static ALIBI_ALWAYS_INLINE vec reduce_add4(vec a, vec b, vec c, vec d) {
-    const vec pairs = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    return _mm256_zextps128_ps256(_mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1)));
+  // Lane i: the horizontal sum of x[i], for the 8 vectors x[0..7] (one reduction tree for all of them).
+  static ALIBI_ALWAYS_INLINE vec reduce_add_each(const vec* x) {
+    // Lanes 0..3: the sums of the low halves of x[0..3]; lanes 4..7: of their high halves (b: x[4..7]).
+    const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(x[0], x[1]), _mm256_hadd_ps(x[2], x[3]));
+    const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(x[4], x[5]), _mm256_hadd_ps(x[6], x[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
   }
 };
 

@@ -156,17 +156,22 @@ struct Ops<isa::avx512> {
   static ALIBI_ALWAYS_INLINE float reduce_add(vec a) {
     return _mm512_reduce_add_ps(a);
   }
-  // Lanes 0..3: the sums of a, b, c and d (one reduction tree for all four); the other lanes 0.
-  static ALIBI_ALWAYS_INLINE vec reduce_add4(vec a, vec b, vec c, vec d) {
-    const __m256 ab = _mm256_hadd_ps(half_sum(a), half_sum(b));
-    const __m256 cd = _mm256_hadd_ps(half_sum(c), half_sum(d));
-    const __m256 pairs = _mm256_hadd_ps(ab, cd);
-    return _mm512_zextps128_ps512(_mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1)));
+  // Lane i: the horizontal sum of x[i], for the 16 vectors x[0..15] (one reduction tree for all of them).
+  static ALIBI_ALWAYS_INLINE vec reduce_add_each(const vec* x) {
+    __m256 halves[16];
+    for (int i = 0; i < 16; ++i) halves[i] = half_sum(x[i]);
+    return _mm512_insertf32x8(_mm512_castps256_ps512(sums8(halves)), sums8(halves + 8), 1);
   }
 
  private:
   static ALIBI_ALWAYS_INLINE __m256 half_sum(vec a) {
     return _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+  }
+  // Lane i: the horizontal sum of x[i], for 8 __m256 (as Ops<isa::avx2>::reduce_add_each).
+  static ALIBI_ALWAYS_INLINE __m256 sums8(const __m256* x) {
+    const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(x[0], x[1]), _mm256_hadd_ps(x[2], x[3]));
+    const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(x[4], x[5]), _mm256_hadd_ps(x[6], x[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
   }
 
  public:

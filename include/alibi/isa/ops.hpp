@@ -17,8 +17,8 @@
 //   select_lt(a, b, x, y)                                     per lane: a < b ? x : y
 //   round_even(a), pow2i(n)                                   pow2i: 2^n for integral n in [-126, 127]
 //   reduce_add                                                horizontal sum, to a float
-//   reduce_add4(a, b, c, d)                                   lanes 0..3: the horizontal sums of a, b, c, d;
-//                                                             the other lanes 0 (ISAs of >= 4 lanes)
+//   reduce_add_each(const vec* x)                             lane i: the horizontal sum of x[i], for the
+//                                                             `width` vectors at x
 // and the register-blocking shape of its micro-kernels: `registers` (vector registers the ISA has),
 // qk_row_vecs (row vectors of one Q.K tile; the tile's key count follows from the register budget) and
 // pv_rows x pv_vecs P.V accumulators. The 16-bit conversions are bit for bit those of detail/float16.hpp

@@ -85,8 +85,7 @@ struct Ops<isa::scalar> {
 
   // ---- horizontal
   static ALIBI_ALWAYS_INLINE float reduce_add(vec a) { return a; }
-  // One lane: never called with more sums than lanes (the streaming decode needs 8 lanes).
-  static ALIBI_ALWAYS_INLINE vec reduce_add4(vec a, vec, vec, vec) { return a; }
+  static ALIBI_ALWAYS_INLINE vec reduce_add_each(const vec* x) { return x[0]; }
 };
 
 }  // namespace simd

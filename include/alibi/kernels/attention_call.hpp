@@ -35,19 +35,18 @@ ALIBI_NAMESPACE_BEGIN
 namespace kernels {
 
 // One validated problem (a dense call, or one sequence of a ragged batch) made ready for its units: the
-// key-norm bounds for skipping, the plan, the split-K state and the skipping floors of split rows.
+// key-norm bounds for skipping, the plan and the split-K state.
 template <class Isa>
 struct PreparedProblem {
   detail::Problem pr;
   Plan<Isa> plan{};
   bool trivial = true;  // no row, or no key: written by prepare() itself, no unit to run
   std::unique_ptr<KeyNormBounds<Isa>> bounds;
-  detail::Buffer<float> partial;
-  detail::Buffer<float> logit_floors;
-  double cost = 0.0;  // estimated FLOPs, for ordering the work of several problems
+  detail::Buffer<float> partial;  // split-K: the chunks' states of every unit
+  double cost = 0.0;              // estimated FLOPs, for ordering the work of several problems
 
   std::int64_t pieces() const { return trivial ? 0 : plan.pieces(); }
-  std::int64_t merge_units() const { return trivial || plan.kv_chunk == 0 ? 0 : plan.base_units; }
+  std::int64_t merge_units() const { return trivial || !plan.split ? 0 : plan.base_units; }
 };
 
 template <class Isa, class KV>
@@ -68,25 +67,10 @@ void prepare_problem(PreparedProblem<Isa>& prep) {
   for (int h = 0; h < pr.num_heads; ++h) some_slope_decays = some_slope_decays || pr.slopes[h] > 0.0f;
   if (pr.skip_tolerance > 0.0f && some_slope_decays)
     prep.bounds = std::make_unique<KeyNormBounds<Isa>>(pr, static_cast<const KV*>(pr.k));
-  prep.plan = Plan<Isa>::make(pr);
+  prep.plan = Plan<Isa>::make(pr, static_cast<int>(sizeof(KV)));
   const Plan<Isa>& plan = prep.plan;
   prep.cost = plan.flops;
-  if (plan.kv_chunk > 0)
-    prep.partial.assign(static_cast<std::size_t>(plan.pieces() * plan.partial_floats_per_piece()), 0.0f);
-  // Split pieces that skip need a lower bound on each row's max before they see a key (Note [block
-  // skipping]); one per row, computed once for all pieces.
-  if (prep.bounds != nullptr && plan.kv_chunk > 0) {
-    prep.logit_floors.assign(static_cast<std::size_t>(pr.batch * pr.q_len * pr.num_heads), 0.0f);
-    const KvSource<Isa, KV> kv(pr);
-    std::int64_t n = 0;
-    for (std::int64_t b = 0; b < pr.batch; ++b)
-      for (std::int64_t i = 0; i < pr.q_len; ++i)
-        for (int h = 0; h < pr.num_heads; ++h, ++n) {
-          std::int64_t lo, hi;
-          detail::visible_keys(pr, pr.q_pos0 + i, lo, hi);
-          prep.logit_floors[static_cast<std::size_t>(n)] = Skipping<Isa>::logit_floor(pr, kv, b, i, h, lo, hi);
-        }
-  }
+  if (plan.split) prep.partial.assign(static_cast<std::size_t>(plan.pieces() * plan.partial_floats_per_piece()), 0.0f);
 }
 
 // Runs the units of `count` prepared problems on one thread team, then their split-K merges. Work goes
@@ -122,8 +106,7 @@ void run_problems(PreparedProblem<Isa>* problems, const std::int64_t* order, std
       const std::int64_t n = owner(first_piece, item);
       PreparedProblem<Isa>& prep = problems[order[n]];
       if (n != at) {
-        worker = std::make_unique<UnitWorker<Isa, KV>>(prep.pr, prep.plan, prep.bounds.get(), prep.partial.data(),
-                                                       prep.logit_floors.empty() ? nullptr : prep.logit_floors.data());
+        worker = std::make_unique<UnitWorker<Isa, KV>>(prep.pr, prep.plan, prep.bounds.get(), prep.partial.data());
         at = n;
       }
       worker->run_piece(item - first_piece[static_cast<std::size_t>(n)]);
@@ -134,7 +117,11 @@ void run_problems(PreparedProblem<Isa>* problems, const std::int64_t* order, std
     return [&](std::int64_t item) {
       const std::int64_t n = owner(first_merge, item);
       const PreparedProblem<Isa>& prep = problems[order[n]];
-      merge_unit<Isa, KV>(prep.pr, prep.plan, prep.partial.data(), item - first_merge[static_cast<std::size_t>(n)]);
+      const std::int64_t unit = item - first_merge[static_cast<std::size_t>(n)];
+      detail::Buffer<float> weights(static_cast<std::size_t>(prep.plan.chunks));
+      merge_unit<Isa, KV>(prep.pr, prep.plan,
+                          prep.partial.data() + unit * prep.plan.chunks * prep.plan.partial_floats_per_piece(), 0,
+                          prep.plan.chunks, unit, weights.data());
     };
   });
 }

@@ -1,9 +1,10 @@
-// The one place that reads K and V memory. The kernel sees keys and values only through KvSource: packed
-// blocks of fp32 rows (pack_block), prefetches (prefetch) and single rows for the exact recompute and the
-// skipping bounds (key_row, value_row, read through to_fp32). K/V of 16-bit floats are widened to fp32
-// (exactly) while packing, so the kernel above only ever consumes packed fp32 rows. Paged caches plug in
-// here too: every read goes through the key's slot (detail::key_slot), one key at a time, so the kernel's
-// arithmetic never depends on where a page boundary falls.
+// The one place that knows where K and V lie. The kernel sees keys and values only through KvSource: packed
+// blocks of fp32 rows (pack_block), rows of the bound heads read in place by the streaming decode
+// (bound_key, bound_value, widened as they are loaded), prefetches (prefetch, prefetch_key) and single rows
+// for the exact recompute and the skipping bounds (key_row, value_row, read through to_fp32). K/V of 16-bit
+// floats are widened to fp32 (exactly) while packing or loading. Paged caches plug in here too: every read
+// goes through the key's slot (detail::key_slot), one key at a time, so the kernel's arithmetic never
+// depends on where a page boundary falls.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_KV_SOURCE_HPP_0)) || \
@@ -65,9 +66,12 @@ class KvSource {
   const Element* bound_key(int hh, std::int64_t j) const { return k_unit_ + slot(b_, j) * kv_row_ + hh * dim_; }
   const Element* bound_value(int hh, std::int64_t j) const { return v_unit_ + slot(b_, j) * kv_row_ + hh * dim_; }
 
-  // Requests into L2 key (value) j of the bound heads [0, heads): one run of memory.
-  void prefetch_keys(std::int64_t j, int heads) const { prefetch_run_l2(bound_key(0, j), heads); }
-  void prefetch_values(std::int64_t j, int heads) const { prefetch_run_l2(bound_value(0, j), heads); }
+  // Requests key and value j of the bound heads [0, heads) into L1: two runs of contiguous memory.
+  void prefetch_key(std::int64_t j, int heads) const {
+    const std::int64_t bytes = static_cast<std::int64_t>(heads) * dim_ * static_cast<std::int64_t>(sizeof(Element));
+    prefetch_bytes(bound_key(0, j), bytes);
+    prefetch_bytes(bound_value(0, j), bytes);
+  }
 
   // Selects the kv heads [kv_head0, kv_head0 + heads) of batch entry b for the calls below.
   void bind(std::int64_t b, int kv_head0) {
@@ -124,14 +128,6 @@ class KvSource {
   }
 
  private:
-  void prefetch_run_l2(const Element* run, int heads) const {
-    const std::int64_t bytes = static_cast<std::int64_t>(heads) * dim_ * static_cast<std::int64_t>(sizeof(Element));
-    constexpr std::int64_t kLine = Tuning::kLineFloats * static_cast<std::int64_t>(sizeof(float));
-    const char* p = reinterpret_cast<const char*>(run);
-    for (std::int64_t at = 0; at < bytes; at += kLine) ALIBI_PREFETCH_L2(p + at);
-    ALIBI_PREFETCH_L2(p + bytes - 1);  // the last line, when the run does not start on a line
-  }
-
   // detail::key_slot, with a shift for power-of-two pages.
   std::int64_t slot(std::int64_t b, std::int64_t j) const {
     if (table_ == nullptr) return b * kv_len_ + j;

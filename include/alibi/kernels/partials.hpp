@@ -91,16 +91,17 @@ double merge_partial_rows(const Parts& parts, std::int64_t count, int head_dim, 
   return static_cast<double>(max) + std::log(static_cast<double>(sum));
 }
 
-// Combines the split pieces of `unit` into its output rows.
+// Combines the chunks [c0, c1) of `unit` into its output rows; chunk c's state starts at
+// states + c * plan.partial_floats_per_piece(). `weights`: plan.chunks floats of scratch. The chunks a row
+// sees no key of are empty and left out, so any range holding all of a row's chunks gives the same bits.
 template <class Isa, class KV>
-void merge_unit(const detail::Problem& pr, const Plan<Isa>& plan, const float* partial, std::int64_t unit) {
-  const std::int64_t chunks = plan.chunks;
+void merge_unit(const detail::Problem& pr, const Plan<Isa>& plan, const float* states, std::int64_t c0, std::int64_t c1,
+                std::int64_t unit, float* weights) {
   const std::int64_t stride = plan.partial_floats_per_piece();
   const std::int64_t row_floats = 2 + plan.dim_pad;
   const UnitLayout& L = plan.layout;
   const UnitCoords u = plan.coords(pr, unit);
   const KvSource<Isa, KV> kv(pr);
-  detail::Buffer<float> weights(static_cast<std::size_t>(chunks));
   std::int64_t r = 0;
   for (int kv_head = u.kv_head0; kv_head < u.kv_head0 + u.kv_heads; ++kv_head)
     for (std::int64_t i = u.i0; i < u.i1; ++i)
@@ -108,12 +109,12 @@ void merge_unit(const detail::Problem& pr, const Plan<Isa>& plan, const float* p
         const int h = kv_head * L.group + g;
         const std::int64_t row = (u.b * pr.q_len + i) * pr.num_heads + h;
         float* out = pr.out + row * pr.head_dim;
-        const float* states = partial + unit * chunks * stride + r * row_floats;
+        const float* row_states = states + c0 * stride + r * row_floats;
         const auto piece = [&](std::int64_t c) {
-          const float* state = states + c * stride;
+          const float* state = row_states + c * stride;
           return PartialRow{state[0], state[1], state + 2};
         };
-        const double lse = merge_partial_rows(piece, chunks, pr.head_dim, weights.data(), out);
+        const double lse = merge_partial_rows(piece, c1 - c0, pr.head_dim, weights, out);
         std::int64_t lo, hi;
         const std::int64_t pos = pr.q_pos0 + i;
         detail::visible_keys(pr, pos, lo, hi);

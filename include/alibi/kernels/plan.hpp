@@ -4,8 +4,9 @@
 // A unit is (batch, group of kv heads, block of query positions). Its rows are ordered kv head, position,
 // query head of the group. Decode-like calls (few rows per kv head) put several kv heads in one unit: key j
 // of all of them is one contiguous run of memory, so a block then reads whole pages instead of one head's
-// slice of each (a slice per 4 KiB page would miss the TLB on every key). Split-K cuts each unit's keys at
-// multiples of kKvChunk into pieces merged afterwards in key order (kernels/partials.hpp). Every decision
+// slice of each (a slice per 4 KiB page would miss the TLB on every key). Keys are reduced in chunks at
+// multiples of kKvChunk merged in key order (kernels/partials.hpp); split-K makes each chunk of a unit its
+// own piece of work. Every decision
 // depends on the shape alone, never on num_threads or on skipping, so the arithmetic is the same for every
 // thread count and skipping never changes a row it may not skip.
 #include "alibi/detail/config.hpp"
@@ -33,16 +34,17 @@ namespace kernels {
 struct Tuning {
   // Floats per 64-byte cache line.
   static constexpr std::int64_t kLineFloats = 64 / sizeof(float);
-  // Keys per block: S^T of a unit (64 x 144 floats) stays in L1/L2 next to the packed block.
+  // Keys per block: S^T of a unit (64 x 144 floats) stays in L1/L2 next to the packed block. Blocks are
+  // aligned to multiples of it from key 0 whatever the unit (Note [batch invariance] in unit_worker.hpp).
   static constexpr int kKeyBlock = 64;
-  // Block sizes of multi-head units are whole multiples of this (whole Q.K tiles of every ISA).
-  static constexpr int kKeyQuantum = 16;
   // Rows (query position x head) a unit aims for: enough to amortise packing each K/V block and the
   // per-block bookkeeping over many rows, while a unit's Qs^T, O and packed block stay within L2. A
   // multiple of every ISA's Q.K group (24 rows AVX2, 48 AVX-512).
   static constexpr int kTargetRows = 144;
-  // Split-K: only calls with fewer units than this, at most kMaxSplitRows rows per unit and at least two
-  // chunks of keys are split, in chunks of kKvChunk keys.
+  // Key chunks: a row whose keys span several multiples of kKvChunk is reduced chunk by chunk and the
+  // chunks merged (Note [batch invariance] in unit_worker.hpp). Calls with fewer units than
+  // kSplitBelowUnits, at most kMaxSplitRows rows per unit and at least two chunks run each chunk of a unit
+  // as its own piece of work (split-K); the others reduce a unit's chunks one after another.
   static constexpr std::int64_t kSplitBelowUnits = 8;
   static constexpr std::int64_t kMaxSplitRows = 256;
   static constexpr std::int64_t kKvChunk = 2048;
@@ -51,10 +53,15 @@ struct Tuning {
   // Keys per block of the skipping bounds (kernels/skipping.hpp).
   static constexpr std::int64_t kNormBlock = 64;
   // Streaming decode (kernels/unit_worker.hpp, Note [streaming decode]): kv heads with at most this many
-  // rows read K and V where they lie, in blocks of kStreamBlockKeys keys, with the next block's K/V runs
-  // requested into L2 one block ahead.
+  // rows read K and V where they lie, in blocks of kStreamBlockKeys keys whatever the element type (block
+  // boundaries fix the summation order, and 16-bit K/V must give the bits of fp32 K/V holding the widened
+  // values). The next block is prefetched one block ahead when a key of the unit's heads is less than
+  // kStreamPrefetchBelow bytes of K (bench/RESULTS.md, 2026-12-01: with 8 kv heads of 128, prefetching
+  // took 16-bit K/V from 40 to 33 ms but fp32, a 4 KiB page per key, from 43 to 52 ms, where the hardware
+  // prefetchers alone do better).
   static constexpr int kStreamMaxRows = 4;
   static constexpr int kStreamBlockKeys = 32;
+  static constexpr std::int64_t kStreamPrefetchBelow = 4096;
   // Keys nearest a row whose exact logits give the lower bound on its max that skipping starts from
   // (kernels/skipping.hpp): enough to find the large nearby logit ALiBi favours, cheap next to one block.
   static constexpr std::int64_t kFloorKeys = 16;
@@ -76,9 +83,13 @@ struct UnitCoords {
 template <class Isa>
 struct Plan {
   static constexpr int W = simd::Ops<Isa>::width;
+  // Vectors of at least 8 lanes: the rows of a kv head fit in one vector with room to spare, which is what
+  // the rows-in-lanes tiles would waste (and whole keys of kStreamMaxRows rows fit in a vector).
+  static constexpr bool can_stream = W >= 8;
 
   UnitLayout layout;
   bool stream;                 // streaming decode: K/V read in place, no packing
+  bool stream_prefetch;        // streaming decode: request the next block while computing one
   int rows_per_head;           // real rows per kv head of a full unit
   int block_keys;              // keys per block
   int head_rows;               // rows per kv head, padded to whole vectors (Note [rows in lanes])
@@ -86,35 +97,37 @@ struct Plan {
   std::int64_t dim_pad;        // head_dim padded to whole vectors
   std::int64_t pack_stride;    // floats between packed K/V rows
   std::int64_t base_units;     // units before any split of the keys
-  std::int64_t kv_chunk;       // split-K: keys per piece; 0: no split
-  std::int64_t chunks;         // pieces per unit (1 without split-K)
+  std::int64_t kv_chunk;       // keys per chunk; 0: one chunk (kv_len <= Tuning::kKvChunk)
+  std::int64_t chunks;         // chunks of the keys
+  bool split;                  // split-K: a piece of work per (unit, chunk), merged afterwards
   std::int64_t rows_per_unit;  // real rows of a full unit, without lane padding
   double flops;                // estimated, of the visible keys
   int threads;
 
-  std::int64_t pieces() const { return base_units * chunks; }
-  // Floats of partial state per split piece: per row, max and sum then the padded output row.
+  std::int64_t pieces() const { return split ? base_units * chunks : base_units; }
+  // Floats of partial state per chunk of a unit: per row, max and sum then the padded output row.
   std::int64_t partial_floats_per_piece() const { return rows_per_unit * (2 + dim_pad); }
 
-  static Plan make(const detail::Problem& pr) {
+  // kv_element_bytes: sizeof the K/V element type.
+  static Plan make(const detail::Problem& pr, int kv_element_bytes) {
     Plan p;
     p.layout = make_layout(pr);
     const UnitLayout& L = p.layout;
     p.rows_per_head = static_cast<int>(L.positions * L.group);
-    // Vectors of at least 8 lanes: the rows of a kv head fit in one vector with room to spare, which is what
-    // the rows-in-lanes tiles would waste.
-    p.stream = W >= 8 && p.rows_per_head <= Tuning::kStreamMaxRows && p.rows_per_head <= W;
-    p.block_keys = p.stream ? Tuning::kStreamBlockKeys : keys_per_block(L);
+    p.stream = can_stream && p.rows_per_head <= Tuning::kStreamMaxRows && p.rows_per_head <= W;
+    p.block_keys = p.stream ? Tuning::kStreamBlockKeys : Tuning::kKeyBlock;
+    const std::int64_t key_bytes = static_cast<std::int64_t>(L.heads) * pr.head_dim * kv_element_bytes;  // K of a key
+    p.stream_prefetch = p.stream && key_bytes < Tuning::kStreamPrefetchBelow;
     p.head_rows = static_cast<int>((L.positions * L.group + W - 1) / W * W);
     p.dim_vecs = static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W);
     p.dim_pad = static_cast<std::int64_t>(p.dim_vecs) * W;
     p.pack_stride = packed_row_stride(pr.head_dim);
     p.base_units = pr.batch * L.head_groups * L.q_blocks;
     p.rows_per_unit = L.positions * L.group * L.heads;
-    const bool split = p.base_units < Tuning::kSplitBelowUnits && p.rows_per_unit <= Tuning::kMaxSplitRows &&
-                       pr.kv_len >= 2 * Tuning::kKvChunk;
-    p.kv_chunk = split ? Tuning::kKvChunk : 0;
-    p.chunks = split ? (pr.kv_len + p.kv_chunk - 1) / p.kv_chunk : 1;
+    p.kv_chunk = pr.kv_len > Tuning::kKvChunk ? Tuning::kKvChunk : 0;
+    p.chunks = p.kv_chunk > 0 ? (pr.kv_len + p.kv_chunk - 1) / p.kv_chunk : 1;
+    p.split = p.base_units < Tuning::kSplitBelowUnits && p.rows_per_unit <= Tuning::kMaxSplitRows &&
+              pr.kv_len >= 2 * Tuning::kKvChunk;
     // The output does not depend on the thread count, so tiny calls (one decode token over a short cache)
     // run on the calling thread.
     const double kv = static_cast<double>(pr.kv_len);
@@ -157,14 +170,6 @@ struct Plan {
     L.q_blocks = (pr.q_len + L.positions - 1) / L.positions;
     L.head_groups = (pr.num_kv_heads + L.heads - 1) / L.heads;
     return L;
-  }
-
-  // kKeyBlock for one kv head; fewer when a unit packs several heads, so the packed K/V of all of them
-  // stays within L2.
-  static int keys_per_block(const UnitLayout& L) {
-    constexpr int kQuantum = Tuning::kKeyQuantum;
-    const int keys = (Tuning::kKeyBlock / L.heads + kQuantum - 1) / kQuantum * kQuantum;
-    return std::min(Tuning::kKeyBlock, std::max(kQuantum, keys));
   }
 
   // Whole vectors, and an odd number of 64-byte lines. A power-of-two stride would put a block's slice of

@@ -20,13 +20,31 @@
 //
 // Note [streaming decode]: with at most Tuning::kStreamMaxRows rows per kv head (decode: one query
 // position per GQA group), rows in lanes would leave most lanes idle, and the call is memory-bound: K and
-// V are read once and used by a handful of rows. Such units (Plan::stream) skip packing: Q.K is a dot
-// product per (row, key) from the keys where they lie (16-bit keys widened as they are loaded), the
-// results go to the lanes of S^T so the bias, mask and online softmax are the common code, and P.V reads
-// the values in place. The next block's K/V runs (all kv heads of the unit: contiguous memory) are
-// requested into L2 one block ahead, so the core computes on one block while the next one streams in.
-// P.V runs rows that see exactly the same keys of the block together, others one by one, so no row ever
-// multiplies a value it does not see (no 0 * inf) and no non-finite check of the values is needed.
+// V are read once and used by a handful of rows. Such units (Plan::stream) skip packing and read K and V
+// where they lie (16-bit elements widened as they are loaded). Q.K goes key-major across the unit's heads
+// (a key of all of them is one contiguous run, so the reads sweep memory in order): a dot product per
+// (row, key), reduced straight into a vector of S with keys in lanes (Note [keys in lanes]), so the bias,
+// the mask, exp and the sums run over vectors of real (row, key) pairs. The softmax and P.V then go head
+// by head, P.V with a chunk of the rows' output in registers over all the block's keys. With
+// Plan::stream_prefetch the next block's K/V runs are requested one block ahead, a share while each head
+// computes. P.V runs rows that see exactly the same keys of the block together, others one by one, so no
+// row ever multiplies a value it does not see (no 0 * inf) and no non-finite check of the values is needed.
+//
+// Note [batch invariance]: a row computed by the packed tiles gets bits that depend on the row alone, not on
+// the other rows of its unit or call, so a prefill in chunks, or a row alone, gives the one-call bits:
+//   - key blocks are Tuning::kKeyBlock keys at multiples of it from key 0, whatever the unit, and under the
+//     causal mask every unit visits them newest first, so every row folds the same blocks in the same order;
+//   - Q.K sums each (row, key) product over d in one chain whatever the tile; keys a row does not see get
+//     P = 0 exactly, so the block sum and P.V add exact zeros for them, and a block the row does not see
+//     leaves its state as it was (new max = old max, alpha = 1);
+//   - keys are reduced in chunks of Tuning::kKvChunk at absolute multiples, each chunk alone, and a row's
+//     chunks merged in key order with the empty ones left out (kernels/partials.hpp), whether a unit's
+//     chunks run as split-K pieces on several threads or one after another on one;
+//   - skipping decides per row (Skipping::done) from the row's own running max, the block boundary reached
+//     and its logit floor, which every row whose keys span several chunks gets, and nothing else.
+// Not covered: streaming-decode rows (Note [keys in lanes]: their dot products sum lanes of d, another
+// rounding than the tiles' chain), and the bidirectional mask, whose visit order starts at the middle of the
+// unit's queries.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_0)) || \
@@ -70,15 +88,13 @@ class UnitWorker {
 
  public:
   // `bounds`: key-norm bounds when block skipping is on, else null. `partial`: the split-K state buffer
-  // (plan.kv_chunk > 0), else null. `logit_floors`: per output row (b, i, h), Skipping::logit_floor, or null.
-  UnitWorker(const detail::Problem& pr, const Plan<Isa>& plan, const KeyNormBounds<Isa>* bounds, float* partial,
-             const float* logit_floors)
+  // (plan.split), else null.
+  UnitWorker(const detail::Problem& pr, const Plan<Isa>& plan, const KeyNormBounds<Isa>* bounds, float* partial)
       : pr_(pr),
         plan_(plan),
         kv_(pr),
         skipping_(pr, bounds),
         partial_(partial),
-        logit_floors_(logit_floors),
         group_(plan.layout.group),
         dim_vecs_(plan.dim_vecs),
         dim_pad_(plan.dim_pad),
@@ -89,16 +105,19 @@ class UnitWorker {
     rows_.assign(rows, Row{});
     qt_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
     o_.assign(rows * static_cast<std::size_t>(dim_pad_), 0.0f);
-    st_.assign(static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
     if (plan.stream) {
       qs_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
-      dots_.assign(static_cast<std::size_t>(std::max(W, Tuning::kStreamMaxRows)), 0.0f);
-      const auto heads = static_cast<std::size_t>(plan.layout.heads);
-      st_.assign(heads * static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
-      stream_heads_.assign(heads, StreamHead{});
-      stream_max_.assign(heads * W, 0.0f);
-      stream_overflow_.assign(heads * W, 0.0f);
+      // A block's keys at up to 4 lanes each (Note [keys in lanes]), and a last vector they part fill.
+      stream_st_stride_ = static_cast<std::int64_t>(block_keys_) * 4 + W;
+      stream_st_.assign(static_cast<std::size_t>(stream_st_stride_ * plan.layout.heads), 0.0f);
+      stream_lanes_.assign((6 * static_cast<std::size_t>(plan.layout.heads) + 1) * W, 0.0f);
+      stream_heads_.assign(static_cast<std::size_t>(plan.layout.heads), StreamHead{});
+      stream_mask_.assign(static_cast<std::size_t>(plan.layout.heads), 0);
+      stream_fold_.assign(2 * static_cast<std::size_t>(W), 0.0f);
+      stream_key_rows_.assign(static_cast<std::size_t>(block_keys_), nullptr);
+      stream_value_rows_.assign(static_cast<std::size_t>(block_keys_), nullptr);
     } else {
+      st_.assign(static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
       k_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
       v_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
     }
@@ -108,13 +127,19 @@ class UnitWorker {
     alpha_.assign(static_cast<std::size_t>(W), 0.0f);
     head_active_.assign(static_cast<std::size_t>(plan.layout.heads), 0);
     key_range_.assign(static_cast<std::size_t>(head_rows_) + 1, {0, 0});  // more than a group's P.V tiles
+    if (plan.chunks > 1) {
+      merge_weights_.assign(static_cast<std::size_t>(plan.chunks), 0.0f);
+      if (!plan.split)
+        chunk_states_.assign(static_cast<std::size_t>(plan.chunks * plan.partial_floats_per_piece()), 0.0f);
+    }
   }
 
-  // Computes piece `piece` (unit piece / chunks, key chunk piece % chunks): its output rows, or without
-  // split-K, its partial state.
+  // Computes piece `piece`: with split-K, chunk piece % chunks of unit piece / chunks into its partial
+  // state; else unit `piece`, chunk by chunk when its keys span several, into its output rows.
   void run_piece(std::int64_t piece) {
     const std::int64_t chunks = plan_.chunks;
-    const std::int64_t unit = piece / chunks, chunk = piece % chunks;
+    const std::int64_t stride = plan_.partial_floats_per_piece();
+    const std::int64_t unit = plan_.split ? piece / chunks : piece;
     const UnitCoords u = plan_.coords(pr_, unit);
     const int num_rows = head_rows_ * u.kv_heads;  // with padding lanes
     kv_.bind(u.b, u.kv_head0);
@@ -123,8 +148,18 @@ class UnitWorker {
       setup_rows(u);
       set_up_unit_ = unit;
     }
-    reset_softmax_state(num_rows);
-
+    if (plan_.split) {
+      const std::int64_t chunk = piece % chunks;
+      run_chunk(u, num_rows, chunk);
+      save_partial(num_rows, partial_ + piece * stride);
+      return;
+    }
+    if (chunks == 1) {
+      run_chunk(u, num_rows, 0);
+      finish_rows(num_rows);
+      return;
+    }
+    // The chunks some row of the unit sees; the others are empty for every row and stay out of the merge.
     std::int64_t union_lo = pr_.kv_len, union_hi = 0;
     for (int r = 0; r < num_rows; ++r) {
       const Row& row = rows_.data()[r];
@@ -132,7 +167,32 @@ class UnitWorker {
       union_lo = std::min(union_lo, row.lo);
       union_hi = std::max(union_hi, row.hi);
     }
-    // The piece's keys: a split-K chunk, or all of them.
+    if (union_lo >= union_hi) {
+      run_chunk(u, num_rows, 0);
+      finish_rows(num_rows);
+      return;
+    }
+    const std::int64_t c0 = union_lo / plan_.kv_chunk, c1 = (union_hi - 1) / plan_.kv_chunk + 1;
+    for (std::int64_t c = c0; c < c1; ++c) {
+      run_chunk(u, num_rows, c);
+      save_partial(num_rows, chunk_states_.data() + c * stride);
+    }
+    merge_unit<Isa, KV>(pr_, plan_, chunk_states_.data(), c0, c1, unit, merge_weights_.data());
+  }
+
+ private:
+  // Runs the online softmax of the unit's rows (set up) over the keys of chunk `chunk` they see (all keys
+  // with a single chunk), leaving each row's running state in max_, sum_ and o_.
+  void run_chunk(const UnitCoords& u, int num_rows, std::int64_t chunk) {
+    reset_softmax_state(num_rows);
+    std::int64_t union_lo = pr_.kv_len, union_hi = 0;
+    for (int r = 0; r < num_rows; ++r) {
+      const Row& row = rows_.data()[r];
+      if (!row.real || row.lo >= row.hi) continue;
+      union_lo = std::min(union_lo, row.lo);
+      union_hi = std::max(union_hi, row.hi);
+    }
+    // The chunk's keys.
     const std::int64_t piece_lo = plan_.kv_chunk > 0 ? chunk * plan_.kv_chunk : 0;
     const std::int64_t piece_hi = plan_.kv_chunk > 0 ? std::min(pr_.kv_len, piece_lo + plan_.kv_chunk) : pr_.kv_len;
     union_lo = std::max(union_lo, piece_lo);
@@ -146,15 +206,17 @@ class UnitWorker {
     }
     const double mid_pos = static_cast<double>(anchor) - 0.5;
     std::int64_t left = anchor, right = anchor;  // visited keys: [left, right)
-    // A split piece far from the queries may be negligible as a whole (tested against the logit floors).
+    // A chunk far from the queries may be negligible as a whole (tested against the logit floors).
     const bool skip_piece =
         skipping_.on() && plan_.kv_chunk > 0 && rows_finished(num_rows, left, right, piece_lo, piece_hi);
-    // The block after visited keys [l, r): to the left or the right of them, whichever is nearer.
+    // The block after visited keys [l, r): to the left or the right of them, whichever is nearer, ending at
+    // a multiple of block_keys_ (Note [batch invariance]).
+    const std::int64_t block = block_keys_;
     auto next_block = [&](std::int64_t l, std::int64_t r, std::int64_t& j0, std::int64_t& j1) {
       const bool go_left =
           r >= union_hi || (l > union_lo && mid_pos - static_cast<double>(l - 1) <= static_cast<double>(r) - mid_pos);
-      j0 = go_left ? std::max(union_lo, l - block_keys_) : r;
-      j1 = go_left ? l : std::min(union_hi, r + block_keys_);
+      j0 = go_left ? std::max(union_lo, (l - 1) / block * block) : r;
+      j1 = go_left ? l : std::min(union_hi, r / block * block + block);
       return go_left;
     };
     while (!skip_piece && (left > union_lo || right < union_hi)) {
@@ -195,13 +257,7 @@ class UnitWorker {
       }
       if (skipping_.on() && rows_finished(num_rows, left, right, piece_lo, piece_hi)) break;
     }
-    if (plan_.kv_chunk > 0)
-      save_partial(num_rows, piece, union_lo < union_hi);
-    else
-      finish_rows(num_rows);
   }
-
- private:
   struct Row {
     float* out;
     std::int64_t b, i;  // batch and query row
@@ -289,8 +345,12 @@ class UnitWorker {
           row.skip.q_norm = std::sqrt((q_sq[0] + q_sq[1]) + (q_sq[2] + q_sq[3])) * (1.0 + 1e-6);
         }
         row.skip.log_budget = skipping_.log_budget(h);
-        row.skip.logit_floor =
-            logit_floors_ != nullptr ? logit_floors_[offset / D] : -std::numeric_limits<float>::infinity();
+        // Rows whose keys span several chunks reduce each chunk alone; the floor stands in for the max of
+        // the others (a property of the row alone, so every way of batching it makes the same decisions).
+        const bool chunked =
+            plan_.kv_chunk > 0 && row.lo < row.hi && row.lo / plan_.kv_chunk != (row.hi - 1) / plan_.kv_chunk;
+        row.skip.logit_floor = skipping_.on() && chunked ? Skipping<Isa>::logit_floor(pr_, kv_, b, i, h, row.lo, row.hi)
+                                                         : -std::numeric_limits<float>::infinity();
         if (row.skip.log_budget != -HUGE_VAL && row.lo < row.hi) {
           skipping_.set_edges(row.skip, row.lo, row.hi, previous == nullptr ? nullptr : &previous->skip,
                               previous == nullptr ? 0 : previous->lo, previous == nullptr ? 0 : previous->hi);
@@ -408,198 +468,285 @@ class UnitWorker {
   }
 
   // Note [streaming decode]: folds keys [j0, j0 + nk) of the unit's kv heads, read in place, into their rows
-  // (prepare_lanes has set the lanes; a head's rows are one vector, lanes [0, rows) real). Key by key over
-  // all heads, so K and V are each read as one ascending stream, which the hardware prefetchers follow.
-  // Keys [ahead0, ahead0 + ahead_keys) are the next block's: requested one key per key computed here.
+  // (prepare_lanes has set the rows' lanes). Q.K first, key-major across the heads (stream_scores), then
+  // the softmax and P.V head by head (stream_softmax, stream_pv), each head's whole block through tight
+  // loops with its rows' state in registers. Keys [ahead0, ahead0 + ahead_keys) are the next block's:
+  // with Plan::stream_prefetch they are requested a share while each head computes, so the core computes
+  // on one block while the next one streams in.
   void stream_block(std::int64_t j0, int heads, std::int64_t ahead0, int ahead_keys) {
-    StreamHead* head = stream_heads_.data();
-    int first = std::numeric_limits<int>::max(), last = 0, rows = 0;
-    for (int hh = 0; hh < heads; ++hh) {
-      StreamHead& sh = head[hh];
-      const int r0 = hh * head_rows_;
-      const std::pair<int, int> range = key_range(r0, r0 + head_rows_);
-      sh.ja = range.first;
-      sh.jb = range.second;
-      if (sh.ja >= sh.jb) {
-        sh.jb = sh.ja = 0;
-        continue;
-      }
-      first = std::min(first, sh.ja);
-      last = std::max(last, sh.jb);
-      rows = 0;
-      while (rows < head_rows_ && rows_.data()[r0 + rows].real) ++rows;
-      sh.same_keys = true;  // every real row sees exactly [ja, jb) of this block
-      for (int r = r0; r < r0 + rows; ++r)
-        sh.same_keys = sh.same_keys && lo_.data()[r] == sh.ja && hi_.data()[r] == sh.jb;
-      sh.bias.dist0 = dist_.data() + r0;
-      sh.bias.neg_slope = neg_slope_.data() + r0;
-      sh.bias.lo = lo_f_.data() + r0;
-      sh.bias.hi = hi_f_.data() + r0;
-      sh.bias.needs_mask[0] = !sh.same_keys || rows < W;
-      O::store(stream_max_.data() + hh * W, O::set1(-std::numeric_limits<float>::infinity()));
-      O::store(stream_overflow_.data() + hh * W, O::zero());
-    }
-    if (first >= last) return;
-    const std::int64_t dim = pr_.head_dim;
-    const std::int64_t st_head = static_cast<std::int64_t>(kKeyBlock) * head_rows_;
-    // Every real row count is the same (one query block per unit): rows of the last head set up.
-    // Keys go in groups of kGroup per head: each query vector (Q.K) and output vector (P.V) loaded from L1
-    // serves kGroup keys, and the group's independent FMA chains interleave.
-    constexpr int kGroup = O::registers >= 32 ? 4 : 2;
-    // Each key of a group through its own pointer: keys are consecutive rows only within one page.
-    const KV* keys[kGroup];
-    with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
-      constexpr int R = decltype(n)::value;
-      for (int j = first; j < last; j += kGroup) {
-        for (int t = j - first; t < j - first + kGroup && t < ahead_keys; ++t) kv_.prefetch_keys(ahead0 + t, heads);
-        for (int t = 0; t < kGroup && j + t < last; ++t) keys[t] = kv_.bound_key(0, j0 + j + t);
+    // Every head of a unit has the same real rows (one query block per unit), a prefix of its lanes.
+    int rows = 0;
+    while (rows < head_rows_ && rows_.data()[rows].real) ++rows;
+    if constexpr (Plan<Isa>::can_stream) {
+      with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
+        constexpr int R = decltype(n)::value;
+        if (!stream_scores<R>(j0, heads)) return;
         for (int hh = 0; hh < heads; ++hh) {
-          const StreamHead& sh = head[hh];
-          const int ja = std::max(j, sh.ja), jb = std::min(j + kGroup, sh.jb);  // this head's keys of the group
-          if (ja >= jb) continue;
-          const KV* head_keys[kGroup];
-          for (int t = 0; t < jb - ja; ++t) head_keys[t] = keys[ja - j + t] + hh * dim;
-          vec dots[kGroup];
-          with_count<kGroup>(jb - ja, [&](auto m) {
-            stream_dots<R, decltype(m)::value>(qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim, head_keys,
-                                               dots);
-          });
-          vec overflow = O::load(stream_overflow_.data() + hh * W);
-          vec block_max = O::load(stream_max_.data() + hh * W);
-          for (int jj = ja; jj < jb; ++jj) {
-            const vec x = sh.bias(dots[jj - ja], jj, 0, overflow);
-            O::store(st_.data() + hh * st_head + jj * head_rows_, x);
-            block_max = O::max(block_max, x);
-          }
-          O::store(stream_max_.data() + hh * W, block_max);
-          O::store(stream_overflow_.data() + hh * W, overflow);
+          if (plan_.stream_prefetch)
+            for (int t = ahead_keys * hh / heads; t < ahead_keys * (hh + 1) / heads; ++t)
+              kv_.prefetch_key(ahead0 + t, heads);
+          stream_softmax<R>(hh);
+          stream_pv_head<R>(hh);
         }
-      }
-    });
-    for (int t = last - first; t < ahead_keys; ++t) kv_.prefetch_keys(ahead0 + t, heads);
-    for (int hh = 0; hh < heads; ++hh) {
-      const StreamHead& sh = head[hh];
-      if (sh.ja < sh.jb)
-        softmax_lanes(hh * head_rows_, st_.data() + hh * st_head, sh.ja, sh.jb, O::load(stream_max_.data() + hh * W),
-                      O::load(stream_overflow_.data() + hh * W));
+      });
     }
-    // O += P V in the same key groups. Rows that see different keys of the block go one by one, each over
-    // its own keys only, so no row multiplies a value it does not see.
-    with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
-      constexpr int R = decltype(n)::value;
-      for (int j = first; j < last; j += kGroup) {
-        for (int t = j - first; t < j - first + kGroup && t < ahead_keys; ++t) kv_.prefetch_values(ahead0 + t, heads);
-        const KV* values[kGroup];
-        for (int t = 0; t < kGroup && j + t < last; ++t) values[t] = kv_.bound_value(0, j0 + j + t);
-        for (int hh = 0; hh < heads; ++hh) {
-          const StreamHead& sh = head[hh];
-          const int r0 = hh * head_rows_;
-          const float* p = st_.data() + hh * st_head;
-          if (sh.same_keys) {
-            const int ja = std::max(j, sh.ja), jb = std::min(j + kGroup, sh.jb);
-            if (ja >= jb) continue;
-            const KV* head_values[kGroup];
-            for (int t = 0; t < jb - ja; ++t) head_values[t] = values[ja - j + t] + hh * dim;
-            with_count<kGroup>(jb - ja, [&](auto m) {
-              stream_pv_keys<R, decltype(m)::value>(o_.data() + r0 * dim_pad_, p + ja * head_rows_, head_values);
-            });
-          } else {
-            for (int l = 0; l < R; ++l) {
-              const int ja = std::max(j, lo_.data()[r0 + l]), jb = std::min(j + kGroup, hi_.data()[r0 + l]);
-              for (int jj = ja; jj < jb; ++jj) {
-                const KV* value = values[jj - j] + hh * dim;
-                stream_pv_keys<1, 1>(o_.data() + (r0 + l) * dim_pad_, p + jj * head_rows_ + l, &value);
-              }
-            }
-          }
-        }
-      }
-    });
-    for (int t = last - first; t < ahead_keys; ++t) kv_.prefetch_values(ahead0 + t, heads);
   }
 
-  // For G keys g (key[g]): dots[g] lanes [0, R) = Qs[r] . key_g for the R query rows at qs (head_dim
-  // floats apart); the other lanes 0.
+  // Lanes per key of the streaming S: R rows rounded up to a power of two, so a vector holds whole keys.
+  static constexpr int stream_lanes_per_key(int rows) { return rows == 3 ? 4 : rows; }
+
+  // Note [keys in lanes]: a streaming head keeps S of its R rows key-major and dense: lane l of a vector
+  // holds row l % Rp of key l / Rp of the vector's W / Rp keys (Rp = stream_lanes_per_key(R); lanes of
+  // rows >= R are padding, masked to -inf). The bias, the mask, exp and the sums then run over vectors of
+  // real (row, key) pairs, not over a mostly empty vector of rows per key, and the row-wise results (block
+  // max, sum, overflow flags) are folded out of the lanes once per block. Each lane computes exactly what
+  // BiasEpilogue computes for its row and key; the lanes that a row's keys are spread over sum in another
+  // order than key by key, which is fixed by the shape, so every thread count still gives the same bits.
+  //
+  // S of every head of the block covers the keys [ja, jb) that some row of the unit sees (StreamBlock), so
+  // the heads' vectors line up key for key; a head whose rows see fewer of them has those lanes masked.
+
+  // The block's keys some row of the unit sees, relative to its first key, and how many vectors of S
+  // they fill (per head).
+  struct StreamBlock {
+    int ja, jb, vectors;
+  };
+  // Per head of the block: the keys its rows see (empty: the head skips the block) and whether every row
+  // sees exactly the block's [ja, jb).
+  struct StreamHead {
+    int ja, jb;
+    bool same_keys;
+  };
+
+  // Per head: the lanes' -slope, distance and visible keys (4 vectors); then block max and overflow flags
+  // (2 vectors); then one vector of the lanes' key offsets shared by all heads.
+  float* stream_head_lanes(int hh) { return stream_lanes_.data() + static_cast<std::int64_t>(hh) * 6 * W; }
+  float* stream_head_scores(int hh) { return stream_st_.data() + static_cast<std::int64_t>(hh) * stream_st_stride_; }
+
+  // S = Qs K^T + bias, masked, of every head of the unit over the block at j0, with its maximum and
+  // overflow flags per lane. Key-major: each few keys of all heads before the next ones, so the reads sweep
+  // memory in order (a key of all heads is contiguous; with fp32 and 8 kv heads of 128, exactly a 4 KiB
+  // page, which head by head would be walked once per head). False if no row sees a key of the block.
+  template <int R>
+  bool stream_scores(std::int64_t j0, int heads) {
+    constexpr int Rp = stream_lanes_per_key(R);
+    constexpr int kKeysPerVec = W / Rp;
+    static_assert(W % Rp == 0, "a vector holds whole keys");
+    int ja = std::numeric_limits<int>::max(), jb = 0;
+    for (int hh = 0; hh < heads; ++hh) {
+      const int r0 = hh * head_rows_;
+      const std::pair<int, int> range = key_range(r0, r0 + R);
+      StreamHead& head = stream_heads_.data()[hh];
+      head.ja = range.first;
+      head.jb = range.second;
+      if (head.ja >= head.jb) continue;
+      ja = std::min(ja, head.ja);
+      jb = std::max(jb, head.jb);
+      bool same_keys = true;
+      for (int r = r0; r < r0 + R; ++r) same_keys = same_keys && lo_.data()[r] == head.ja && hi_.data()[r] == head.jb;
+      head.same_keys = same_keys;
+    }
+    if (ja >= jb) return false;
+    // Where each key of the block lies (first bound head): consecutive keys are consecutive rows only
+    // within a page, so every read goes through these.
+    for (int j = ja; j < jb; ++j) {
+      stream_key_rows_.data()[j] = kv_.bound_key(0, j0 + j);
+      stream_value_rows_.data()[j] = kv_.bound_value(0, j0 + j);
+    }
+    const float minus_inf = -std::numeric_limits<float>::infinity();
+    // The lanes' rows; padding lanes see no key (lo = hi = 0).
+    for (int hh = 0; hh < heads; ++hh) {
+      StreamHead& head = stream_heads_.data()[hh];
+      if (head.ja >= head.jb) continue;
+      const int r0 = hh * head_rows_;
+      float* lanes = stream_head_lanes(hh);
+      for (int l = 0; l < W; ++l) {
+        const int r = l % Rp;
+        const bool real_row = r < R;
+        lanes[l] = real_row ? neg_slope_.data()[r0 + r] : 0.0f;
+        lanes[W + l] = real_row ? dist_.data()[r0 + r] : 0.0f;
+        lanes[2 * W + l] = real_row ? lo_f_.data()[r0 + r] : 0.0f;
+        lanes[3 * W + l] = real_row ? hi_f_.data()[r0 + r] : 0.0f;
+        lanes[4 * W + l] = minus_inf;  // block max
+        lanes[5 * W + l] = 0.0f;       // overflow flags
+      }
+      stream_mask_.data()[hh] = !(head.same_keys && head.ja == ja && head.jb == jb) || R < Rp;
+    }
+    float* key_offset_lanes = stream_lanes_.data() + static_cast<std::int64_t>(heads) * 6 * W;
+    for (int l = 0; l < W; ++l) key_offset_lanes[l] = static_cast<float>(l / Rp);
+    const vec key_offset = O::load(key_offset_lanes);
+    const std::int64_t dim = pr_.head_dim;
+    // One vector of S of every active head: keys [j, j + G).
+    auto scores = [&](int j, int vector, auto keys, bool mask_all) {
+      constexpr int G = decltype(keys)::value;
+      const vec key_lanes = O::add(O::set1(static_cast<float>(j)), key_offset);
+      for (int hh = 0; hh < heads; ++hh) {
+        const StreamHead& head = stream_heads_.data()[hh];
+        if (head.ja >= head.jb) continue;
+        float* lanes = stream_head_lanes(hh);
+        BiasEpilogue<true> bias;
+        bias.neg_slope = lanes;
+        bias.dist0 = lanes + W;
+        bias.lo = lanes + 2 * W;
+        bias.hi = lanes + 3 * W;
+        bias.needs_mask[0] = mask_all || stream_mask_.data()[hh] != 0;
+        vec overflow = O::load(lanes + 5 * W);
+        const float* qs = qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim;
+        const vec x = bias.apply(stream_dots<R, G>(qs, stream_key_rows_.data() + j, hh * dim), key_lanes, 0, overflow);
+        O::store(stream_head_scores(hh) + vector * W, x);
+        O::store(lanes + 4 * W, O::max(O::load(lanes + 4 * W), x));
+        O::store(lanes + 5 * W, overflow);
+      }
+    };
+    int vectors = 0, j = ja;
+    for (; j + kKeysPerVec <= jb; j += kKeysPerVec, ++vectors)
+      scores(j, vectors, std::integral_constant<int, kKeysPerVec>{}, false);
+    if (j < jb) {  // the last keys: the lanes past jb are masked like keys the rows do not see
+      with_count<kKeysPerVec>(jb - j, [&](auto m) { scores(j, vectors, m, true); });
+      ++vectors;
+    }
+    stream_block_ = StreamBlock{ja, jb, vectors};
+    return true;
+  }
+
+  // The online softmax of head hh's rows over the block (stream_scores left S in place), S turned into P.
+  template <int R>
+  void stream_softmax(int hh) {
+    constexpr int Rp = stream_lanes_per_key(R);
+    const StreamHead& head = stream_heads_.data()[hh];
+    if (head.ja >= head.jb) return;
+    const int r0 = hh * head_rows_;
+    const float* lanes = stream_head_lanes(hh);
+    float* s = stream_head_scores(hh);
+    const int vectors = stream_block_.vectors;
+    const float minus_inf = -std::numeric_limits<float>::infinity();
+    const vec old_max = O::load(max_.data() + r0);
+    const vec new_max =
+        O::max(fold_key_lanes<R, Rp>(O::load(lanes + 4 * W), minus_inf, [](float a, float b) { return b > a ? b : a; }),
+               old_max);
+    const vec shift = softmax_shift(new_max);
+    const vec shift_lanes = spread_to_key_lanes<Rp>(shift);
+    vec sum_lanes = O::zero();
+    for (int v = 0; v < vectors; ++v) {
+      const vec p = simd::exp<Isa>(O::sub(O::load(s + v * W), shift_lanes));
+      O::store(s + v * W, p);
+      sum_lanes = O::add(sum_lanes, p);
+    }
+    const auto add = [](float a, float b) { return a + b; };
+    update_rows(r0, old_max, new_max, shift, fold_key_lanes<R, Rp>(sum_lanes, 0.0f, add),
+                fold_key_lanes<R, Rp>(O::load(lanes + 5 * W), 0.0f, add));
+  }
+
+  // O += P V for head hh over the block at j0 (stream_softmax left P in place). Rows that see different keys
+  // of the block go one by one, each over its own keys only, so no row multiplies a value it does not see
+  // (no 0 * inf, and no non-finite check of the values).
+  template <int R>
+  void stream_pv_head(int hh) {
+    constexpr int Rp = stream_lanes_per_key(R);
+    const StreamHead& head = stream_heads_.data()[hh];
+    if (head.ja >= head.jb) return;
+    const int r0 = hh * head_rows_;
+    const float* s = stream_head_scores(hh);
+    const int ja = stream_block_.ja;
+    const KV* const* values = stream_value_rows_.data();
+    const std::int64_t head_offset = static_cast<std::int64_t>(hh) * pr_.head_dim;
+    float* o = o_.data() + static_cast<std::int64_t>(r0) * dim_pad_;
+    if (head.same_keys) {
+      stream_pv<R>(o, s + (head.ja - ja) * Rp, Rp, head.jb - head.ja, values + head.ja, head_offset);
+    } else {
+      for (int r = 0; r < R; ++r) {
+        const int lo = lo_.data()[r0 + r], hi = hi_.data()[r0 + r];
+        if (lo < hi) stream_pv<1>(o + r * dim_pad_, s + (lo - ja) * Rp + r, Rp, hi - lo, values + lo, head_offset);
+      }
+    }
+  }
+
+  // Lane r < R: `op` over the lanes of row r in a keys-in-lanes vector (Note [keys in lanes]), in lane
+  // order; lanes >= R: `empty` (as for a row that sees no key).
+  template <int R, int Rp, class Op>
+  ALIBI_ALWAYS_INLINE vec fold_key_lanes(vec x, float empty, Op op) {
+    float* lanes = stream_fold_.data();
+    float* rows = lanes + W;
+    O::store(lanes, x);
+    for (int l = 0; l < W; ++l) rows[l] = empty;
+    for (int r = 0; r < R; ++r) {
+      float folded = lanes[r];
+      for (int l = r + Rp; l < W; l += Rp) folded = op(folded, lanes[l]);
+      rows[r] = folded;
+    }
+    return O::load(rows);
+  }
+
+  // The inverse: lane l gets lane l % Rp of x (a row's value into each of its key lanes).
+  template <int Rp>
+  ALIBI_ALWAYS_INLINE vec spread_to_key_lanes(vec x) {
+    float* rows = stream_fold_.data();
+    float* lanes = rows + W;
+    O::store(rows, x);
+    for (int l = 0; l < W; ++l) lanes[l] = rows[l % Rp];
+    return O::load(lanes);
+  }
+
+  // For G keys g (key[g] + offset): lane g * Rp + r = Qs[r] . key_g for the R query rows
+  // at qs (head_dim floats apart), Rp = stream_lanes_per_key(R); the other lanes 0.
   template <int R, int G>
-  ALIBI_ALWAYS_INLINE void stream_dots(const float* qs, const KV* const* key, vec* dots) {
+  ALIBI_ALWAYS_INLINE vec stream_dots(const float* qs, const KV* const* key, std::int64_t offset) {
     using E = Elements<Isa, KV>;
+    constexpr int Rp = stream_lanes_per_key(R);
+    static_assert(G * Rp <= W, "one lane per (key, row)");
     const int dim = pr_.head_dim;
-    vec acc[G][R];
-#pragma GCC unroll 4
-    for (int g = 0; g < G; ++g)
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) acc[g][r] = O::zero();
+    vec acc[W];
+#pragma GCC unroll 16
+    for (int i = 0; i < W; ++i) acc[i] = O::zero();
     int d = 0;
     for (; d + W <= dim; d += W) {
-      vec q[R];
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        vec x = O::load(qs + r * dim + d);
-        O::pin(x);  // see rank1_update: keep the reused operands in registers
-        q[r] = x;
-      }
-#pragma GCC unroll 4
+#pragma GCC unroll 16
       for (int g = 0; g < G; ++g) {
-        const vec x = E::load(key[g] + d);
+        const vec x = E::load(key[g] + offset + d);
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) acc[g][r] = O::fma(q[r], x, acc[g][r]);
+        for (int r = 0; r < R; ++r) acc[g * Rp + r] = O::fma(O::load(qs + r * dim + d), x, acc[g * Rp + r]);
       }
     }
     if (d < dim) {
-#pragma GCC unroll 4
+#pragma GCC unroll 16
       for (int g = 0; g < G; ++g) {
-        const vec x = E::load_partial(key[g] + d, dim - d);
+        const vec x = E::load_partial(key[g] + offset + d, dim - d);
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) acc[g][r] = O::fma(O::load_partial(qs + r * dim + d, dim - d), x, acc[g][r]);
+        for (int r = 0; r < R; ++r)
+          acc[g * Rp + r] = O::fma(O::load_partial(qs + r * dim + d, dim - d), x, acc[g * Rp + r]);
       }
     }
-#pragma GCC unroll 4
-    for (int g = 0; g < G; ++g) {
-      if constexpr (R == 4 && W >= 4) {
-        dots[g] = O::reduce_add4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
-      } else {
-        float* lanes = dots_.data();
-#pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) lanes[r] = O::reduce_add(acc[g][r]);
-        dots[g] = O::load(lanes);
-      }
-    }
+    return O::reduce_add_each(acc);
   }
 
-  // o[r] += sum_g p[g * head_rows_ + r] * value_g for NR rows (output rows dim_pad_ floats apart) and G
-  // value rows (value[g]), in key order.
-  template <int NR, int G>
-  ALIBI_ALWAYS_INLINE void stream_pv_keys(float* o, const float* p, const KV* const* value) {
+  // o[r] += sum_j p[j * p_stride + r] * value_j over `keys` keys (value_j = value[j] + offset) for NR
+  // rows (output rows dim_pad_ floats apart): the output in registers a chunk of dimensions at a time, over
+  // all the keys.
+  template <int NR>
+  void stream_pv(float* o, const float* p, std::int64_t p_stride, int keys, const KV* const* value,
+                 std::int64_t offset) {
     using E = Elements<Isa, KV>;
-    const int dim = pr_.head_dim;
-    vec weight[G][NR];
-#pragma GCC unroll 4
-    for (int g = 0; g < G; ++g)
-#pragma GCC unroll 4
-      for (int r = 0; r < NR; ++r) weight[g][r] = O::set1(p[g * head_rows_ + r]);
-    int d = 0;
-    for (; d + W <= dim; d += W) {
-      vec acc[NR];
-#pragma GCC unroll 4
-      for (int r = 0; r < NR; ++r) acc[r] = O::load(o + r * dim_pad_ + d);
-#pragma GCC unroll 4
-      for (int g = 0; g < G; ++g) {
-        const vec x = E::load(value[g] + d);
-#pragma GCC unroll 4
-        for (int r = 0; r < NR; ++r) acc[r] = O::fma(weight[g][r], x, acc[r]);
-      }
-#pragma GCC unroll 4
-      for (int r = 0; r < NR; ++r) O::store(o + r * dim_pad_ + d, acc[r]);
+    // Accumulators, the chunk's value vectors and a broadcast probability in registers.
+    constexpr int kChunk = std::min(4, (O::registers - 1) / (NR + 1));
+    const int dim = pr_.head_dim, whole = dim / W;
+    for (int dv0 = 0, chunk = 0; dv0 < whole; dv0 += chunk) {
+      // Never leave a lone narrow chunk: its few FMA chains would wait on their own latency.
+      const int remaining = whole - dv0;
+      chunk = remaining == kChunk + 1 && kChunk > 2 ? (remaining + 1) / 2 : std::min(kChunk, remaining);
+      with_count<kChunk>(chunk, [&](auto m) {
+        pv_tile_rows<Isa, NR, decltype(m)::value, KV>(
+            p, p_stride, [value, offset](int j) { return value[j] + offset; }, 0, keys, o, dim_pad_, dv0);
+      });
     }
-    if (d < dim) {  // o rows are padded to whole vectors; the value rows are not
+    if (whole * W < dim) {  // o rows are padded to whole vectors; the value rows are not
+      const int d = whole * W;
       vec acc[NR];
 #pragma GCC unroll 4
       for (int r = 0; r < NR; ++r) acc[r] = O::load(o + r * dim_pad_ + d);
+      for (int j = 0; j < keys; ++j) {
+        const vec x = E::load_partial(value[j] + offset + d, dim - d);
 #pragma GCC unroll 4
-      for (int g = 0; g < G; ++g) {
-        const vec x = E::load_partial(value[g] + d, dim - d);
-#pragma GCC unroll 4
-        for (int r = 0; r < NR; ++r) acc[r] = O::fma(weight[g][r], x, acc[r]);
+        for (int r = 0; r < NR; ++r) acc[r] = O::fma(O::set1(p[j * p_stride + r]), x, acc[r]);
       }
 #pragma GCC unroll 4
       for (int r = 0; r < NR; ++r) O::store(o + r * dim_pad_ + d, acc[r]);
@@ -644,7 +791,10 @@ class UnitWorker {
     // Also adds NaN to `overflow` in the lanes that see key j and whose dot product s is inf or NaN (only
     // those: a row must not be recomputed, with other bits, for a key it does not see).
     ALIBI_ALWAYS_INLINE vec operator()(vec s, int j, int c, vec& overflow) const {
-      const vec key = O::set1(static_cast<float>(j));
+      return apply(s, O::set1(static_cast<float>(j)), c, overflow);
+    }
+    // The same with a key per lane (Note [keys in lanes]).
+    ALIBI_ALWAYS_INLINE vec apply(vec s, vec key, int c, vec& overflow) const {
       // causal: visible keys have p - j >= 0, so |p - j| is the paper's distance; bidirectional: symmetric.
       vec x = O::fma(O::load(neg_slope + c * W), O::abs(O::sub(O::load(dist0 + c * W), key)), s);
       const vec non_finite = O::mul(s, O::zero());  // 0 for a finite dot product, NaN otherwise
@@ -668,14 +818,11 @@ class UnitWorker {
   // lane; overflow: NaN in lanes with a non-finite dot product) into the rows' online softmax; leaves P^T
   // in place of S^T.
   void softmax_lanes(int r0, float* st, int ja, int jb, vec block_max, vec overflow) {
-    const vec lo = O::load(lo_f_.data() + r0), hi = O::load(hi_f_.data() + r0);
     // A local copy: the compiler cannot keep a member in a register across the stores through `st`.
     const std::int64_t stride = head_rows_;
     const vec old_max = O::load(max_.data() + r0);
     const vec new_max = O::max(block_max, old_max);
-    // A lane that has seen no finite logit yet shifts by 0, which avoids -inf - -inf (its P stays 0).
-    const vec lowest = O::set1(std::numeric_limits<float>::lowest());
-    const vec shift = O::select_lt(new_max, lowest, O::zero(), new_max);
+    const vec shift = softmax_shift(new_max);
     vec block_sum = O::zero();
     float* s = st + ja * stride;
     for (int j = ja; j < jb; ++j, s += stride) {
@@ -683,6 +830,22 @@ class UnitWorker {
       O::store(s, p);
       block_sum = O::add(block_sum, p);
     }
+    update_rows(r0, old_max, new_max, shift, block_sum, overflow);
+  }
+
+  // What the rows subtract from their logits before exp: their new running max, but 0 for a row that has
+  // seen no finite logit yet, which avoids -inf - -inf (its P stays 0).
+  static ALIBI_ALWAYS_INLINE vec softmax_shift(vec new_max) {
+    const vec lowest = O::set1(std::numeric_limits<float>::lowest());
+    return O::select_lt(new_max, lowest, O::zero(), new_max);
+  }
+
+  // Folds a block into the running state of the W rows starting at r0: their max goes from old_max to
+  // new_max (P = exp(logit - shift), shift = softmax_shift(new_max)); block_sum: the sum of P per row;
+  // overflow: NaN in rows with a non-finite dot product for a key they see. Rescales the rows' output.
+  void update_rows(int r0, vec old_max, vec new_max, vec shift, vec block_sum, vec overflow) {
+    const vec lo = O::load(lo_f_.data() + r0), hi = O::load(hi_f_.data() + r0);
+    const vec lowest = O::set1(std::numeric_limits<float>::lowest());
     const vec alpha = simd::exp<Isa>(O::sub(old_max, shift));
     vec sum = O::fma(O::load(sum_.data() + r0), alpha, block_sum);
     // A NaN logit (NaN or inf in q or k) already made the sum NaN through exp. A lane that sees keys here
@@ -747,14 +910,13 @@ class UnitWorker {
     }
   }
 
-  void save_partial(int num_rows, std::int64_t piece, bool saw_keys) {
+  // The rows' running state into `state` (a chunk's: Plan::partial_floats_per_piece floats). A row that
+  // saw no key of the chunk still holds the initial -inf, 0 and zeros.
+  void save_partial(int num_rows, float* state) {
     const std::int64_t row_floats = 2 + dim_pad_;
-    float* state = partial_ + piece * plan_.partial_floats_per_piece();
     for (int r = 0; r < num_rows; ++r) {
       if (!rows_.data()[r].real) continue;
-      // Without keys, o_ and sum are still the initial zeros.
-      save_partial_row(state, saw_keys ? max_.data()[r] : -std::numeric_limits<float>::infinity(),
-                       saw_keys ? sum_.data()[r] : 0.0f, o_.data() + r * dim_pad_, dim_pad_);
+      save_partial_row(state, max_.data()[r], sum_.data()[r], o_.data() + r * dim_pad_, dim_pad_);
       state += row_floats;
     }
   }
@@ -798,8 +960,9 @@ class UnitWorker {
   KvSource<Isa, KV> kv_;
   Skipping<Isa> skipping_;
   float* partial_;
-  const float* logit_floors_;
-  std::int64_t set_up_unit_ = -1;  // the unit whose rows setup_rows last set
+  detail::Buffer<float> chunk_states_;   // without split-K, the states of the current unit's chunks
+  detail::Buffer<float> merge_weights_;  // scratch of merge_unit
+  std::int64_t set_up_unit_ = -1;        // the unit whose rows setup_rows last set
   int group_;
   int dim_vecs_;
   std::int64_t dim_pad_;
@@ -811,17 +974,15 @@ class UnitWorker {
   detail::Buffer<float> o_;   // per row: unnormalised output, [dim_pad_]
   detail::Buffer<float> st_;  // S^T, then P^T, of the current kv head: [kKeyBlock][head_rows_]
   detail::Buffer<float> k_pack_, v_pack_;
-  detail::Buffer<float> qs_;    // streaming decode: Qs per row, row-major [rows][head_dim]
-  detail::Buffer<float> dots_;  // streaming decode: one vector, the current key's dot products per lane
-  // Streaming decode, per kv head of the unit: the block's keys some row sees and the bias epilogue; the
-  // block max and overflow vectors.
-  struct StreamHead {
-    int ja = 0, jb = 0;
-    bool same_keys = true;
-    BiasEpilogue<true> bias{};
-  };
-  detail::Buffer<StreamHead> stream_heads_;
-  detail::Buffer<float> stream_max_, stream_overflow_;
+  // Streaming decode (Note [streaming decode]): Qs per row, row-major [rows][head_dim]; S, then P, of the
+  // current head and block, keys in lanes (Note [keys in lanes]); per lane: -slope, distance, visible keys
+  // and key offset of the lane's row and key; scratch for folding lanes into rows and back.
+  detail::Buffer<float> qs_, stream_st_, stream_lanes_, stream_fold_;
+  detail::Buffer<const KV*> stream_key_rows_, stream_value_rows_;  // the block's keys, first bound head
+  std::int64_t stream_st_stride_ = 0;                              // floats of stream_st_ per head
+  detail::Buffer<StreamHead> stream_heads_;                        // per kv head of the unit, the current block
+  detail::Buffer<char> stream_mask_;  // per kv head: some lane needs the mask in every vector
+  StreamBlock stream_block_{0, 0, 0};
   // Per row (lane): running max and sum, -slope, and for the current block: distance from its first key
   // and the visible keys [lo, hi) relative to it (also as floats, for vector compares).
   detail::Buffer<float> max_, sum_, neg_slope_, dist_, lo_f_, hi_f_;
