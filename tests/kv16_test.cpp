@@ -25,6 +25,7 @@
 #include "alibi/alibi.hpp"
 #include "attention_cases.hpp"
 #include "float16_reference.hpp"
+#include "kv_types.hpp"
 #include "reference.hpp"
 #include "test_registry.hpp"
 #include "test_support.hpp"
@@ -34,45 +35,7 @@ namespace {
 
 constexpr int kCounterBefore = __COUNTER__;
 
-// ---- K/V element types
-
-const char* kv_name(float) {
-  return "float";
-}
-const char* kv_name(alibi::bfloat16) {
-  return "bfloat16";
-}
-const char* kv_name(alibi::float16) {
-  return "float16";
-}
-
-// The exact value of a stored element, from its format's definition.
-float value_of(float x) {
-  return x;
-}
-float value_of(alibi::bfloat16 x) {
-  return static_cast<float>(decode_bf16(x.bits));
-}
-float value_of(alibi::float16 x) {
-  return static_cast<float>(decode_f16(x.bits));
-}
-
-// x stored as a KV element, rounded by the library's conversions. They only decide which 16-bit inputs a
-// test gets (and are tested on their own in convert_test.cpp); every expected value comes from value_of.
-template <class KV>
-KV stored_as(float x);
-template <>
-float stored_as<float>(float x) {
-  return x;
-}
-template <>
-alibi::bfloat16 stored_as<alibi::bfloat16>(float x) {
-  return alibi::to_bfloat16(x);
-}
-template <>
-alibi::float16 stored_as<alibi::float16>(float x) {
-  return alibi::to_float16(x);
-}
+// ---- K/V element types (names, stored_as, value_of: kv_types.hpp)
 
 // Stored bits of a 16-bit element, so tests can build patterns (subnormals, NaNs) directly.
 template <class KV>
@@ -120,7 +83,7 @@ void for_each_16bit_kv(Body&& body) {
 }
 // float too, the same harness on the fp32 path (left out of quick runs: attention_test.cpp covers it).
 template <class Body>
-void for_each_kv(Body&& body) {
+void for_each_kv_fp32_in_full_runs(Body&& body) {
   if (!alibi_test_quick_mode()) body(0.0f);
   for_each_16bit_kv(body);
 }
@@ -220,7 +183,7 @@ ALIBI_ISA_TEST(AwkwardShapesMatchTheReferenceOnConvertedValues) {
     c.options.q_pos0 = a.q_pos0;
     c.options.num_threads = 2;
     c.fill(rng);
-    for_each_kv([&](auto element) {
+    for_each_kv_fp32_in_full_runs([&](auto element) {
       using KV = decltype(element);
       const KvCase<KV> s = stored_case<KV>(c);
       const Comparison result = check_kv<Isa>(s);
@@ -232,7 +195,7 @@ ALIBI_ISA_TEST(AwkwardShapesMatchTheReferenceOnConvertedValues) {
     c.custom_slopes = {0.0f, -0.02f, 0.5f, 0.25f, -0.0f};
     c.options.window = 9;
     c.fill(rng);
-    for_each_kv([&](auto element) {
+    for_each_kv_fp32_in_full_runs([&](auto element) {
       using KV = decltype(element);
       const KvCase<KV> s = stored_case<KV>(c);
       const Comparison result = check_kv<Isa>(s);

@@ -31,6 +31,7 @@
 #include "alibi/alibi.hpp"
 #include "attention_cases.hpp"
 #include "float16_reference.hpp"
+#include "kv_types.hpp"
 #include "reference.hpp"
 #include "test_registry.hpp"
 #include "test_support.hpp"
@@ -43,59 +44,7 @@ constexpr int kCounterBefore = __COUNTER__;
 constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// ---- K/V element types
-
-const char* kv_name(float) {
-  return "float";
-}
-const char* kv_name(alibi::bfloat16) {
-  return "bfloat16";
-}
-const char* kv_name(alibi::float16) {
-  return "float16";
-}
-
-// x stored as KV by the library's conversions (convert_test.cpp checks them), and the exact value of a stored
-// element from its format's definition (float16_reference.hpp): the reference only ever sees the latter.
-template <class KV>
-KV stored_as(float x);
-template <>
-float stored_as<float>(float x) {
-  return x;
-}
-template <>
-alibi::bfloat16 stored_as<alibi::bfloat16>(float x) {
-  return alibi::to_bfloat16(x);
-}
-template <>
-alibi::float16 stored_as<alibi::float16>(float x) {
-  return alibi::to_float16(x);
-}
-float value_of(float x) {
-  return x;
-}
-float value_of(alibi::bfloat16 x) {
-  return static_cast<float>(decode_bf16(x.bits));
-}
-float value_of(alibi::float16 x) {
-  return static_cast<float>(decode_f16(x.bits));
-}
-
-// Calls body(KV{}) for float, bfloat16 and float16.
-template <class Body>
-void for_each_kv(Body&& body) {
-  body(0.0f);
-  body(alibi::bfloat16{});
-  body(alibi::float16{});
-}
-// The same, but quick runs take only one of the three, in rotation by `index`.
-template <class Body>
-void for_each_kv_rotating(int index, Body&& body) {
-  const bool quick = alibi_test_quick_mode();
-  if (!quick || index % 3 == 0) body(0.0f);
-  if (!quick || index % 3 == 1) body(alibi::bfloat16{});
-  if (!quick || index % 3 == 2) body(alibi::float16{});
-}
+// ---- K/V element types (kv_types.hpp)
 
 // The K/V of a case as the kernel reads them.
 template <class KV>

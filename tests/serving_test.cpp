@@ -38,6 +38,7 @@
 #include "alibi/dispatch.hpp"
 #include "attention_cases.hpp"
 #include "float16_reference.hpp"
+#include "kv_types.hpp"
 #include "reference.hpp"
 #include "test_registry.hpp"
 #include "test_support.hpp"
@@ -50,56 +51,7 @@ constexpr int kCounterBefore = __COUNTER__;
 constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-// ---- K/V element types (as partial_test.cpp)
-
-const char* kv_name(float) {
-  return "float";
-}
-const char* kv_name(alibi::bfloat16) {
-  return "bfloat16";
-}
-const char* kv_name(alibi::float16) {
-  return "float16";
-}
-
-template <class KV>
-KV stored_as(float x);
-template <>
-float stored_as<float>(float x) {
-  return x;
-}
-template <>
-alibi::bfloat16 stored_as<alibi::bfloat16>(float x) {
-  return alibi::to_bfloat16(x);
-}
-template <>
-alibi::float16 stored_as<alibi::float16>(float x) {
-  return alibi::to_float16(x);
-}
-float value_of(float x) {
-  return x;
-}
-float value_of(alibi::bfloat16 x) {
-  return static_cast<float>(decode_bf16(x.bits));
-}
-float value_of(alibi::float16 x) {
-  return static_cast<float>(decode_f16(x.bits));
-}
-
-template <class Body>
-void for_each_kv(Body&& body) {
-  body(0.0f);
-  body(alibi::bfloat16{});
-  body(alibi::float16{});
-}
-// Quick runs take one of the three, in rotation by `index`.
-template <class Body>
-void for_each_kv_rotating(int index, Body&& body) {
-  const bool quick = alibi_test_quick_mode();
-  if (!quick || index % 3 == 0) body(0.0f);
-  if (!quick || index % 3 == 1) body(alibi::bfloat16{});
-  if (!quick || index % 3 == 2) body(alibi::float16{});
-}
+// ---- K/V element types (kv_types.hpp)
 
 // Exactly one of the three, in rotation by `index` (for the expensive loops: every type still comes up).
 template <class Body>
