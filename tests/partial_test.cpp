@@ -1366,19 +1366,7 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeOutOrLse) {
   X(MergeRejectsBadArgumentsWithoutWriting)      \
   X(ThreadCountDoesNotChangeOutOrLse)
 
-constexpr int kDefinedTests = __COUNTER__ - kCounterBefore - 1;
-#define ALIBI_COUNT_ONE(Name) +1
-static_assert(0 ALIBI_PARTIAL_TESTS(ALIBI_COUNT_ONE) == kDefinedTests,
-              "every ALIBI_ISA_TEST must be listed in ALIBI_PARTIAL_TESTS");
-
-template <class Isa>
-constexpr std::array<TestEntry, kDefinedTests> tests_for(Isa*) {
-#define ALIBI_ENTRY(Name) TestEntry{"PartialAttentionTest", Isa::name, #Name, &Name<Isa>, __FILE__, Name##_line},
-  return {{ALIBI_PARTIAL_TESTS(ALIBI_ENTRY)}};
-#undef ALIBI_ENTRY
-}
-
-constexpr auto kEntries = entries_for_isas<kDefinedTests>([](auto* isa) { return tests_for(isa); }, CompiledIsas{});
+ALIBI_ISA_TEST_ENTRIES("PartialAttentionTest", ALIBI_PARTIAL_TESTS);
 
 }  // namespace
 

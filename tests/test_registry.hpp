@@ -12,7 +12,8 @@
 //                                          binary's flags allow (alibi::isa::compiled<X>)
 //   ALIBI_TEST(Suite, Name) { ... }        a test that does not depend on an ISA tag
 // Each source lists its tests once more in its table at the end; a static_assert there compares the list
-// with the number of macros used (__COUNTER__), so a test cannot be defined and silently never run.
+// with the number of macros used (__COUNTER__), so a test cannot be defined and silently never run. A
+// source of ALIBI_ISA_TESTs only builds that table with ALIBI_ISA_TEST_ENTRIES (below).
 #include <array>
 #include <cstddef>
 
@@ -56,3 +57,21 @@ struct IsaList {};
 #define ALIBI_TEST(Suite, Name)                                     \
   constexpr int Suite##_##Name##_line = __LINE__ + 0 * __COUNTER__; \
   void Suite##_##Name()
+
+// In a source whose tests are all ALIBI_ISA_TESTs, inside its anonymous namespace, after the tests:
+//   #define ALIBI_X_TESTS(X) X(FirstTest) X(SecondTest) ...
+//   ALIBI_ISA_TEST_ENTRIES("XTest", ALIBI_X_TESTS);
+// defines kEntries, every listed test for every ISA this binary's flags allow (the source then exports
+// `const TestTable kXTests = {kEntries.data(), kEntries.size()};`), and fails to compile unless the list
+// names as many tests as the source defined since `constexpr int kCounterBefore = __COUNTER__;`.
+#define ALIBI_ISA_TEST_COUNT_ONE(Name) +1
+#define ALIBI_ISA_TEST_ENTRY(Name) TestEntry{kSuiteName, Isa::name, #Name, &Name<Isa>, __FILE__, Name##_line},
+#define ALIBI_ISA_TEST_ENTRIES(Suite, List)                                                                          \
+  constexpr int kDefinedTests = __COUNTER__ - kCounterBefore - 1;                                                    \
+  static_assert(0 List(ALIBI_ISA_TEST_COUNT_ONE) == kDefinedTests, "every ALIBI_ISA_TEST must be listed in " #List); \
+  constexpr const char* kSuiteName = Suite;                                                                          \
+  template <class Isa>                                                                                               \
+  constexpr std::array<TestEntry, kDefinedTests> tests_for(Isa*) {                                                   \
+    return {{List(ALIBI_ISA_TEST_ENTRY)}};                                                                           \
+  }                                                                                                                  \
+  constexpr auto kEntries = entries_for_isas<kDefinedTests>([](auto* isa) { return tests_for(isa); }, CompiledIsas{})
