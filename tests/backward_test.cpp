@@ -234,10 +234,6 @@ constexpr std::array<decltype(&G::dq), 4> gradient_members() {
   return {&G::dq, &G::dk, &G::dv, &G::dslopes};
 }
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
 template <class Isa>
 void expect_case_within_rule(const BackwardCase& c) {
   const Gradients<double> ref = reference_gradients<double>(c);

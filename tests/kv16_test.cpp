@@ -135,11 +135,6 @@ Comparison check_kv(const KvCase<KV>& c, bool allow_logit_rounding = false) {
   return compare_to_reference(out.data(), reference_of(c), c.shape, max_abs(c.v), allow_logit_rounding);
 }
 
-// Whether two outputs hold the same bits (memcmp needs valid pointers even for 0 bytes).
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-}
-
 // alibi::key_norms of the stored keys.
 template <class KV>
 std::vector<float> key_norms_of(const KvCase<KV>& c) {

@@ -111,10 +111,6 @@ std::vector<float> run_joined(const Case& c, const KvTensors<KV>& t) {
   return r.out;
 }
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-}
-
 bool is_negative_infinity(float x) {
   return std::isinf(x) && x < 0.0f;
 }
@@ -1035,27 +1031,6 @@ ALIBI_ISA_TEST(MergeInPlace) {
 }
 
 // ---- bad input
-
-// Runs `call`, which must throw std::invalid_argument whose message names one of `names`, and checks that
-// every buffer in `guarded` kept its bytes.
-template <class Call>
-void expect_rejected_guarding(Call&& call, std::initializer_list<const char*> names,
-                              std::initializer_list<const std::vector<float>*> guarded, const std::string& context) {
-  std::vector<std::vector<float>> before;
-  for (const std::vector<float>* g : guarded) before.push_back(*g);
-  try {
-    call();
-    ADD_FAILURE() << context << ": no exception";
-  } catch (const std::invalid_argument& e) {
-    bool named = false;
-    for (const char* name : names) named = named || names_parameter(e.what(), name);
-    EXPECT_TRUE(named) << context << ": message does not name " << *names.begin() << ": " << e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << context << ": threw something other than std::invalid_argument: " << e.what();
-  }
-  std::size_t n = 0;
-  for (const std::vector<float>* g : guarded) EXPECT_TRUE(same_bits(before[n++], *g)) << context << ": wrote";
-}
 
 ALIBI_ISA_TEST(RejectsBadPositionsAndLseWithoutWriting) {
   std::mt19937 rng(1211);

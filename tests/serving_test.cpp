@@ -66,10 +66,6 @@ bool same_floats(const float* a, const float* b, std::size_t count) {
   return count == 0 || std::memcmp(a, b, count * sizeof(float)) == 0;
 }
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-}
-
 bool is_negative_infinity(float x) {
   return std::isinf(x) && x < 0.0f;
 }
@@ -963,27 +959,6 @@ ALIBI_ISA_TEST(DispatchEqualsThePerIsaCall) {
 }
 
 // ---- 5. bad input
-
-// Runs `call`, which must throw std::invalid_argument whose message names one of `names`, and checks that
-// every buffer in `guarded` kept its bytes.
-template <class Call>
-void expect_rejected_guarding(Call&& call, std::initializer_list<const char*> names,
-                              std::initializer_list<const std::vector<float>*> guarded, const std::string& context) {
-  std::vector<std::vector<float>> before;
-  for (const std::vector<float>* g : guarded) before.push_back(*g);
-  try {
-    call();
-    ADD_FAILURE() << context << ": no exception";
-  } catch (const std::invalid_argument& e) {
-    bool named = false;
-    for (const char* name : names) named = named || names_parameter(e.what(), name);
-    EXPECT_TRUE(named) << context << ": message does not name " << *names.begin() << ": " << e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << context << ": threw something other than std::invalid_argument: " << e.what();
-  }
-  std::size_t n = 0;
-  for (const std::vector<float>* g : guarded) EXPECT_TRUE(same_bits(before[n++], *g)) << context << ": wrote";
-}
 
 ALIBI_ISA_TEST(RejectsBadInputWithoutWriting) {
   std::mt19937 rng(1310);
