@@ -145,29 +145,7 @@ std::vector<float> key_norms_of(const KvCase<KV>& c) {
 
 // ---- against the reference on the converted values
 
-struct ShapeAndOptions {
-  int batch;
-  std::int64_t q_len, kv_len;
-  int heads, kv_heads, head_dim;
-  alibi::Mask mask;
-  std::int64_t window, q_pos0;
-};
-
-// Head dims 1, 17, 80; lengths 1, 63, 65, 257; 3, 5 and 12 heads; multi-head, grouped and multi-query;
-// both masks, windows and explicit query positions. Every row stays within a few positions of the keys, so
-// the logits are unit-scale and the fp32 tests' tolerance applies unchanged.
-constexpr ShapeAndOptions kAwkwardShapes[] = {
-    {1, 1, 257, 12, 4, 80, alibi::Mask::causal, 0, -1},         // decode, grouped-query
-    {2, 63, 65, 5, 5, 17, alibi::Mask::bidirectional, 7, -1},   // windowed encoder
-    {1, 65, 63, 3, 1, 1, alibi::Mask::causal, 0, -1},           // multi-query; the first two rows see nothing
-    {1, 257, 257, 3, 3, 17, alibi::Mask::causal, 64, -1},       // sliding window
-    {1, 1, 1, 5, 1, 80, alibi::Mask::bidirectional, 0, -1},     // one key
-    {2, 17, 65, 12, 1, 1, alibi::Mask::bidirectional, 20, 50},  // multi-query, explicit q_pos0
-    {1, 63, 257, 3, 1, 80, alibi::Mask::causal, 0, 100},        // queries in the middle of the keys
-    {1, 65, 257, 5, 1, 17, alibi::Mask::bidirectional, 0, 96},  // bidirectional, keys on both sides
-    {3, 65, 63, 12, 4, 17, alibi::Mask::causal, 16, 0},         // batch 3, q_pos0 0, window
-    {1, 63, 1, 3, 3, 80, alibi::Mask::bidirectional, 3, 0},     // a single key seen by three rows
-};
+// The awkward shapes (kAwkwardShapes): attention_cases.hpp.
 
 ALIBI_ISA_TEST(AwkwardShapesMatchTheReferenceOnConvertedValues) {
   std::mt19937 rng(1101);
