@@ -57,6 +57,20 @@ void check_kv(const py::array& a, const std::string& name, KvKind kind) {
   bad("kv_kind", "is unknown");
 }
 
+// body(KV{}) for the element type `kind` names (float, alibi::bfloat16 or alibi::float16).
+template <class Body>
+void with_kv_type(KvKind kind, Body&& body) {
+  switch (kind) {
+    case KvKind::float32:
+      return body(float{});
+    case KvKind::bfloat16:
+      return body(alibi::bfloat16{});
+    case KvKind::float16:
+      return body(alibi::float16{});
+  }
+  bad("kv_kind", "is unknown");
+}
+
 void check_dims(const py::array& a, const std::string& name, const std::vector<py::ssize_t>& dims) {
   bool same = a.ndim() == static_cast<py::ssize_t>(dims.size());
   for (std::size_t i = 0; same && i < dims.size(); ++i) same = a.shape(static_cast<py::ssize_t>(i)) == dims[i];
@@ -110,17 +124,6 @@ struct Options {
   }
 };
 
-template <class KV>
-void attention_typed(const py::array& q, const py::array& k, const py::array& v, py::array& out,
-                     const alibi::AttentionShape& shape, const alibi::AttentionOptions& o) {
-  const auto* qp = static_cast<const float*>(q.data());
-  const auto* kp = static_cast<const KV*>(k.data());
-  const auto* vp = static_cast<const KV*>(v.data());
-  auto* op = static_cast<float*>(out.mutable_data());
-  py::gil_scoped_release released;
-  alibi::dispatch::attention(qp, kp, vp, op, shape, o);
-}
-
 // q, out: [batch, q_len, heads, dim]; k, v: [batch, kv_len, kv_heads, dim]; lse: None or [batch, q_len, heads].
 void attention(const py::array& q, const py::array& k, const py::array& v, py::array out, const py::object& lse,
                int kv_kind, const Options& options) {
@@ -152,14 +155,15 @@ void attention(const py::array& q, const py::array& k, const py::array& v, py::a
     check_dims(l, "lse", {q.shape(0), q.shape(1), q.shape(2)});
     o.lse = optional_output(lse);
   }
-  switch (kind) {
-    case KvKind::float32:
-      return attention_typed<float>(q, k, v, out, shape, o);
-    case KvKind::bfloat16:
-      return attention_typed<alibi::bfloat16>(q, k, v, out, shape, o);
-    case KvKind::float16:
-      return attention_typed<alibi::float16>(q, k, v, out, shape, o);
-  }
+  with_kv_type(kind, [&](auto element) {
+    using KV = decltype(element);
+    const auto* qp = static_cast<const float*>(q.data());
+    const auto* kp = static_cast<const KV*>(k.data());
+    const auto* vp = static_cast<const KV*>(v.data());
+    auto* op = static_cast<float*>(out.mutable_data());
+    py::gil_scoped_release released;
+    alibi::dispatch::attention(qp, kp, vp, op, shape, o);
+  });
 }
 
 // Gradients of attention (fp32 K/V); each of dq, dk, dv, dslopes is None (not computed) or an output.
@@ -233,17 +237,6 @@ alibi::SeqBatch seq_batch(const py::array& q, const py::array& q_offsets, const 
   return batch;
 }
 
-template <class KV>
-void varlen_typed(const py::array& q, const py::array& k, const py::array& v, py::array& out,
-                  const alibi::SeqBatch& batch, const alibi::AttentionOptions& o) {
-  const auto* qp = static_cast<const float*>(q.data());
-  const auto* kp = static_cast<const KV*>(k.data());
-  const auto* vp = static_cast<const KV*>(v.data());
-  auto* op = static_cast<float*>(out.mutable_data());
-  py::gil_scoped_release released;
-  alibi::dispatch::attention_varlen(qp, kp, vp, op, batch, o);
-}
-
 void check_ragged_outputs(const py::array& q, py::array& out, const py::object& lse, alibi::AttentionOptions& o) {
   check_float(out, "out");
   check_writable(out, "out");
@@ -280,30 +273,15 @@ void attention_varlen(const py::array& q, const py::array& k, const py::array& v
   if (!options.key_norms.is_none())
     check_dims(py::cast<py::array>(options.key_norms), "key_norms", {k.shape(0), k.shape(1)});
   check_ragged_outputs(q, out, lse, o);
-  switch (kind) {
-    case KvKind::float32:
-      return varlen_typed<float>(q, k, v, out, batch, o);
-    case KvKind::bfloat16:
-      return varlen_typed<alibi::bfloat16>(q, k, v, out, batch, o);
-    case KvKind::float16:
-      return varlen_typed<alibi::float16>(q, k, v, out, batch, o);
-  }
-}
-
-template <class KV>
-void paged_typed(const py::array& q, const py::array& k_pages, const py::array& v_pages, const py::array& block_table,
-                 py::array& out, const alibi::SeqBatch& batch, const alibi::AttentionOptions& o) {
-  alibi::PagedKV<KV> cache;
-  cache.k_pages = static_cast<const KV*>(k_pages.data());
-  cache.v_pages = static_cast<const KV*>(v_pages.data());
-  cache.num_pages = k_pages.shape(0);
-  cache.page_size = to_int(k_pages.shape(1), "page_size");
-  cache.block_table = static_cast<const std::int32_t*>(block_table.data());
-  cache.max_pages_per_seq = block_table.shape(1);
-  const auto* qp = static_cast<const float*>(q.data());
-  auto* op = static_cast<float*>(out.mutable_data());
-  py::gil_scoped_release released;
-  alibi::dispatch::attention_paged(qp, cache, op, batch, o);
+  with_kv_type(kind, [&](auto element) {
+    using KV = decltype(element);
+    const auto* qp = static_cast<const float*>(q.data());
+    const auto* kp = static_cast<const KV*>(k.data());
+    const auto* vp = static_cast<const KV*>(v.data());
+    auto* op = static_cast<float*>(out.mutable_data());
+    py::gil_scoped_release released;
+    alibi::dispatch::attention_varlen(qp, kp, vp, op, batch, o);
+  });
 }
 
 // k_pages, v_pages: [num_pages, page_size, kv_heads, dim]; block_table: int32 [num_seqs, max_pages_per_seq].
@@ -327,14 +305,20 @@ void attention_paged(const py::array& q, const py::array& k_pages, const py::arr
     check_dims(py::cast<py::array>(options.key_norms), "key_norms",
                {k_pages.shape(0), k_pages.shape(1), k_pages.shape(2)});
   check_ragged_outputs(q, out, lse, o);
-  switch (kind) {
-    case KvKind::float32:
-      return paged_typed<float>(q, k_pages, v_pages, block_table, out, batch, o);
-    case KvKind::bfloat16:
-      return paged_typed<alibi::bfloat16>(q, k_pages, v_pages, block_table, out, batch, o);
-    case KvKind::float16:
-      return paged_typed<alibi::float16>(q, k_pages, v_pages, block_table, out, batch, o);
-  }
+  with_kv_type(kind, [&](auto element) {
+    using KV = decltype(element);
+    alibi::PagedKV<KV> cache;
+    cache.k_pages = static_cast<const KV*>(k_pages.data());
+    cache.v_pages = static_cast<const KV*>(v_pages.data());
+    cache.num_pages = k_pages.shape(0);
+    cache.page_size = to_int(k_pages.shape(1), "page_size");
+    cache.block_table = static_cast<const std::int32_t*>(block_table.data());
+    cache.max_pages_per_seq = block_table.shape(1);
+    const auto* qp = static_cast<const float*>(q.data());
+    auto* op = static_cast<float*>(out.mutable_data());
+    py::gil_scoped_release released;
+    alibi::dispatch::attention_paged(qp, cache, op, batch, o);
+  });
 }
 
 // out_*: [..., head_dim]; lse_*: [...] (out's shape without its last dimension). out and lse may alias a
