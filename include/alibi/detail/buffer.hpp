@@ -75,7 +75,9 @@ class Buffer {
  private:
   static T* allocate(std::size_t n) {
     if (n == 0) return nullptr;
-    T* p = static_cast<T*>(::operator new[](n * sizeof(T), std::align_val_t{kAlignment}));
+    // T may itself be a pointer (a buffer of row pointers): n elements of sizeof(T) each is what is meant.
+    T* p = static_cast<T*>(
+        ::operator new[](n * sizeof(T), std::align_val_t{kAlignment}));  // NOLINT(bugprone-sizeof-expression)
     for (std::size_t i = 0; i < n; ++i) new (p + i) T();
     return p;
   }

@@ -573,7 +573,10 @@ class UnitWorker {
       stream_mask_.data()[hh] = !(head.same_keys && head.ja == ja && head.jb == jb) || R < Rp;
     }
     float* key_offset_lanes = stream_lanes_.data() + static_cast<std::int64_t>(heads) * 6 * W;
-    for (int l = 0; l < W; ++l) key_offset_lanes[l] = static_cast<float>(l / Rp);
+    for (int l = 0; l < W; ++l) {
+      const int key = l / Rp;  // lane l holds a row of key l / Rp of the vector (Note [keys in lanes])
+      key_offset_lanes[l] = static_cast<float>(key);
+    }
     const vec key_offset = O::load(key_offset_lanes);
     const std::int64_t dim = pr_.head_dim;
     // One vector of S of every active head: keys [j, j + G).
