@@ -530,6 +530,35 @@ ALIBI_ISA_TEST(SkippingNeverChangesHeadsWithNonPositiveSlopes) {
   }
 }
 
+// The in-register transpose the streaming decode reads K through (Ops::transpose): element (i, l) of the
+// W x W input ends up at (l, i), every bit kept (NaN payloads, signed zeros, denormals included).
+ALIBI_ISA_TEST(VectorTransposeMovesEveryElement) {
+  using O = alibi::simd::Ops<Isa>;
+  using vec = typename O::vec;
+  constexpr int W = O::width;
+  std::uint32_t in[W][W], out[W][W];
+  for (int i = 0; i < W; ++i)
+    for (int l = 0; l < W; ++l) in[i][l] = 0x7fc00000u + static_cast<std::uint32_t>(i * W + l);  // quiet NaNs
+  if constexpr (W > 1) {
+    in[0][1] = 0x80000000u;  // -0
+    in[1][0] = 0x00000001u;  // the smallest denormal
+  }
+  vec x[W];
+  for (int i = 0; i < W; ++i) {
+    float row[W];
+    std::memcpy(row, in[i], sizeof row);
+    x[i] = O::load(row);
+  }
+  O::transpose(x);
+  for (int i = 0; i < W; ++i) {
+    float row[W];
+    O::store(row, x[i]);
+    std::memcpy(out[i], row, sizeof row);
+  }
+  for (int i = 0; i < W; ++i)
+    for (int l = 0; l < W; ++l) EXPECT_EQ(out[i][l], in[l][i]) << "element (" << i << ", " << l << ")";
+}
+
 // The vector exp of the softmax (isa/exp.hpp): within 2 ulp of exp over the whole normal range of its
 // results, exactly 0 below it (never a denormal: Note [exp flush to zero]), NaN through, exp(0) = 1, and
 // saturating (finite) far above the softmax's range.
@@ -798,6 +827,7 @@ ALIBI_ISA_TEST(RejectsBadArgumentsWithoutWriting) {
   X(NonFiniteKeyOrValueReachesOnlyRowsThatSeeIt)          \
   X(SkippingNeverChangesHeadsWithNonPositiveSlopes)       \
   X(VectorExpIsAccurateAndFlushesToZero)                  \
+  X(VectorTransposeMovesEveryElement)                     \
   X(OverflowingPartialDotProductStillGivesTheTrueSoftmax) \
   X(UnalignedPointers)                                    \
   X(OutputMayAdjoinTheInputs)                             \

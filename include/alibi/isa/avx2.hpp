@@ -213,12 +213,28 @@ struct Ops<isa::avx2> {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  // Lane i: the horizontal sum of x[i], for the 8 vectors x[0..7] (one reduction tree for all of them).
-  static ALIBI_ALWAYS_INLINE vec reduce_add_each(const vec* x) {
-    // Lanes 0..3: the sums of the low halves of x[0..3]; lanes 4..7: of their high halves (b: x[4..7]).
-    const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(x[0], x[1]), _mm256_hadd_ps(x[2], x[3]));
-    const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(x[4], x[5]), _mm256_hadd_ps(x[6], x[7]));
-    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+
+  // ---- in-register transpose
+  // x[i] lane l <- x[l] lane i, for the 8 vectors x[0..7] (unpack, 64-bit shuffle, then 128-bit halves).
+  static ALIBI_ALWAYS_INLINE void transpose(vec (&x)[8]) {
+    __m256 pairs[8], quads[8];
+#pragma GCC unroll 16
+    for (int i = 0; i < 8; i += 2) {
+      pairs[i] = _mm256_unpacklo_ps(x[i], x[i + 1]);
+      pairs[i + 1] = _mm256_unpackhi_ps(x[i], x[i + 1]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 8; i += 4) {
+      quads[i] = _mm256_shuffle_ps(pairs[i], pairs[i + 2], 0x44);
+      quads[i + 1] = _mm256_shuffle_ps(pairs[i], pairs[i + 2], 0xEE);
+      quads[i + 2] = _mm256_shuffle_ps(pairs[i + 1], pairs[i + 3], 0x44);
+      quads[i + 3] = _mm256_shuffle_ps(pairs[i + 1], pairs[i + 3], 0xEE);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 4; ++i) {
+      x[i] = _mm256_permute2f128_ps(quads[i], quads[i + 4], 0x20);
+      x[i + 4] = _mm256_permute2f128_ps(quads[i], quads[i + 4], 0x31);
+    }
   }
 };
 

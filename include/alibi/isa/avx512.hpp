@@ -156,25 +156,40 @@ struct Ops<isa::avx512> {
   static ALIBI_ALWAYS_INLINE float reduce_add(vec a) {
     return _mm512_reduce_add_ps(a);
   }
-  // Lane i: the horizontal sum of x[i], for the 16 vectors x[0..15] (one reduction tree for all of them).
-  static ALIBI_ALWAYS_INLINE vec reduce_add_each(const vec* x) {
-    __m256 halves[16];
-    for (int i = 0; i < 16; ++i) halves[i] = half_sum(x[i]);
-    return _mm512_insertf32x8(_mm512_castps256_ps512(sums8(halves)), sums8(halves + 8), 1);
-  }
 
- private:
-  static ALIBI_ALWAYS_INLINE __m256 half_sum(vec a) {
-    return _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+  // ---- in-register transpose
+  // x[i] lane l <- x[l] lane i, for the 16 vectors x[0..15]: 32-bit then 64-bit unpacks within 128-bit
+  // blocks (4x4 transposes), then two rounds of 128-bit block shuffles.
+  static ALIBI_ALWAYS_INLINE void transpose(vec (&x)[16]) {
+    __m512 pairs[16], quads[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i += 2) {
+      pairs[i] = _mm512_unpacklo_ps(x[i], x[i + 1]);
+      pairs[i + 1] = _mm512_unpackhi_ps(x[i], x[i + 1]);
+    }
+    // quads[4 g + c], 128-bit block k: column 4 k + c of rows 4 g .. 4 g + 3.
+#pragma GCC unroll 16
+    for (int g = 0; g < 16; g += 4) {
+      const __m512d lo01 = _mm512_castps_pd(pairs[g]), hi01 = _mm512_castps_pd(pairs[g + 1]);
+      const __m512d lo23 = _mm512_castps_pd(pairs[g + 2]), hi23 = _mm512_castps_pd(pairs[g + 3]);
+      quads[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo01, lo23));
+      quads[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo01, lo23));
+      quads[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi01, hi23));
+      quads[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi01, hi23));
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < 4; ++c) {
+      // Blocks 0, 2 (even) and 1, 3 (odd) of row groups 0, 1 and of row groups 2, 3.
+      const __m512 even01 = _mm512_shuffle_f32x4(quads[c], quads[4 + c], 0x88);
+      const __m512 odd01 = _mm512_shuffle_f32x4(quads[c], quads[4 + c], 0xDD);
+      const __m512 even23 = _mm512_shuffle_f32x4(quads[8 + c], quads[12 + c], 0x88);
+      const __m512 odd23 = _mm512_shuffle_f32x4(quads[8 + c], quads[12 + c], 0xDD);
+      x[c] = _mm512_shuffle_f32x4(even01, even23, 0x88);
+      x[8 + c] = _mm512_shuffle_f32x4(even01, even23, 0xDD);
+      x[4 + c] = _mm512_shuffle_f32x4(odd01, odd23, 0x88);
+      x[12 + c] = _mm512_shuffle_f32x4(odd01, odd23, 0xDD);
+    }
   }
-  // Lane i: the horizontal sum of x[i], for 8 __m256 (as Ops<isa::avx2>::reduce_add_each).
-  static ALIBI_ALWAYS_INLINE __m256 sums8(const __m256* x) {
-    const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(x[0], x[1]), _mm256_hadd_ps(x[2], x[3]));
-    const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(x[4], x[5]), _mm256_hadd_ps(x[6], x[7]));
-    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
-  }
-
- public:
 };
 
 }  // namespace simd

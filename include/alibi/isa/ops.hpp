@@ -17,8 +17,8 @@
 //   select_lt(a, b, x, y)                                     per lane: a < b ? x : y
 //   round_even(a), pow2i(n)                                   pow2i: 2^n for integral n in [-126, 127]
 //   reduce_add                                                horizontal sum, to a float
-//   reduce_add_each(const vec* x)                             lane i: the horizontal sum of x[i], for the
-//                                                             `width` vectors at x
+//   transpose(vec (&x)[width])                                the `width` x `width` matrix of x transposed in
+//                                                             registers: x[i] lane l <- x[l] lane i
 // and the register-blocking shape of its micro-kernels: `registers` (vector registers the ISA has),
 // qk_row_vecs (row vectors of one Q.K tile; the tile's key count follows from the register budget) and
 // pv_rows x pv_vecs P.V accumulators. The 16-bit conversions are bit for bit those of detail/float16.hpp

@@ -53,14 +53,12 @@ struct Tuning {
   // Keys per block of the skipping bounds (kernels/skipping.hpp).
   static constexpr std::int64_t kNormBlock = 64;
   // Streaming decode (kernels/unit_worker.hpp, Note [streaming decode]): kv heads with at most this many
-  // rows read K and V where they lie, in blocks of kStreamBlockKeys keys whatever the element type (block
-  // boundaries fix the summation order, and 16-bit K/V must give the bits of fp32 K/V holding the widened
-  // values). The next block is prefetched one block ahead when a key of the unit's heads is less than
-  // kStreamPrefetchBelow bytes of K (bench/RESULTS.md, 2026-12-01: with 8 kv heads of 128, prefetching
-  // took 16-bit K/V from 40 to 33 ms but fp32, a 4 KiB page per key, from 43 to 52 ms, where the hardware
-  // prefetchers alone do better).
+  // rows read K and V where they lie, in the same kKeyBlock blocks as the packed path (block boundaries fix
+  // the summation order: Note [batch invariance]). The next block is prefetched one block ahead when a key
+  // of the unit's heads is less than kStreamPrefetchBelow bytes of K (bench/RESULTS.md, 2026-12-01: with 8
+  // kv heads of 128, prefetching took 16-bit K/V from 40 to 33 ms but fp32, a 4 KiB page per key, from 43
+  // to 52 ms, where the hardware prefetchers alone do better).
   static constexpr int kStreamMaxRows = 4;
-  static constexpr int kStreamBlockKeys = 32;
   static constexpr std::int64_t kStreamPrefetchBelow = 4096;
   // Keys nearest a row whose exact logits give the lower bound on its max that skipping starts from
   // (kernels/skipping.hpp): enough to find the large nearby logit ALiBi favours, cheap next to one block.
@@ -115,7 +113,7 @@ struct Plan {
     const UnitLayout& L = p.layout;
     p.rows_per_head = static_cast<int>(L.positions * L.group);
     p.stream = can_stream && p.rows_per_head <= Tuning::kStreamMaxRows && p.rows_per_head <= W;
-    p.block_keys = p.stream ? Tuning::kStreamBlockKeys : Tuning::kKeyBlock;
+    p.block_keys = Tuning::kKeyBlock;
     const std::int64_t key_bytes = static_cast<std::int64_t>(L.heads) * pr.head_dim * kv_element_bytes;  // K of a key
     p.stream_prefetch = p.stream && key_bytes < Tuning::kStreamPrefetchBelow;
     p.head_rows = static_cast<int>((L.positions * L.group + W - 1) / W * W);

@@ -98,12 +98,13 @@ constexpr int qk_tile_keys(int row_vecs) {
   return fit < 8 ? fit : 8;
 }
 
-// O[r][dv0*W ..] += sum_{j in [ja, jb)} P^T[j][r] * V[j][dv0*W ..] for NR rows and NV dimension vectors.
+// O[r][dv0*W ..] += sum_{j in [ja, jb)} p[j * p_stride + r * p_row_stride] * V[j][dv0*W ..] for NR rows and NV
+// dimension vectors (P^T of the packed tiles: p_row_stride 1; the streaming decode's P: p_stride 1).
 // V rows are whole vectors from dv0*W on (packed rows, or the caller's rows when dv0*W + NV*W <= head_dim).
 // `rows(j)`: the first element of V row j (a packed block, or K/V rows where they lie, possibly in pages).
 template <class Isa, int NR, int NV, class Element, class Rows>
-ALIBI_ALWAYS_INLINE void pv_tile_rows(const float* p, std::int64_t p_stride, const Rows& rows, int ja, int jb, float* o,
-                                      std::int64_t o_stride, int dv0) {
+ALIBI_ALWAYS_INLINE void pv_tile_rows(const float* p, std::int64_t p_stride, std::int64_t p_row_stride,
+                                      const Rows& rows, int ja, int jb, float* o, std::int64_t o_stride, int dv0) {
   using O = simd::Ops<Isa>;
   using vec = typename O::vec;
   constexpr int W = O::width;
@@ -114,7 +115,8 @@ ALIBI_ALWAYS_INLINE void pv_tile_rows(const float* p, std::int64_t p_stride, con
     for (int c = 0; c < NV; ++c) acc[r][c] = O::load(o + r * o_stride + (dv0 + c) * W);
       // Two keys a step: the loop's own counting is a fifth of a narrow tile's instructions.
 #pragma GCC unroll 2
-  for (int j = ja; j < jb; ++j) rank1_update<Isa, NR, NV, Element>(acc, p + j * p_stride, 1, rows(j) + dv0 * W);
+  for (int j = ja; j < jb; ++j)
+    rank1_update<Isa, NR, NV, Element>(acc, p + j * p_stride, p_row_stride, rows(j) + dv0 * W);
 #pragma GCC unroll 16
   for (int r = 0; r < NR; ++r)
 #pragma GCC unroll 8
@@ -126,7 +128,7 @@ template <class Isa, int NR, int NV, class Element = float>
 ALIBI_ALWAYS_INLINE void pv_tile(const float* p, std::int64_t p_stride, const Element* values,
                                  std::int64_t value_stride, int ja, int jb, float* o, std::int64_t o_stride, int dv0) {
   pv_tile_rows<Isa, NR, NV, Element>(
-      p, p_stride, [values, value_stride](int j) { return values + j * value_stride; }, ja, jb, o, o_stride, dv0);
+      p, p_stride, 1, [values, value_stride](int j) { return values + j * value_stride; }, ja, jb, o, o_stride, dv0);
 }
 
 }  // namespace kernels

@@ -22,9 +22,9 @@
 // position per GQA group), rows in lanes would leave most lanes idle, and the call is memory-bound: K and
 // V are read once and used by a handful of rows. Such units (Plan::stream) skip packing and read K and V
 // where they lie (16-bit elements widened as they are loaded). Q.K goes key-major across the unit's heads
-// (a key of all of them is one contiguous run, so the reads sweep memory in order): a dot product per
-// (row, key), reduced straight into a vector of S with keys in lanes (Note [keys in lanes]), so the bias,
-// the mask, exp and the sums run over vectors of real (row, key) pairs. The softmax and P.V then go head
+// (a key of all of them is one contiguous run, so the reads sweep memory in order), W keys of a head at a
+// time transposed in registers so that S comes out with keys in lanes (Note [keys in lanes]) and the bias,
+// the mask and exp run over vectors of real keys. The softmax and P.V then go head
 // by head, P.V with a chunk of the rows' output in registers over all the block's keys. With
 // Plan::stream_prefetch the next block's K/V runs are requested one block ahead, a share while each head
 // computes. P.V runs rows that see exactly the same keys of the block together, others one by one, so no
@@ -42,9 +42,9 @@
 //     chunks run as split-K pieces on several threads or one after another on one;
 //   - skipping decides per row (Skipping::done) from the row's own running max, the block boundary reached
 //     and its logit floor, which every row whose keys span several chunks gets, and nothing else.
-// Not covered: streaming-decode rows (Note [keys in lanes]: their dot products sum lanes of d, another
-// rounding than the tiles' chain), and the bidirectional mask, whose visit order starts at the middle of the
-// unit's queries.
+// The streaming decode (Note [streaming decode]) follows the same rules (Note [keys in lanes]), so a decode
+// row gets the bits of the same row in a prefill. Not covered: the bidirectional mask, whose visit order
+// starts at the middle of the unit's queries.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_0)) || \
@@ -107,15 +107,18 @@ class UnitWorker {
     o_.assign(rows * static_cast<std::size_t>(dim_pad_), 0.0f);
     if (plan.stream) {
       qs_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
-      // A block's keys at up to 4 lanes each (Note [keys in lanes]), and a last vector they part fill.
-      stream_st_stride_ = static_cast<std::int64_t>(block_keys_) * 4 + W;
+      // A row's S covers the block's keys in whole vectors (Note [keys in lanes]).
+      stream_row_stride_ = (static_cast<std::int64_t>(block_keys_) + W - 1) / W * W;
+      stream_st_stride_ = Tuning::kStreamMaxRows * stream_row_stride_;
       stream_st_.assign(static_cast<std::size_t>(stream_st_stride_ * plan.layout.heads), 0.0f);
-      stream_lanes_.assign((6 * static_cast<std::size_t>(plan.layout.heads) + 1) * W, 0.0f);
+      const std::size_t head_rows = static_cast<std::size_t>(plan.layout.heads) * Tuning::kStreamMaxRows;
+      stream_lanes_.assign((head_rows * kStreamRowVecs + 1) * W, 0.0f);
+      for (int l = 0; l < W; ++l) stream_lanes_.data()[head_rows * kStreamRowVecs * W + l] = static_cast<float>(l);
       stream_heads_.assign(static_cast<std::size_t>(plan.layout.heads), StreamHead{});
-      stream_mask_.assign(static_cast<std::size_t>(plan.layout.heads), 0);
-      stream_fold_.assign(2 * static_cast<std::size_t>(W), 0.0f);
-      stream_key_rows_.assign(static_cast<std::size_t>(block_keys_), nullptr);
-      stream_value_rows_.assign(static_cast<std::size_t>(block_keys_), nullptr);
+      stream_mask_.assign(head_rows, 0);
+      stream_fold_.assign(4 * static_cast<std::size_t>(W), 0.0f);
+      stream_key_rows_.assign(static_cast<std::size_t>(stream_row_stride_), nullptr);
+      stream_value_rows_.assign(static_cast<std::size_t>(stream_row_stride_), nullptr);
     } else {
       st_.assign(static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
       k_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
@@ -492,22 +495,18 @@ class UnitWorker {
     }
   }
 
-  // Lanes per key of the streaming S: R rows rounded up to a power of two, so a vector holds whole keys.
-  static constexpr int stream_lanes_per_key(int rows) { return rows == 3 ? 4 : rows; }
-
-  // Note [keys in lanes]: a streaming head keeps S of its R rows key-major and dense: lane l of a vector
-  // holds row l % Rp of key l / Rp of the vector's W / Rp keys (Rp = stream_lanes_per_key(R); lanes of
-  // rows >= R are padding, masked to -inf). The bias, the mask, exp and the sums then run over vectors of
-  // real (row, key) pairs, not over a mostly empty vector of rows per key, and the row-wise results (block
-  // max, sum, overflow flags) are folded out of the lanes once per block. Each lane computes exactly what
-  // BiasEpilogue computes for its row and key; the lanes that a row's keys are spread over sum in another
-  // order than key by key, which is fixed by the shape, so every thread count still gives the same bits.
+  // Note [keys in lanes]: a streaming head keeps S of each of its rows separately, a row's keys in the
+  // lanes of its vectors: Q.K reads W keys of K, transposes them in registers (Ops::transpose) and
+  // multiplies each dimension's vector of W keys by the row's broadcast query element. So every (row, key)
+  // dot product is one FMA chain over d in order from 0, the packed tiles' chain (Note [batch invariance]),
+  // with all lanes doing real work. The bias, the mask and exp then run over vectors of real keys; a row's
+  // block sum adds its keys one by one in key order, as a lane of the packed tiles does.
   //
   // S of every head of the block covers the keys [ja, jb) that some row of the unit sees (StreamBlock), so
-  // the heads' vectors line up key for key; a head whose rows see fewer of them has those lanes masked.
+  // the heads' vectors line up key for key; a row that sees fewer of them has those lanes masked.
 
   // The block's keys some row of the unit sees, relative to its first key, and how many vectors of S
-  // they fill (per head).
+  // they fill (per row).
   struct StreamBlock {
     int ja, jb, vectors;
   };
@@ -518,9 +517,13 @@ class UnitWorker {
     bool same_keys;
   };
 
-  // Per head: the lanes' -slope, distance and visible keys (4 vectors); then block max and overflow flags
-  // (2 vectors); then one vector of the lanes' key offsets shared by all heads.
-  float* stream_head_lanes(int hh) { return stream_lanes_.data() + static_cast<std::int64_t>(hh) * 6 * W; }
+  // Per (head, row): the row's -slope, distance and visible keys broadcast (4 vectors), then its block
+  // max and overflow flags per key lane (2 vectors); after all heads, one vector of lane offsets 0..W-1.
+  static constexpr int kStreamRowVecs = 6;
+  float* stream_row_lanes(int hh, int r) {
+    return stream_lanes_.data() + (static_cast<std::int64_t>(hh) * Tuning::kStreamMaxRows + r) * kStreamRowVecs * W;
+  }
+  // S, then P, of head hh: row r's keys at r * stream_row_stride_.
   float* stream_head_scores(int hh) { return stream_st_.data() + static_cast<std::int64_t>(hh) * stream_st_stride_; }
 
   // S = Qs K^T + bias, masked, of every head of the unit over the block at j0, with its maximum and
@@ -529,9 +532,6 @@ class UnitWorker {
   // page, which head by head would be walked once per head). False if no row sees a key of the block.
   template <int R>
   bool stream_scores(std::int64_t j0, int heads) {
-    constexpr int Rp = stream_lanes_per_key(R);
-    constexpr int kKeysPerVec = W / Rp;
-    static_assert(W % Rp == 0, "a vector holds whole keys");
     int ja = std::numeric_limits<int>::max(), jb = 0;
     for (int hh = 0; hh < heads; ++hh) {
       const int r0 = hh * head_rows_;
@@ -547,66 +547,57 @@ class UnitWorker {
       head.same_keys = same_keys;
     }
     if (ja >= jb) return false;
+    const int vectors = (jb - ja + W - 1) / W;
     // Where each key of the block lies (first bound head): consecutive keys are consecutive rows only
-    // within a page, so every read goes through these.
-    for (int j = ja; j < jb; ++j) {
-      stream_key_rows_.data()[j] = kv_.bound_key(0, j0 + j);
-      stream_value_rows_.data()[j] = kv_.bound_value(0, j0 + j);
+    // within a page, so every read goes through these. The lanes past jb of the last vector read key ja
+    // again (their logits are masked).
+    for (int j = ja; j < ja + vectors * W; ++j) {
+      stream_key_rows_.data()[j] = kv_.bound_key(0, j0 + (j < jb ? j : ja));
+      if (j < jb) stream_value_rows_.data()[j] = kv_.bound_value(0, j0 + j);
     }
     const float minus_inf = -std::numeric_limits<float>::infinity();
-    // The lanes' rows; padding lanes see no key (lo = hi = 0).
     for (int hh = 0; hh < heads; ++hh) {
-      StreamHead& head = stream_heads_.data()[hh];
-      if (head.ja >= head.jb) continue;
-      const int r0 = hh * head_rows_;
-      float* lanes = stream_head_lanes(hh);
-      for (int l = 0; l < W; ++l) {
-        const int r = l % Rp;
-        const bool real_row = r < R;
-        lanes[l] = real_row ? neg_slope_.data()[r0 + r] : 0.0f;
-        lanes[W + l] = real_row ? dist_.data()[r0 + r] : 0.0f;
-        lanes[2 * W + l] = real_row ? lo_f_.data()[r0 + r] : 0.0f;
-        lanes[3 * W + l] = real_row ? hi_f_.data()[r0 + r] : 0.0f;
-        lanes[4 * W + l] = minus_inf;  // block max
-        lanes[5 * W + l] = 0.0f;       // overflow flags
+      if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
+      for (int r = 0; r < R; ++r) {
+        const int row = hh * head_rows_ + r;
+        float* lanes = stream_row_lanes(hh, r);
+        const float values[kStreamRowVecs] = {neg_slope_.data()[row], dist_.data()[row], lo_f_.data()[row],
+                                              hi_f_.data()[row],      minus_inf,         0.0f};
+        for (int v = 0; v < kStreamRowVecs; ++v) O::store(lanes + v * W, O::set1(values[v]));
+        stream_mask_.data()[hh * Tuning::kStreamMaxRows + r] = lo_.data()[row] > ja || hi_.data()[row] < jb;
       }
-      stream_mask_.data()[hh] = !(head.same_keys && head.ja == ja && head.jb == jb) || R < Rp;
     }
-    float* key_offset_lanes = stream_lanes_.data() + static_cast<std::int64_t>(heads) * 6 * W;
-    for (int l = 0; l < W; ++l) {
-      const int key = l / Rp;  // lane l holds a row of key l / Rp of the vector (Note [keys in lanes])
-      key_offset_lanes[l] = static_cast<float>(key);
-    }
-    const vec key_offset = O::load(key_offset_lanes);
+    const vec lane_offsets =
+        O::load(stream_lanes_.data() + static_cast<std::int64_t>(heads) * Tuning::kStreamMaxRows * kStreamRowVecs * W);
     const std::int64_t dim = pr_.head_dim;
-    // One vector of S of every active head: keys [j, j + G).
-    auto scores = [&](int j, int vector, auto keys, bool mask_all) {
-      constexpr int G = decltype(keys)::value;
-      const vec key_lanes = O::add(O::set1(static_cast<float>(j)), key_offset);
+    // Vector v of S (keys [ja + v W, ja + (v + 1) W)) of head hh. One head and W keys at a time: the R
+    // FMA chains wait on their latency, but wider tiles (two heads, or 2 W keys) spill and run slower
+    // (bench/RESULTS.md, 2026-12-01 fifth session).
+    for (int v = 0; v < vectors; ++v) {
+      const int first_key = ja + v * W;
+      const vec key_lanes = O::add(O::set1(static_cast<float>(first_key)), lane_offsets);
       for (int hh = 0; hh < heads; ++hh) {
-        const StreamHead& head = stream_heads_.data()[hh];
-        if (head.ja >= head.jb) continue;
-        float* lanes = stream_head_lanes(hh);
-        BiasEpilogue<true> bias;
-        bias.neg_slope = lanes;
-        bias.dist0 = lanes + W;
-        bias.lo = lanes + 2 * W;
-        bias.hi = lanes + 3 * W;
-        bias.needs_mask[0] = mask_all || stream_mask_.data()[hh] != 0;
-        vec overflow = O::load(lanes + 5 * W);
-        const float* qs = qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim;
-        const vec x = bias.apply(stream_dots<R, G>(qs, stream_key_rows_.data() + j, hh * dim), key_lanes, 0, overflow);
-        O::store(stream_head_scores(hh) + vector * W, x);
-        O::store(lanes + 4 * W, O::max(O::load(lanes + 4 * W), x));
-        O::store(lanes + 5 * W, overflow);
+        if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
+        vec acc[R];
+        stream_dots<R>(qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim,
+                       stream_key_rows_.data() + first_key, hh * dim, acc);
+        float* s = stream_head_scores(hh);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          float* lanes = stream_row_lanes(hh, r);
+          BiasEpilogue<true> bias;
+          bias.neg_slope = lanes;
+          bias.dist0 = lanes + W;
+          bias.lo = lanes + 2 * W;
+          bias.hi = lanes + 3 * W;
+          bias.needs_mask[0] = first_key + W > jb || stream_mask_.data()[hh * Tuning::kStreamMaxRows + r] != 0;
+          vec overflow = O::load(lanes + 5 * W);
+          const vec x = bias.apply(acc[r], key_lanes, 0, overflow);
+          O::store(s + r * stream_row_stride_ + v * W, x);
+          O::store(lanes + 4 * W, O::max(O::load(lanes + 4 * W), x));
+          O::store(lanes + 5 * W, overflow);
+        }
       }
-    };
-    int vectors = 0, j = ja;
-    for (; j + kKeysPerVec <= jb; j += kKeysPerVec, ++vectors)
-      scores(j, vectors, std::integral_constant<int, kKeysPerVec>{}, false);
-    if (j < jb) {  // the last keys: the lanes past jb are masked like keys the rows do not see
-      with_count<kKeysPerVec>(jb - j, [&](auto m) { scores(j, vectors, m, true); });
-      ++vectors;
     }
     stream_block_ = StreamBlock{ja, jb, vectors};
     return true;
@@ -615,29 +606,45 @@ class UnitWorker {
   // The online softmax of head hh's rows over the block (stream_scores left S in place), S turned into P.
   template <int R>
   void stream_softmax(int hh) {
-    constexpr int Rp = stream_lanes_per_key(R);
     const StreamHead& head = stream_heads_.data()[hh];
     if (head.ja >= head.jb) return;
     const int r0 = hh * head_rows_;
-    const float* lanes = stream_head_lanes(hh);
+    const int ja = stream_block_.ja, vectors = stream_block_.vectors;
     float* s = stream_head_scores(hh);
-    const int vectors = stream_block_.vectors;
-    const float minus_inf = -std::numeric_limits<float>::infinity();
-    const vec old_max = O::load(max_.data() + r0);
-    const vec new_max =
-        O::max(fold_key_lanes<R, Rp>(O::load(lanes + 4 * W), minus_inf, [](float a, float b) { return b > a ? b : a; }),
-               old_max);
-    const vec shift = softmax_shift(new_max);
-    const vec shift_lanes = spread_to_key_lanes<Rp>(shift);
-    vec sum_lanes = O::zero();
-    for (int v = 0; v < vectors; ++v) {
-      const vec p = simd::exp<Isa>(O::sub(O::load(s + v * W), shift_lanes));
-      O::store(s + v * W, p);
-      sum_lanes = O::add(sum_lanes, p);
+    // Per row (lanes >= R: rows that see no key): block max, overflow flags, shift, block sum.
+    float* block_max = stream_fold_.data();
+    float* overflow = block_max + W;
+    float* shift_rows = overflow + W;
+    float* block_sum = shift_rows + W;
+    for (int l = 0; l < W; ++l) {
+      block_max[l] = -std::numeric_limits<float>::infinity();
+      overflow[l] = 0.0f;
+      block_sum[l] = 0.0f;
     }
-    const auto add = [](float a, float b) { return a + b; };
-    update_rows(r0, old_max, new_max, shift, fold_key_lanes<R, Rp>(sum_lanes, 0.0f, add),
-                fold_key_lanes<R, Rp>(O::load(lanes + 5 * W), 0.0f, add));
+    for (int r = 0; r < R; ++r) {
+      const float* lanes = stream_row_lanes(hh, r);
+      float m = block_max[r], bad = 0.0f;
+      for (int l = 0; l < W; ++l) {
+        m = std::max(m, lanes[4 * W + l]);  // NaN logits are flagged in `overflow` and recomputed
+        bad += lanes[5 * W + l];
+      }
+      block_max[r] = m;
+      overflow[r] = bad;
+    }
+    const vec old_max = O::load(max_.data() + r0);
+    const vec new_max = O::max(O::load(block_max), old_max);
+    const vec shift = softmax_shift(new_max);
+    O::store(shift_rows, shift);
+    for (int r = 0; r < R; ++r) {
+      float* p = s + r * stream_row_stride_;
+      const vec row_shift = O::set1(shift_rows[r]);
+      for (int v = 0; v < vectors; ++v) O::store(p + v * W, simd::exp<Isa>(O::sub(O::load(p + v * W), row_shift)));
+      // Key by key in key order, as the packed tiles' lane does (Note [batch invariance]).
+      float sum = 0.0f;
+      for (int j = lo_.data()[r0 + r]; j < hi_.data()[r0 + r]; ++j) sum += p[j - ja];
+      block_sum[r] = sum;
+    }
+    update_rows(r0, old_max, new_max, shift, O::load(block_sum), O::load(overflow));
   }
 
   // O += P V for head hh over the block at j0 (stream_softmax left P in place). Rows that see different keys
@@ -645,92 +652,64 @@ class UnitWorker {
   // (no 0 * inf, and no non-finite check of the values).
   template <int R>
   void stream_pv_head(int hh) {
-    constexpr int Rp = stream_lanes_per_key(R);
     const StreamHead& head = stream_heads_.data()[hh];
     if (head.ja >= head.jb) return;
     const int r0 = hh * head_rows_;
-    const float* s = stream_head_scores(hh);
+    const float* p = stream_head_scores(hh);
     const int ja = stream_block_.ja;
     const KV* const* values = stream_value_rows_.data();
     const std::int64_t head_offset = static_cast<std::int64_t>(hh) * pr_.head_dim;
     float* o = o_.data() + static_cast<std::int64_t>(r0) * dim_pad_;
     if (head.same_keys) {
-      stream_pv<R>(o, s + (head.ja - ja) * Rp, Rp, head.jb - head.ja, values + head.ja, head_offset);
+      stream_pv<R>(o, p + (head.ja - ja), head.jb - head.ja, values + head.ja, head_offset);
     } else {
       for (int r = 0; r < R; ++r) {
         const int lo = lo_.data()[r0 + r], hi = hi_.data()[r0 + r];
-        if (lo < hi) stream_pv<1>(o + r * dim_pad_, s + (lo - ja) * Rp + r, Rp, hi - lo, values + lo, head_offset);
+        if (lo < hi)
+          stream_pv<1>(o + r * dim_pad_, p + r * stream_row_stride_ + (lo - ja), hi - lo, values + lo, head_offset);
       }
     }
   }
 
-  // Lane r < R: `op` over the lanes of row r in a keys-in-lanes vector (Note [keys in lanes]), in lane
-  // order; lanes >= R: `empty` (as for a row that sees no key).
-  template <int R, int Rp, class Op>
-  ALIBI_ALWAYS_INLINE vec fold_key_lanes(vec x, float empty, Op op) {
-    float* lanes = stream_fold_.data();
-    float* rows = lanes + W;
-    O::store(lanes, x);
-    for (int l = 0; l < W; ++l) rows[l] = empty;
-    for (int r = 0; r < R; ++r) {
-      float folded = lanes[r];
-      for (int l = r + Rp; l < W; l += Rp) folded = op(folded, lanes[l]);
-      rows[r] = folded;
-    }
-    return O::load(rows);
-  }
-
-  // The inverse: lane l gets lane l % Rp of x (a row's value into each of its key lanes).
-  template <int Rp>
-  ALIBI_ALWAYS_INLINE vec spread_to_key_lanes(vec x) {
-    float* rows = stream_fold_.data();
-    float* lanes = rows + W;
-    O::store(rows, x);
-    for (int l = 0; l < W; ++l) lanes[l] = rows[l % Rp];
-    return O::load(lanes);
-  }
-
-  // For G keys g (key[g] + offset): lane g * Rp + r = Qs[r] . key_g for the R query rows
-  // at qs (head_dim floats apart), Rp = stream_lanes_per_key(R); the other lanes 0.
-  template <int R, int G>
-  ALIBI_ALWAYS_INLINE vec stream_dots(const float* qs, const KV* const* key, std::int64_t offset) {
+  // acc[r] lane l = Qs[r] . key_l for W keys (key_l = key[l] + offset) and the R query rows at qs (head_dim
+  // floats apart): W keys at a time transposed in registers, then for each dimension d in order one FMA of
+  // the keys' d-th elements by the row's broadcast q[d] (Note [keys in lanes]).
+  template <int R>
+  ALIBI_ALWAYS_INLINE void stream_dots(const float* qs, const KV* const* key, std::int64_t offset, vec (&acc)[R]) {
     using E = Elements<Isa, KV>;
-    constexpr int Rp = stream_lanes_per_key(R);
-    static_assert(G * Rp <= W, "one lane per (key, row)");
     const int dim = pr_.head_dim;
-    vec acc[W];
-#pragma GCC unroll 16
-    for (int i = 0; i < W; ++i) acc[i] = O::zero();
-    int d = 0;
-    for (; d + W <= dim; d += W) {
-#pragma GCC unroll 16
-      for (int g = 0; g < G; ++g) {
-        const vec x = E::load(key[g] + offset + d);
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) acc[g * Rp + r] = O::fma(O::load(qs + r * dim + d), x, acc[g * Rp + r]);
-      }
-    }
-    if (d < dim) {
+    for (int r = 0; r < R; ++r) acc[r] = O::zero();
+    int d0 = 0;
+    for (; d0 + W <= dim; d0 += W) {
+      vec t[W];
 #pragma GCC unroll 16
-      for (int g = 0; g < G; ++g) {
-        const vec x = E::load_partial(key[g] + offset + d, dim - d);
+      for (int l = 0; l < W; ++l) t[l] = E::load(key[l] + offset + d0);
+      O::transpose(t);
+#pragma GCC unroll 16
+      for (int i = 0; i < W; ++i)
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r)
-          acc[g * Rp + r] = O::fma(O::load_partial(qs + r * dim + d, dim - d), x, acc[g * Rp + r]);
-      }
+        for (int r = 0; r < R; ++r) acc[r] = O::fma(O::set1(qs[r * dim + d0 + i]), t[i], acc[r]);
     }
-    return O::reduce_add_each(acc);
+    if (d0 < dim) {
+      const int rest = dim - d0;
+      vec t[W];
+      for (int l = 0; l < W; ++l) t[l] = E::load_partial(key[l] + offset + d0, rest);
+      O::transpose(t);
+      for (int i = 0; i < rest; ++i)
+        for (int r = 0; r < R; ++r) acc[r] = O::fma(O::set1(qs[r * dim + d0 + i]), t[i], acc[r]);
+    }
   }
 
-  // o[r] += sum_j p[j * p_stride + r] * value_j over `keys` keys (value_j = value[j] + offset) for NR
-  // rows (output rows dim_pad_ floats apart): the output in registers a chunk of dimensions at a time, over
-  // all the keys.
+  // o[r] += sum_j p[r * stream_row_stride_ + j] * value_j over `keys` keys (value_j = value[j] + offset) for
+  // NR rows (output rows dim_pad_ floats apart): the output in registers a chunk of dimensions at a time,
+  // over all the keys.
   template <int NR>
-  void stream_pv(float* o, const float* p, std::int64_t p_stride, int keys, const KV* const* value,
-                 std::int64_t offset) {
+  void stream_pv(float* o, const float* p, int keys, const KV* const* value, std::int64_t offset) {
     using E = Elements<Isa, KV>;
     // Accumulators, the chunk's value vectors and a broadcast probability in registers.
     constexpr int kChunk = std::min(4, (O::registers - 1) / (NR + 1));
+    const std::int64_t row_stride = stream_row_stride_;
     const int dim = pr_.head_dim, whole = dim / W;
     for (int dv0 = 0, chunk = 0; dv0 < whole; dv0 += chunk) {
       // Never leave a lone narrow chunk: its few FMA chains would wait on their own latency.
@@ -738,7 +717,7 @@ class UnitWorker {
       chunk = remaining == kChunk + 1 && kChunk > 2 ? (remaining + 1) / 2 : std::min(kChunk, remaining);
       with_count<kChunk>(chunk, [&](auto m) {
         pv_tile_rows<Isa, NR, decltype(m)::value, KV>(
-            p, p_stride, [value, offset](int j) { return value[j] + offset; }, 0, keys, o, dim_pad_, dv0);
+            p, 1, row_stride, [value, offset](int j) { return value[j] + offset; }, 0, keys, o, dim_pad_, dv0);
       });
     }
     if (whole * W < dim) {  // o rows are padded to whole vectors; the value rows are not
@@ -749,7 +728,7 @@ class UnitWorker {
       for (int j = 0; j < keys; ++j) {
         const vec x = E::load_partial(value[j] + offset + d, dim - d);
 #pragma GCC unroll 4
-        for (int r = 0; r < NR; ++r) acc[r] = O::fma(O::set1(p[j * p_stride + r]), x, acc[r]);
+        for (int r = 0; r < NR; ++r) acc[r] = O::fma(O::set1(p[r * row_stride + j]), x, acc[r]);
       }
 #pragma GCC unroll 4
       for (int r = 0; r < NR; ++r) O::store(o + r * dim_pad_ + d, acc[r]);
@@ -978,13 +957,14 @@ class UnitWorker {
   detail::Buffer<float> st_;  // S^T, then P^T, of the current kv head: [kKeyBlock][head_rows_]
   detail::Buffer<float> k_pack_, v_pack_;
   // Streaming decode (Note [streaming decode]): Qs per row, row-major [rows][head_dim]; S, then P, of the
-  // current head and block, keys in lanes (Note [keys in lanes]); per lane: -slope, distance, visible keys
-  // and key offset of the lane's row and key; scratch for folding lanes into rows and back.
+  // current block per head and row, keys in lanes (Note [keys in lanes]); per (head, row) lanes
+  // (stream_row_lanes); per row scratch of the softmax.
   detail::Buffer<float> qs_, stream_st_, stream_lanes_, stream_fold_;
   detail::Buffer<const KV*> stream_key_rows_, stream_value_rows_;  // the block's keys, first bound head
+  std::int64_t stream_row_stride_ = 0;                             // floats of stream_st_ per row
   std::int64_t stream_st_stride_ = 0;                              // floats of stream_st_ per head
   detail::Buffer<StreamHead> stream_heads_;                        // per kv head of the unit, the current block
-  detail::Buffer<char> stream_mask_;  // per kv head: some lane needs the mask in every vector
+  detail::Buffer<char> stream_mask_;  // per (head, row): the row sees only part of the block's keys
   StreamBlock stream_block_{0, 0, 0};
   // Per row (lane): running max and sum, -slope, and for the current block: distance from its first key
   // and the visible keys [lo, hi) relative to it (also as floats, for vector compares).
