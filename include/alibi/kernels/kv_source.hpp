@@ -1,6 +1,6 @@
 // The one place that knows where K and V lie. The kernel sees keys and values only through KvSource: packed
 // blocks of fp32 rows (pack_block), rows of the bound heads read in place by the streaming decode
-// (bound_key, bound_value, widened as they are loaded), prefetches (prefetch, prefetch_key) and single rows
+// (bound_key, bound_value, widened as they are loaded), prefetches (prefetch, prefetch_rows) and single rows
 // for the exact recompute and the skipping bounds (key_row, value_row, read through to_fp32). K/V of 16-bit
 // floats are widened to fp32 (exactly) while packing or loading. Paged caches plug in here too: every read
 // goes through the key's slot (detail::key_slot), one key at a time, so the kernel's arithmetic never
@@ -66,11 +66,13 @@ class KvSource {
   const Element* bound_key(int hh, std::int64_t j) const { return k_unit_ + slot(b_, j) * kv_row_ + hh * dim_; }
   const Element* bound_value(int hh, std::int64_t j) const { return v_unit_ + slot(b_, j) * kv_row_ + hh * dim_; }
 
-  // Requests key and value j of the bound heads [0, heads) into L1: two runs of contiguous memory.
-  void prefetch_key(std::int64_t j, int heads) const {
-    const std::int64_t bytes = static_cast<std::int64_t>(heads) * dim_ * static_cast<std::int64_t>(sizeof(Element));
-    prefetch_bytes(bound_key(0, j), bytes);
-    prefetch_bytes(bound_value(0, j), bytes);
+  // One head's K row into L1 (read next) and its V row into L2 (read after the block's Q.K).
+  void prefetch_rows(const Element* key_row, const Element* value_row) const {
+    const std::int64_t bytes = dim_ * static_cast<std::int64_t>(sizeof(Element));
+    for (std::int64_t at = 0; at < bytes; at += 64) {
+      ALIBI_PREFETCH(reinterpret_cast<const char*>(key_row) + at);
+      ALIBI_PREFETCH_L2(reinterpret_cast<const char*>(value_row) + at);
+    }
   }
 
   // Selects the kv heads [kv_head0, kv_head0 + heads) of batch entry b for the calls below.

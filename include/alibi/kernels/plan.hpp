@@ -54,10 +54,10 @@ struct Tuning {
   static constexpr std::int64_t kNormBlock = 64;
   // Streaming decode (kernels/unit_worker.hpp, Note [streaming decode]): kv heads with at most this many
   // rows read K and V where they lie, in the same kKeyBlock blocks as the packed path (block boundaries fix
-  // the summation order: Note [batch invariance]). The next block is prefetched one block ahead when a key
-  // of the unit's heads is less than kStreamPrefetchBelow bytes of K (bench/RESULTS.md, 2026-12-01: with 8
-  // kv heads of 128, prefetching took 16-bit K/V from 40 to 33 ms but fp32, a 4 KiB page per key, from 43
-  // to 52 ms, where the hardware prefetchers alone do better).
+  // the summation order: Note [batch invariance]). Each group of keys requests the next group's K/V as it
+  // computes when a key of the unit's heads is less than kStreamPrefetchBelow bytes of K (bench/RESULTS.md,
+  // 2026-12-01 fifth session, 8 kv heads of 128: bfloat16 K/V from 41 to 31 ms; fp32, a 4 KiB page per
+  // key, from 48 to 51 ms, where the hardware prefetchers alone do better).
   static constexpr int kStreamMaxRows = 4;
   static constexpr std::int64_t kStreamPrefetchBelow = 4096;
   // Keys nearest a row whose exact logits give the lower bound on its max that skipping starts from

@@ -26,9 +26,10 @@
 // time transposed in registers so that S comes out with keys in lanes (Note [keys in lanes]) and the bias,
 // the mask and exp run over vectors of real keys. The softmax and P.V then go head
 // by head, P.V with a chunk of the rows' output in registers over all the block's keys. With
-// Plan::stream_prefetch the next block's K/V runs are requested one block ahead, a share while each head
-// computes. P.V runs rows that see exactly the same keys of the block together, others one by one, so no
-// row ever multiplies a value it does not see (no 0 * inf) and no non-finite check of the values is needed.
+// Plan::stream_prefetch each group of keys requests the next group's K/V a little at a time as Q.K runs, so
+// the core computes on one group while the next one streams in. P.V runs rows that see exactly the same keys of the
+// block together, others one by one, so no row ever multiplies a value it does not see (no 0 * inf) and no non-finite
+// check of the values is needed.
 //
 // Note [batch invariance]: a row computed by the packed tiles gets bits that depend on the row alone, not on
 // the other rows of its unit or call, so a prefill in chunks, or a row alone, gives the one-call bits:
@@ -119,6 +120,8 @@ class UnitWorker {
       stream_fold_.assign(4 * static_cast<std::size_t>(W), 0.0f);
       stream_key_rows_.assign(static_cast<std::size_t>(stream_row_stride_), nullptr);
       stream_value_rows_.assign(static_cast<std::size_t>(stream_row_stride_), nullptr);
+      stream_ahead_key_rows_.assign(static_cast<std::size_t>(W), nullptr);
+      stream_ahead_value_rows_.assign(static_cast<std::size_t>(W), nullptr);
     } else {
       st_.assign(static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
       k_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
@@ -473,9 +476,8 @@ class UnitWorker {
   // Note [streaming decode]: folds keys [j0, j0 + nk) of the unit's kv heads, read in place, into their rows
   // (prepare_lanes has set the rows' lanes). Q.K first, key-major across the heads (stream_scores), then
   // the softmax and P.V head by head (stream_softmax, stream_pv), each head's whole block through tight
-  // loops with its rows' state in registers. Keys [ahead0, ahead0 + ahead_keys) are the next block's:
-  // with Plan::stream_prefetch they are requested a share while each head computes, so the core computes
-  // on one block while the next one streams in.
+  // loops with its rows' state in registers. Keys [ahead0, ahead0 + ahead_keys) are the next block's
+  // (Plan::stream_prefetch requests its first keys while the last group of this one computes).
   void stream_block(std::int64_t j0, int heads, std::int64_t ahead0, int ahead_keys) {
     // Every head of a unit has the same real rows (one query block per unit), a prefix of its lanes.
     int rows = 0;
@@ -483,11 +485,8 @@ class UnitWorker {
     if constexpr (Plan<Isa>::can_stream) {
       with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
         constexpr int R = decltype(n)::value;
-        if (!stream_scores<R>(j0, heads)) return;
+        if (!stream_scores<R>(j0, heads, ahead0, plan_.stream_prefetch ? ahead_keys : 0)) return;
         for (int hh = 0; hh < heads; ++hh) {
-          if (plan_.stream_prefetch)
-            for (int t = ahead_keys * hh / heads; t < ahead_keys * (hh + 1) / heads; ++t)
-              kv_.prefetch_key(ahead0 + t, heads);
           stream_softmax<R>(hh);
           stream_pv_head<R>(hh);
         }
@@ -530,8 +529,10 @@ class UnitWorker {
   // overflow flags per lane. Key-major: each few keys of all heads before the next ones, so the reads sweep
   // memory in order (a key of all heads is contiguous; with fp32 and 8 kv heads of 128, exactly a 4 KiB
   // page, which head by head would be walked once per head). False if no row sees a key of the block.
+  // With Plan::stream_prefetch, each group of W keys requests the next group's K and V as it goes (the last
+  // group: the first keys of the next block, [ahead0, ahead0 + ahead_keys)).
   template <int R>
-  bool stream_scores(std::int64_t j0, int heads) {
+  bool stream_scores(std::int64_t j0, int heads, std::int64_t ahead0, int ahead_keys) {
     int ja = std::numeric_limits<int>::max(), jb = 0;
     for (int hh = 0; hh < heads; ++hh) {
       const int r0 = hh * head_rows_;
@@ -573,9 +574,22 @@ class UnitWorker {
     // Vector v of S (keys [ja + v W, ja + (v + 1) W)) of head hh. One head and W keys at a time: the R
     // FMA chains wait on their latency, but wider tiles (two heads, or 2 W keys) spill and run slower
     // (bench/RESULTS.md, 2026-12-01 fifth session).
+    const KV** ahead_keys_rows = stream_ahead_key_rows_.data();
+    const KV** ahead_value_rows = stream_ahead_value_rows_.data();
     for (int v = 0; v < vectors; ++v) {
       const int first_key = ja + v * W;
       const vec key_lanes = O::add(O::set1(static_cast<float>(first_key)), lane_offsets);
+      if (plan_.stream_prefetch)
+        for (int l = 0; l < W; ++l) {
+          const int j = first_key + W + l;
+          const bool in_block = j < jb, in_next = !in_block && j - jb < ahead_keys;
+          ahead_keys_rows[l] = in_block  ? stream_key_rows_.data()[j]
+                               : in_next ? kv_.bound_key(0, ahead0 + (j - jb))
+                                         : nullptr;
+          ahead_value_rows[l] = in_block  ? stream_value_rows_.data()[j]
+                                : in_next ? kv_.bound_value(0, ahead0 + (j - jb))
+                                          : nullptr;
+        }
       for (int hh = 0; hh < heads; ++hh) {
         if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
         vec acc[R];
@@ -674,14 +688,22 @@ class UnitWorker {
   // acc[r] lane l = Qs[r] . key_l for W keys (key_l = key[l] + offset) and the R query rows at qs (head_dim
   // floats apart): W keys at a time transposed in registers, then for each dimension d in order one FMA of
   // the keys' d-th elements by the row's broadcast q[d] (Note [keys in lanes]).
+  // With Plan::stream_prefetch, a share of the next group's K rows (into L1) and V rows (into L2) per
+  // dimension step: requested in bursts between groups they would fill the line fill buffers and stall the
+  // core rather than overlap its work (bench/RESULTS.md, 2026-12-01 fifth session).
   template <int R>
   ALIBI_ALWAYS_INLINE void stream_dots(const float* qs, const KV* const* key, std::int64_t offset, vec (&acc)[R]) {
     using E = Elements<Isa, KV>;
     const int dim = pr_.head_dim;
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) acc[r] = O::zero();
+    const int steps = dim / W;
     int d0 = 0;
-    for (; d0 + W <= dim; d0 += W) {
+    for (int step = 0; d0 + W <= dim; d0 += W, ++step) {
+      if (plan_.stream_prefetch)
+        for (int l = W * step / steps; l < W * (step + 1) / steps; ++l)
+          if (stream_ahead_key_rows_.data()[l] != nullptr)
+            kv_.prefetch_rows(stream_ahead_key_rows_.data()[l] + offset, stream_ahead_value_rows_.data()[l] + offset);
       vec t[W];
 #pragma GCC unroll 16
       for (int l = 0; l < W; ++l) t[l] = E::load(key[l] + offset + d0);
@@ -960,11 +982,12 @@ class UnitWorker {
   // current block per head and row, keys in lanes (Note [keys in lanes]); per (head, row) lanes
   // (stream_row_lanes); per row scratch of the softmax.
   detail::Buffer<float> qs_, stream_st_, stream_lanes_, stream_fold_;
-  detail::Buffer<const KV*> stream_key_rows_, stream_value_rows_;  // the block's keys, first bound head
-  std::int64_t stream_row_stride_ = 0;                             // floats of stream_st_ per row
-  std::int64_t stream_st_stride_ = 0;                              // floats of stream_st_ per head
-  detail::Buffer<StreamHead> stream_heads_;                        // per kv head of the unit, the current block
-  detail::Buffer<char> stream_mask_;  // per (head, row): the row sees only part of the block's keys
+  detail::Buffer<const KV*> stream_key_rows_, stream_value_rows_;              // the block's keys, first bound head
+  detail::Buffer<const KV*> stream_ahead_key_rows_, stream_ahead_value_rows_;  // the next group's, or null
+  std::int64_t stream_row_stride_ = 0;                                         // floats of stream_st_ per row
+  std::int64_t stream_st_stride_ = 0;                                          // floats of stream_st_ per head
+  detail::Buffer<StreamHead> stream_heads_;  // per kv head of the unit, the current block
+  detail::Buffer<char> stream_mask_;         // per (head, row): the row sees only part of the block's keys
   StreamBlock stream_block_{0, 0, 0};
   // Per row (lane): running max and sum, -slope, and for the current block: distance from its first key
   // and the visible keys [lo, hi) relative to it (also as floats, for vector compares).
