@@ -23,6 +23,17 @@ namespace simd {
 template <class Isa>
 struct Ops;
 
+// Leaves x in a register, unchanged, through an empty asm statement the optimisers cannot see into.
+ALIBI_ALWAYS_INLINE void scalar_opaque(float& x) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && defined(__SSE__)
+  __asm__("" : "+x"(x));
+#elif defined(__GNUC__) && defined(__aarch64__)
+  __asm__("" : "+w"(x));
+#else
+  (void)x;
+#endif
+}
+
 template <>
 struct Ops<isa::scalar> {
   using vec = float;
@@ -59,19 +70,11 @@ struct Ops<isa::scalar> {
     if (n > 0) *p = detail::float_to_f16_bits(x);
   }
 
-  // An opaque register move: GCC 12's loop vectoriser (-O2/-O3, with -mavx2 or wider) turns the scalar
-  // micro-kernels' loops into vector code whose loads run past the packed block and P^T (valgrind: reads
-  // just past the buffers; a fault when a buffer ends at a page). The kernels pin every loaded K/V element,
-  // which keeps those loops scalar, as this ISA is meant to be.
-  static ALIBI_ALWAYS_INLINE void pin(vec& x) {
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && defined(__SSE__)
-    __asm__("" : "+x"(x));
-#elif defined(__GNUC__) && defined(__aarch64__)
-    __asm__("" : "+w"(x));
-#else
-    (void)x;
-#endif
-  }
+  // An opaque register move (scalar_opaque): GCC 12's loop vectoriser (-O2/-O3, with -mavx2 or wider) turns
+  // the scalar micro-kernels' loops into vector code whose loads run past the packed block and P^T
+  // (valgrind: reads just past the buffers; a fault when a buffer ends at a page). The kernels pin every
+  // loaded K/V element, which keeps those loops scalar, as this ISA is meant to be.
+  static ALIBI_ALWAYS_INLINE void pin(vec& x) { scalar_opaque(x); }
 
   // ---- arithmetic
   static ALIBI_ALWAYS_INLINE vec add(vec a, vec b) { return a + b; }
