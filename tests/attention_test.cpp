@@ -559,6 +559,49 @@ ALIBI_ISA_TEST(VectorTransposeMovesEveryElement) {
     for (int l = 0; l < W; ++l) EXPECT_EQ(out[i][l], in[l][i]) << "element (" << i << ", " << l << ")";
 }
 
+// Note [scratch reuse] in detail/buffer.hpp: scratch freed by one call is handed to the next calls of the
+// same thread. A reused block must come back initialised like a fresh one, and a call after other calls
+// (other shapes, the packed and the streaming paths, NaN and inf in their inputs) must give the bits it
+// gives first.
+ALIBI_ISA_TEST(ScratchReusedAcrossCallsChangesNoBit) {
+  using alibi::detail::Buffer;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (std::size_t n : {std::size_t{1}, std::size_t{17}, std::size_t{1000}, std::size_t{70000}}) {
+    {
+      Buffer<float> dirty(n);
+      for (float& x : dirty) x = nan;
+    }
+    const Buffer<float> fresh(n);
+    std::size_t nonzero = 0;
+    for (float x : fresh) nonzero += x != 0.0f;
+    EXPECT_EQ(nonzero, 0u) << n << " value-initialised floats after a freed buffer of NaN";
+    {
+      Buffer<float> dirty(n);
+      for (float& x : dirty) x = nan;
+    }
+    Buffer<float> assigned;
+    assigned.assign(n, 2.5f);
+    std::size_t wrong = 0;
+    for (float x : assigned) wrong += x != 2.5f;
+    EXPECT_EQ(wrong, 0u) << n << " floats assigned 2.5 after a freed buffer of NaN";
+  }
+
+  std::mt19937 rng(23);
+  Case decode = make_case(1, 1, 3000, 8, 2, 80);    // the streaming decode, split-K
+  Case prefill = make_case(2, 65, 257, 12, 3, 17);  // packed blocks
+  Case dirty = make_case(1, 63, 500, 5, 5, 33);
+  for (Case* c : {&decode, &prefill, &dirty}) c->fill(rng);
+  for (std::size_t i = 0; i < dirty.k.size(); i += 7) dirty.k[i] = nan;
+  for (std::size_t i = 3; i < dirty.v.size(); i += 5) dirty.v[i] = -std::numeric_limits<float>::infinity();
+  const std::vector<float> decode_first = run<Isa>(decode), prefill_first = run<Isa>(prefill);
+  for (int round = 0; round < 2; ++round) {
+    run<Isa>(dirty);
+    EXPECT_TRUE(same_bits(run<Isa>(decode), decode_first)) << decode.describe() << " after other calls";
+    run<Isa>(dirty);
+    EXPECT_TRUE(same_bits(run<Isa>(prefill), prefill_first)) << prefill.describe() << " after other calls";
+  }
+}
+
 // The vector exp of the softmax (isa/exp.hpp): within 2 ulp of exp over the whole normal range of its
 // results, exactly 0 below it (never a denormal: Note [exp flush to zero]), NaN through, exp(0) = 1, and
 // saturating (finite) far above the softmax's range.
@@ -828,6 +871,7 @@ ALIBI_ISA_TEST(RejectsBadArgumentsWithoutWriting) {
   X(SkippingNeverChangesHeadsWithNonPositiveSlopes)       \
   X(VectorExpIsAccurateAndFlushesToZero)                  \
   X(VectorTransposeMovesEveryElement)                     \
+  X(ScratchReusedAcrossCallsChangesNoBit)                 \
   X(OverflowingPartialDotProductStillGivesTheTrueSoftmax) \
   X(UnalignedPointers)                                    \
   X(OutputMayAdjoinTheInputs)                             \
