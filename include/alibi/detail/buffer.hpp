@@ -34,11 +34,14 @@ namespace detail {
 // kScratchCacheBlocks blocks of kScratchCacheBytes in all and frees them when the thread exits. Storage is
 // never read before it is written (Buffer initialises every element), so reuse cannot change a result.
 // Sanitizer builds bypass the cache: AddressSanitizer then sees every use after free.
+// -DALIBI_SCRATCH_CACHE=0 turns the cache off (memory checkers such as valgrind).
+#ifndef ALIBI_SCRATCH_CACHE
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define ALIBI_SCRATCH_CACHE 0
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
 #define ALIBI_SCRATCH_CACHE 0
+#endif
 #endif
 #endif
 #ifndef ALIBI_SCRATCH_CACHE
