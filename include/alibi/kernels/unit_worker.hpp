@@ -104,7 +104,6 @@ class UnitWorker {
         block_keys_(plan.block_keys) {
     const auto rows = static_cast<std::size_t>(static_cast<std::int64_t>(head_rows_) * plan.layout.heads);
     rows_.assign(rows, Row{});
-    qt_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
     o_.assign(rows * static_cast<std::size_t>(dim_pad_), 0.0f);
     if (plan.stream) {
       qs_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
@@ -123,6 +122,7 @@ class UnitWorker {
       stream_ahead_key_rows_.assign(static_cast<std::size_t>(W), nullptr);
       stream_ahead_value_rows_.assign(static_cast<std::size_t>(W), nullptr);
     } else {
+      qt_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
       st_.assign(static_cast<std::size_t>(head_rows_) * kKeyBlock, 0.0f);
       k_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
       v_pack_.assign(static_cast<std::size_t>(plan.layout.heads * kKeyBlock * pack_stride_), 0.0f);
@@ -300,10 +300,11 @@ class UnitWorker {
     const Row* previous = nullptr;  // the last row whose skipping edges were set
     for (int hh = 0; hh < u.kv_heads; ++hh) {
       const int kv_head = u.kv_head0 + hh;
-      float* qt = qt_.data() + static_cast<std::int64_t>(hh) * D * head_rows_;
+      // Qs^T is the packed path's (the streaming decode has no qt_).
+      float* qt = plan_.stream ? nullptr : qt_.data() + static_cast<std::int64_t>(hh) * D * head_rows_;
       for (int l = 0; l < head_rows_; ++l) {
         const int r = hh * head_rows_ + l;
-        float* qt_lane = qt + qt_offset(l, D);  // then every qt_stride(l) floats, one per dimension
+        float* qt_lane = qt == nullptr ? nullptr : qt + qt_offset(l, D);  // then every qt_stride(l) floats
         const std::int64_t qt_step = qt_stride(l);
         Row& row = rows_.data()[r];
         if (l >= rows_per_head) {  // padding lane: sees no key, never written out
@@ -314,7 +315,8 @@ class UnitWorker {
           row.skip.logit_floor = -std::numeric_limits<float>::infinity();
           row.skip.lo_edge = row.skip.hi_edge = HUGE_VALF;
           neg_slope_.data()[r] = 0.0f;
-          for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = 0.0f;
+          if (qt_lane != nullptr)
+            for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = 0.0f;
           continue;
         }
         const std::int64_t i = u.i0 + l / group_;
@@ -336,8 +338,9 @@ class UnitWorker {
         neg_slope_.data()[r] = -pr_.slopes[h];
         const float* q = pr_.q + offset;
         const float scale = pr_.scale;  // a local: the stores through qt_lane could alias a member
-        for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = q[d] * scale;
-        if (plan_.stream) {
+        if (qt_lane != nullptr) {
+          for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = q[d] * scale;
+        } else {  // the streaming Q.K reads Qs row by row
           float* qs = qs_.data() + static_cast<std::int64_t>(r) * D;
           for (std::int64_t d = 0; d < D; ++d) qs[d] = q[d] * scale;
         }
@@ -974,7 +977,7 @@ class UnitWorker {
   int head_rows_;             // rows per kv head, padded to whole vectors
   int block_keys_;
   detail::Buffer<Row> rows_;
-  detail::Buffer<float> qt_;  // per kv head: Qs^T per Q.K group (qt_offset)
+  detail::Buffer<float> qt_;  // per kv head: Qs^T per Q.K group (qt_offset); packed path only
   detail::Buffer<float> o_;   // per row: unnormalised output, [dim_pad_]
   detail::Buffer<float> st_;  // S^T, then P^T, of the current kv head: [kKeyBlock][head_rows_]
   detail::Buffer<float> k_pack_, v_pack_;
