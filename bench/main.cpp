@@ -289,6 +289,25 @@ void register_decode() {
   }
 }
 
+// ---- decode_short: one token against a short cache (1, 64, 1024 keys), one thread: what a call costs
+// beyond its arithmetic (setup, scratch; bench/RESULTS.md 2026-12-02), which dominates short contexts.
+void register_decode_short() {
+  for (const Variant& variant : kernel_variants(true)) {
+    for (KvType kv_type : {KvType::f32, KvType::bf16}) {
+      for (std::int64_t kv_len : {1, 64, 1024}) {
+        const Shape shape{1, 1, kv_len, 32, 8, 128};
+        add("decode_short/" + variant.name + "/type:" + kv_type_name(kv_type) + "/q:1/kv:" + std::to_string(kv_len) +
+                "/heads:32/kv_heads:8/dim:128/threads:1",
+            [=](benchmark::State& state) {
+              const double seconds = run_variant(state, variant, shape, 1, kNoSkipping, nullptr, false, kv_type);
+              if (seconds <= 0.0) return;
+              state.counters["us_per_call"] = seconds * 1e6;
+            });
+      }
+    }
+  }
+}
+
 // ---- prefill_kv: GQA prefill per K/V element type, one thread; 16-bit types against fp32 in the same run --
 void register_prefill_kv() {
   const Shape shape{1, 2048, 2048, 32, 8, 128};
@@ -671,6 +690,7 @@ int main(int argc, char** argv) {
   alibi_bench::register_prefill();
   alibi_bench::register_threads();
   alibi_bench::register_decode();
+  alibi_bench::register_decode_short();
   alibi_bench::register_prefill_kv();
   alibi_bench::register_skip();
   alibi_bench::register_paged_decode();
