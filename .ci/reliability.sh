@@ -91,20 +91,23 @@ step_tsan() {
 # The scalar kernel only (valgrind runs AVX2 too, but slowly), reduced sizes, no death tests (they exec a
 # helper). Errors and definite/indirect leaks fail the step. ALIBI_SCRATCH_CACHE=0: every buffer is its own
 # allocation (a reused, larger block would hide a read past the end; Note [scratch reuse]).
-step_memcheck() {
-  build_reliability reliability-memcheck -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-    -DCMAKE_CXX_FLAGS="-DALIBI_SCRATCH_CACHE=0" -DALIBI_RELIABILITY_AVX2=OFF || return 1
+memcheck_suite() {  # memcheck_suite dir [cmake args...]: the scalar-only suite, built and run under valgrind
+  local dir="$1"
+  shift
+  build_reliability "$dir" -DALIBI_RELIABILITY_AVX2=OFF "$@" || return 1
   ALIBI_RELIABILITY_QUICK=1 valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-    build/reliability-memcheck/alibi_reliability_tests --gtest_filter='-NoExceptions.*'
+    "build/$dir/alibi_reliability_tests" --gtest_filter='-NoExceptions.*'
+}
+step_memcheck() {
+  memcheck_suite reliability-memcheck -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+    -DCMAKE_CXX_FLAGS="-DALIBI_SCRATCH_CACHE=0"
 }
 # The scalar kernel built with -mavx2 -mfma -mf16c at -O2, as a program that dispatches or a test binary of
 # several ISAs builds it: GCC 12's loop vectoriser once turned its loops into vector code reading past the
 # packed V block (CHANGELOG, Fixed), which the -O1 build above cannot show.
 step_memcheck_wide() {
-  build_reliability reliability-memcheck-wide -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -g" \
-    -DCMAKE_CXX_FLAGS="-mavx2 -mfma -mf16c -DALIBI_SCRATCH_CACHE=0" -DALIBI_RELIABILITY_AVX2=OFF || return 1
-  ALIBI_RELIABILITY_QUICK=1 valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-    build/reliability-memcheck-wide/alibi_reliability_tests --gtest_filter='-NoExceptions.*'
+  memcheck_suite reliability-memcheck-wide -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -g" \
+    -DCMAKE_CXX_FLAGS="-mavx2 -mfma -mf16c -DALIBI_SCRATCH_CACHE=0"
 }
 
 # --- 5. libFuzzer ------------------------------------------------------------------------------------------
