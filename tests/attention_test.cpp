@@ -559,6 +559,29 @@ ALIBI_ISA_TEST(VectorTransposeMovesEveryElement) {
     for (int l = 0; l < W; ++l) EXPECT_EQ(out[i][l], in[l][i]) << "element (" << i << ", " << l << ")";
 }
 
+// Note [scalar fma] in isa/scalar.hpp: Ops::fma rounds once wherever the target has an FMA instruction
+// (always on AVX2 and AVX-512), also where the same product is used on its own next to it, which is where a
+// compiler fusing a * b + c by itself leaves it unfused. (1 + 2^-12)^2 - (1 + 2^-11) is 2^-24 exactly; the
+// product rounded first (to nearest even) gives 0.
+ALIBI_ISA_TEST(VectorFmaRoundsOnceInEveryContext) {
+  using O = alibi::simd::Ops<Isa>;
+  constexpr int W = O::width;
+  volatile float factor = 1.0f + std::ldexp(1.0f, -12), addend = -(1.0f + std::ldexp(1.0f, -11));
+  float a[W], c[W], product[W], fused[W];
+  for (int l = 0; l < W; ++l) {
+    a[l] = factor;
+    c[l] = addend;
+  }
+  const auto x = O::load(a);
+  O::store(product, O::mul(x, x));
+  O::store(fused, O::fma(x, x, O::load(c)));
+  const float expected = O::fused_fma ? std::ldexp(1.0f, -24) : 0.0f;
+  for (int l = 0; l < W; ++l) {
+    EXPECT_EQ(product[l], 1.0f + std::ldexp(1.0f, -11)) << "lane " << l;
+    EXPECT_EQ(fused[l], expected) << "lane " << l << (O::fused_fma ? ": not fused" : ": fused");
+  }
+}
+
 // Note [scratch reuse] in detail/buffer.hpp: scratch freed by one call is handed to the next calls of the
 // same thread. A reused block must come back initialised like a fresh one, and a call after other calls
 // (other shapes, the packed and the streaming paths, NaN and inf in their inputs) must give the bits it
@@ -871,6 +894,7 @@ ALIBI_ISA_TEST(RejectsBadArgumentsWithoutWriting) {
   X(SkippingNeverChangesHeadsWithNonPositiveSlopes)       \
   X(VectorExpIsAccurateAndFlushesToZero)                  \
   X(VectorTransposeMovesEveryElement)                     \
+  X(VectorFmaRoundsOnceInEveryContext)                    \
   X(ScratchReusedAcrossCallsChangesNoBit)                 \
   X(OverflowingPartialDotProductStillGivesTheTrueSoftmax) \
   X(UnalignedPointers)                                    \

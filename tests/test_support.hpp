@@ -15,6 +15,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "alibi/alibi.hpp"
@@ -36,9 +37,18 @@ struct append_if<IsaList<Isas...>, Isa, true> {
   using type = IsaList<Isas..., Isa>;
 };
 
+// With ALIBI_TEST_BINARY_ISA_ONLY (the sanitizer preset), only the widest of them: each kernel is then
+// built and run once across the three binaries instead of up to three times, which halves the sanitizer
+// build (the release build keeps testing the narrower kernels compiled under the wider flags).
+#if defined(ALIBI_TEST_BINARY_ISA_ONLY)
+using CompiledIsas = std::conditional_t<
+    alibi::isa::compiled<alibi::isa::avx512>, IsaList<alibi::isa::avx512>,
+    std::conditional_t<alibi::isa::compiled<alibi::isa::avx2>, IsaList<alibi::isa::avx2>, IsaList<alibi::isa::scalar>>>;
+#else
 using CompiledIsas = typename append_if<
     typename append_if<IsaList<alibi::isa::scalar>, alibi::isa::avx2, alibi::isa::compiled<alibi::isa::avx2>>::type,
     alibi::isa::avx512, alibi::isa::compiled<alibi::isa::avx512>>::type;
+#endif
 
 // The test table of a source: make(static_cast<Isa*>(nullptr)) lists one ISA's tests, and the entries of
 // every ISA in the list are concatenated (constexpr, so the table is constant-initialised data).

@@ -181,6 +181,7 @@ struct Ops<isa::avx2> {
   static ALIBI_ALWAYS_INLINE vec mul(vec a, vec b) {
     return _mm256_mul_ps(a, b);
   }
+  static constexpr bool fused_fma = true;  // one rounding (Note [scalar fma] in isa/scalar.hpp)
   static ALIBI_ALWAYS_INLINE vec fma(vec a, vec b, vec c) {
     return _mm256_fmadd_ps(a, b, c);
   }

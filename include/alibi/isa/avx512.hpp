@@ -127,6 +127,7 @@ struct Ops<isa::avx512> {
   static ALIBI_ALWAYS_INLINE vec mul(vec a, vec b) {
     return _mm512_mul_ps(a, b);
   }
+  static constexpr bool fused_fma = true;  // one rounding (Note [scalar fma] in isa/scalar.hpp)
   static ALIBI_ALWAYS_INLINE vec fma(vec a, vec b, vec c) {
     return _mm512_fmadd_ps(a, b, c);
   }

@@ -34,6 +34,29 @@ ALIBI_ALWAYS_INLINE void scalar_opaque(float& x) {
 #endif
 }
 
+// Note [scalar fma]: the kernels rely on fma giving the same bits wherever it is used (a row's bits must not
+// depend on which code path computed it: Note [batch invariance] in kernels/unit_worker.hpp). A plain
+// a * b + c does not: where the target has FMA, GCC fuses it at one site and not at another (not where the
+// product is shared with another use), so under -mfma (a dispatching program, the multi-ISA test binaries)
+// the streaming and packed paths could round differently. So it rounds once whenever the target has an FMA
+// instruction, and twice (a * b + c, which nothing can fuse) where it has none: std::fma there would be a
+// slow library call.
+#if defined(__FMA__) || defined(__FP_FAST_FMAF) || defined(__ARM_FEATURE_FMA)
+constexpr bool kScalarFusedFma = true;
+ALIBI_ALWAYS_INLINE float scalar_fma(float a, float b, float c) {
+#if defined(__GNUC__)
+  return __builtin_fmaf(a, b, c);  // the instruction itself: std::fma could be emitted as a weak symbol
+#else
+  return std::fma(a, b, c);
+#endif
+}
+#else
+constexpr bool kScalarFusedFma = false;
+ALIBI_ALWAYS_INLINE float scalar_fma(float a, float b, float c) {
+  return a * b + c;
+}
+#endif
+
 template <>
 struct Ops<isa::scalar> {
   using vec = float;
@@ -80,8 +103,8 @@ struct Ops<isa::scalar> {
   static ALIBI_ALWAYS_INLINE vec add(vec a, vec b) { return a + b; }
   static ALIBI_ALWAYS_INLINE vec sub(vec a, vec b) { return a - b; }
   static ALIBI_ALWAYS_INLINE vec mul(vec a, vec b) { return a * b; }
-  // Not std::fma: without hardware FMA it is a slow library call; a * b + c keeps the scalar path fast.
-  static ALIBI_ALWAYS_INLINE vec fma(vec a, vec b, vec c) { return a * b + c; }
+  static constexpr bool fused_fma = kScalarFusedFma;  // Note [scalar fma]
+  static ALIBI_ALWAYS_INLINE vec fma(vec a, vec b, vec c) { return scalar_fma(a, b, c); }
   static ALIBI_ALWAYS_INLINE vec abs(vec a) { return std::fabs(a); }
   // Operand order mirrors maxps/minps: the second operand wins when either is NaN.
   static ALIBI_ALWAYS_INLINE vec max(vec a, vec b) { return a > b ? a : b; }
