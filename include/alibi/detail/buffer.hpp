@@ -146,6 +146,15 @@ class Buffer {
     for (std::size_t i = 0; i < n; ++i) data_[i] = value;
   }
 
+  /// n elements the caller writes before it reads any (trivial T only): storage without the fill, for
+  /// scratch that every call overwrites (a decode's per-call fixed cost is mostly such fills).
+  void assign_for_overwrite(std::size_t n) {
+    static_assert(std::is_trivially_default_constructible<T>::value, "only trivial elements may start unset");
+    if (n == size_) return;
+    release();
+    reserve_exactly(n);
+  }
+
   T* data() { return data_; }
   const T* data() const { return data_; }
   std::size_t size() const { return size_; }

@@ -104,9 +104,11 @@ class UnitWorker {
         block_keys_(plan.block_keys) {
     const auto rows = static_cast<std::size_t>(static_cast<std::int64_t>(head_rows_) * plan.layout.heads);
     rows_.assign(rows, Row{});
-    o_.assign(rows * static_cast<std::size_t>(dim_pad_), 0.0f);
+    // Written before they are read: o_ by reset_softmax_state, qs_ (the real rows' only, the only ones read)
+    // by setup_rows.
+    o_.assign_for_overwrite(rows * static_cast<std::size_t>(dim_pad_));
     if (plan.stream) {
-      qs_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
+      qs_.assign_for_overwrite(rows * static_cast<std::size_t>(pr.head_dim));
       // A row's S covers the block's keys in whole vectors (Note [keys in lanes]).
       stream_row_stride_ = (static_cast<std::int64_t>(block_keys_) + W - 1) / W * W;
       stream_st_stride_ = Tuning::kStreamMaxRows * stream_row_stride_;
