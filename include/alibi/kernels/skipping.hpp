@@ -1,7 +1,10 @@
 // ALiBi block skipping: key-norm bounds, per-head budgets and the tail test.
 //
-// Note [block skipping]: a unit visits its key blocks from the keys nearest its queries outward (causal:
-// newest first). The nearest keys carry the largest bias, so each row's running max settles early; and
+// Note [block skipping]: a unit visits its key blocks newest first (for a causal row, its nearest keys
+// first; a bidirectional row meets its nearest keys once the visit reaches it, and its keys after it are
+// skipped a whole chunk at a time: an order that depends on no row keeps results batch invariant, Note
+// [batch invariance] in unit_worker.hpp). The nearest keys carry the largest bias, so each row's running
+// max settles early; and
 // after each block, a row whose unvisited keys provably carry less softmax mass than skip_tolerance
 // (relative to its largest term) stops, by Cauchy-Schwarz:
 //   logit_j = qs.k_j - m d_j <= |qs| |k_j| - m d_j,   sum_{d >= d0} e^{-m d} = e^{-m d0} / (1 - e^{-m}).
@@ -208,13 +211,20 @@ class Skipping {
   // reference is the larger of the running max and the row's logit floor, both <= its true max.
   bool done(const SkipRow& row, std::int64_t lo, std::int64_t hi, float running_max, std::int64_t left,
             std::int64_t right, std::int64_t piece_lo, std::int64_t piece_hi) const {
-    const std::int64_t left_end = std::min(left, hi), right_begin = std::max(right, lo);
-    const bool left_open = std::max(lo, piece_lo) < left_end;
+    const std::int64_t left_begin = std::max(lo, piece_lo), left_end = std::min(left, hi);
+    const std::int64_t right_begin = std::max(right, lo);
+    const bool left_open = left_begin < left_end;
     const bool right_open = right_begin < std::min(hi, piece_hi);
     if (!left_open && !right_open) return true;  // nothing left to visit
     const float reference = running_max > row.logit_floor ? running_max : row.logit_floor;
     if (row.log_budget == -HUGE_VAL || reference == -HUGE_VALF) return false;
-    return (!left_open || tail_negligible(row, reference, lo, left_end, left_tail_bound(row, lo, left_end, hi))) &&
+    // Unvisited keys before `left` that all lie after the row (bidirectional, a chunk to its right): bound
+    // them with every key after them, so that whatever of the row's right side is skipped, chunk by chunk,
+    // lies in one tail within the budget, as its left side does.
+    const bool left_after_row = left_open && row.pos < left_begin;
+    return (!left_open ||
+            (left_after_row ? tail_negligible(row, reference, left_begin, hi, right_tail_bound(row, lo, left_begin, hi))
+                            : tail_negligible(row, reference, lo, left_end, left_tail_bound(row, lo, left_end, hi)))) &&
            (!right_open ||
             tail_negligible(row, reference, right_begin, hi, right_tail_bound(row, lo, right_begin, hi)));
   }

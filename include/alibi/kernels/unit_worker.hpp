@@ -9,7 +9,7 @@
 //   online softmax        running max and sum per row; the output is rescaled when the max grows
 //   O += P V              register-blocked rank-1 updates over the block's keys
 // and visits only the keys that some row of the unit can see (blocks hidden by the causal mask or the
-// window are never touched), nearest keys first (Note [block skipping] in kernels/skipping.hpp). Rows see
+// window are never touched), newest keys first (Note [block skipping] in kernels/skipping.hpp). Rows see
 // a contiguous key interval [lo, hi), which makes masking a clamp.
 //
 // Note [rows in lanes]: the unit keeps its queries transposed (Qs^T: dimension-major, rows contiguous),
@@ -33,8 +33,8 @@
 //
 // Note [batch invariance]: a row computed by the packed tiles gets bits that depend on the row alone, not on
 // the other rows of its unit or call, so a prefill in chunks, or a row alone, gives the one-call bits:
-//   - key blocks are Tuning::kKeyBlock keys at multiples of it from key 0, whatever the unit, and under the
-//     causal mask every unit visits them newest first, so every row folds the same blocks in the same order;
+//   - key blocks are Tuning::kKeyBlock keys at multiples of it from key 0, whatever the unit, and every unit
+//     visits them newest first, so every row folds the same blocks in the same order;
 //   - Q.K sums each (row, key) product over d in one chain whatever the tile; keys a row does not see get
 //     P = 0 exactly, so the block sum and P.V add exact zeros for them, and a block the row does not see
 //     leaves its state as it was (new max = old max, alpha = 1);
@@ -44,8 +44,8 @@
 //   - skipping decides per row (Skipping::done) from the row's own running max, the block boundary reached
 //     and its logit floor, which every row whose keys span several chunks gets, and nothing else.
 // The streaming decode (Note [streaming decode]) follows the same rules (Note [keys in lanes]), so a decode
-// row gets the bits of the same row in a prefill. Not covered: the bidirectional mask, whose visit order
-// starts at the middle of the unit's queries.
+// row gets the bits of the same row in a prefill. Both masks: every unit visits its blocks newest first,
+// whatever its rows' positions.
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_UNIT_WORKER_HPP_0)) || \
@@ -205,39 +205,28 @@ class UnitWorker {
     const std::int64_t piece_hi = plan_.kv_chunk > 0 ? std::min(pr_.kv_len, piece_lo + plan_.kv_chunk) : pr_.kv_len;
     union_lo = std::max(union_lo, piece_lo);
     union_hi = std::min(union_hi, piece_hi);
-    // Nearest keys first (Note [block skipping]).
-    std::int64_t anchor = union_hi;
-    if (!pr_.causal) {
-      const std::int64_t first_pos = pr_.q_pos0 + u.i0, last_pos = pr_.q_pos0 + u.i1 - 1;
-      const std::int64_t mid = first_pos + (last_pos - first_pos) / 2;
-      anchor = std::min(std::max(mid, union_lo - 1), union_hi - 1) + 1;
-    }
-    const double mid_pos = static_cast<double>(anchor) - 0.5;
-    std::int64_t left = anchor, right = anchor;  // visited keys: [left, right)
+    // Newest keys first, for either mask (Note [block skipping]): the order depends on no row, so every row
+    // folds its visible blocks in the same order whatever rows share its unit (Note [batch invariance]).
+    // Visited keys are [left, right), right = union_hi throughout.
+    std::int64_t left = union_hi;
+    const std::int64_t right = union_hi;
     // A chunk far from the queries may be negligible as a whole (tested against the logit floors).
     const bool skip_piece =
         skipping_.on() && plan_.kv_chunk > 0 && rows_finished(num_rows, left, right, piece_lo, piece_hi);
-    // The block after visited keys [l, r): to the left or the right of them, whichever is nearer, ending at
-    // a multiple of block_keys_ (Note [batch invariance]).
+    // The block before visited keys [l, right): from a multiple of block_keys_ (Note [batch invariance]).
     const std::int64_t block = block_keys_;
-    auto next_block = [&](std::int64_t l, std::int64_t r, std::int64_t& j0, std::int64_t& j1) {
-      const bool go_left =
-          r >= union_hi || (l > union_lo && mid_pos - static_cast<double>(l - 1) <= static_cast<double>(r) - mid_pos);
-      j0 = go_left ? std::max(union_lo, (l - 1) / block * block) : r;
-      j1 = go_left ? l : std::min(union_hi, r / block * block + block);
-      return go_left;
+    auto next_block = [&](std::int64_t l, std::int64_t& j0, std::int64_t& j1) {
+      j0 = std::max(union_lo, (l - 1) / block * block);
+      j1 = l;
     };
-    while (!skip_piece && (left > union_lo || right < union_hi)) {
+    while (!skip_piece && left > union_lo) {
       std::int64_t j0, j1;
-      const bool go_left = next_block(left, right, j0, j1);
-      if (go_left)
-        left = j0;
-      else
-        right = j1;
+      next_block(left, j0, j1);
+      left = j0;
       if (plan_.stream) {
         for (int hh = 0; hh < u.kv_heads; ++hh) prepare_lanes(hh, j0, static_cast<int>(j1 - j0));
         std::int64_t ahead0 = 0, ahead1 = 0;  // the block after this one, streamed in while this one computes
-        if (left > union_lo || right < union_hi) next_block(left, right, ahead0, ahead1);
+        if (left > union_lo) next_block(left, ahead0, ahead1);
         stream_block(j0, u.kv_heads, ahead0, static_cast<int>(ahead1 - ahead0));
         if (skipping_.on() && rows_finished(num_rows, left, right, piece_lo, piece_hi)) break;
         continue;
@@ -246,8 +235,8 @@ class UnitWorker {
       // the caches with the block that most likely comes next. Units spanning several heads sweep memory
       // in order, which the hardware prefetchers handle better than we do.
       if (u.kv_heads == 1) {
-        const std::int64_t next = go_left ? std::max(union_lo, j0 - block_keys_) : j1;
-        const std::int64_t next_end = go_left ? j0 : std::min(union_hi, j1 + block_keys_);
+        const std::int64_t next = std::max(union_lo, j0 - block_keys_);
+        const std::int64_t next_end = j0;
         kv_.prefetch(next, next_end);
       }
       const int nk = static_cast<int>(j1 - j0);
