@@ -34,9 +34,8 @@ using RowMatrixXf = RowMatrixX<float>;
 template <class Position = std::int64_t, std::enable_if_t<std::is_integral<Position>::value, int> = 0>
 Eigen::MatrixXf causal_bias(float slope, Eigen::Index q_len, Eigen::Index kv_len, Position q_pos0 = -1) {
   // Validate before allocating so a bad size throws std::invalid_argument, not std::bad_alloc.
-  detail::require(q_len >= 0, "causal_bias", "q_len", [&] { return "must be >= 0, got " + detail::int_text(q_len); });
-  detail::require(kv_len >= 0, "causal_bias", "kv_len",
-                  [&] { return "must be >= 0, got " + detail::int_text(kv_len); });
+  detail::require(q_len >= 0, "causal_bias", "q_len", "must be >= 0, got " + detail::int_text(q_len));
+  detail::require(kv_len >= 0, "causal_bias", "kv_len", "must be >= 0, got " + detail::int_text(kv_len));
   detail::checked_mul(q_len, kv_len, "causal_bias", "q_len * kv_len");
   RowMatrixXf rows(q_len, kv_len);
   causal_bias(slope, q_len, kv_len, rows.data(), static_cast<std::int64_t>(q_pos0));
@@ -132,9 +131,8 @@ bool share_elements(const ViewA& a, const ViewB& b) {
 }
 
 inline void require_columns(Eigen::Index cols, Eigen::Index head_dim, const char* parameter) {
-  require(cols == head_dim, "attention", parameter, [&] {
-    return "must have head_dim = q.cols() = " + detail::int_text(head_dim) + " columns, got " + detail::int_text(cols);
-  });
+  require(cols == head_dim, "attention", parameter,
+          "must have head_dim = q.cols() = " + detail::int_text(head_dim) + " columns, got " + detail::int_text(cols));
 }
 
 // The slice attention behind the public overloads below, for K/V matrices of any KvElement scalar.
@@ -147,12 +145,10 @@ void slice_attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::Ref<co
   require_columns(k.cols(), head_dim, "k");
   require_columns(v.cols(), head_dim, "v");
   require_columns(out.cols(), head_dim, "out");
-  require(v.rows() == k.rows(), "attention", "v", [&] {
-    return "must have kv_len = k.rows() = " + detail::int_text(k.rows()) + " rows, got " + detail::int_text(v.rows());
-  });
-  require(out.rows() == q.rows(), "attention", "out", [&] {
-    return "must have q_len = q.rows() = " + detail::int_text(q.rows()) + " rows, got " + detail::int_text(out.rows());
-  });
+  require(v.rows() == k.rows(), "attention", "v",
+          "must have kv_len = k.rows() = " + detail::int_text(k.rows()) + " rows, got " + detail::int_text(v.rows()));
+  require(out.rows() == q.rows(), "attention", "out",
+          "must have q_len = q.rows() = " + detail::int_text(q.rows()) + " rows, got " + detail::int_text(out.rows()));
   // Checked on the caller's views: the pointer API only sees the packed copies made below.
   const char* aliased = share_elements(out, q)   ? "q"
                         : share_elements(out, k) ? "k"
@@ -174,7 +170,7 @@ void slice_attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::Ref<co
   shape.num_kv_heads = 1;
   // AttentionShape holds head_dim as int: reject a wider one by name instead of truncating it.
   require(head_dim <= Eigen::Index(std::numeric_limits<int>::max()), "attention", "head_dim",
-          [&] { return "must fit in int, got " + detail::int_text(head_dim); });
+          "must fit in int, got " + detail::int_text(head_dim));
   shape.head_dim = static_cast<int>(head_dim);
   AttentionOptions head_options = options;
   head_options.slopes = &slope;

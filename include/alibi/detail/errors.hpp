@@ -16,7 +16,6 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
-#include <utility>
 
 #include "alibi/detail/config.hpp"
 
@@ -48,19 +47,8 @@ inline std::string int_text(long long x) {
   return text;
 }
 
-// Throws "alibi::<function>: <parameter> <why>" (std::invalid_argument) unless `ok`.
-[[noreturn]] inline void invalid_parameter(const char* function, const char* parameter, const std::string& why) {
-  invalid_argument(std::string("alibi::") + function + ": " + parameter + " " + why);
-}
-inline void require(bool ok, const char* function, const char* parameter, const char* why) {
-  if (!ok) invalid_parameter(function, parameter, why);
-}
-// `why` a callable returning the message: built only when the check fails. Validation runs on every call,
-// some checks once per sequence or page, and formatting numbers into strings that are thrown away cost more
-// than a short decode's arithmetic.
-template <class Why, class = decltype(std::string(std::declval<Why&>()()))>
-void require(bool ok, const char* function, const char* parameter, Why&& why) {
-  if (!ok) invalid_parameter(function, parameter, std::string(why()));
+inline void require(bool ok, const char* function, const char* parameter, const std::string& why) {
+  if (!ok) invalid_argument(std::string("alibi::") + function + ": " + parameter + " " + why);
 }
 
 }  // namespace detail

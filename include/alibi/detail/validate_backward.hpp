@@ -70,11 +70,11 @@ inline Problem validate_attention_backward(const float* q, const float* k, const
     if (written.bytes > 0 && written.p == nullptr) continue;  // not asked for
     for (const auto& input : inputs)
       require(!overlaps(written.p, written.bytes, input.p, input.bytes), fn, written.name,
-              [&] { return std::string("must not overlap ") + input.name; });
+              std::string("must not overlap ") + input.name);
     for (const auto& other : outputs)
       if (&other != &written)
         require(!overlaps(written.p, written.bytes, other.p, other.bytes), fn, written.name,
-                [&] { return std::string("must not overlap ") + other.name; });
+                std::string("must not overlap ") + other.name);
   }
   return pr;
 }
