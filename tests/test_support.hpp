@@ -38,8 +38,8 @@ struct append_if<IsaList<Isas...>, Isa, true> {
 };
 
 // With ALIBI_TEST_BINARY_ISA_ONLY (the sanitizer preset), only the widest of them: each kernel is then
-// built and run once across the three binaries instead of up to three times, which halves the sanitizer
-// build (the release build keeps testing the narrower kernels compiled under the wider flags).
+// built and run once across the three binaries instead of up to three times, which roughly halves the
+// sanitizer run (the release build keeps testing the narrower kernels compiled under the wider flags).
 #if defined(ALIBI_TEST_BINARY_ISA_ONLY)
 using CompiledIsas = std::conditional_t<
     alibi::isa::compiled<alibi::isa::avx512>, IsaList<alibi::isa::avx512>,

@@ -147,7 +147,7 @@ class Buffer {
   }
 
   /// n elements the caller writes before it reads any (trivial T only): storage without the fill, for
-  /// scratch that every call overwrites (a decode's per-call fixed cost is mostly such fills).
+  /// scratch that every call overwrites (filling it is part of a short decode's fixed cost).
   void assign_for_overwrite(std::size_t n) {
     static_assert(std::is_trivially_default_constructible<T>::value, "only trivial elements may start unset");
     if (n == size_) return;
