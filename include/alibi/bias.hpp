@@ -3,7 +3,6 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <string>
 
 #include "alibi/detail/checked.hpp"
 #include "alibi/detail/config.hpp"
@@ -21,10 +20,9 @@ ALIBI_NAMESPACE_BEGIN
 ///         q_len * kv_len > 0, or a q_len * kv_len that overflows; `out` is untouched then.
 inline void causal_bias(float slope, std::int64_t q_len, std::int64_t kv_len, float* out, std::int64_t q_pos0 = -1) {
   const char* fn = "causal_bias";
-  detail::require(q_len >= 0, fn, "q_len", "must be >= 0, got " + detail::int_text(q_len));
-  detail::require(kv_len >= 0, fn, "kv_len", "must be >= 0, got " + detail::int_text(kv_len));
-  detail::require(q_pos0 >= -1, fn, "q_pos0",
-                  "must be >= 0, or -1 for kv_len - q_len; got " + detail::int_text(q_pos0));
+  detail::require(q_len >= 0, fn, "q_len", "must be >= 0, got %lld", q_len);
+  detail::require(kv_len >= 0, fn, "kv_len", "must be >= 0, got %lld", kv_len);
+  detail::require(q_pos0 >= -1, fn, "q_pos0", "must be >= 0, or -1 for kv_len - q_len; got %lld", q_pos0);
   detail::require(std::isfinite(slope), fn, "slope", "must be finite");
   const std::int64_t count = detail::checked_mul(q_len, kv_len, fn, "q_len * kv_len");
   if (count == 0) return;

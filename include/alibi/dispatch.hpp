@@ -14,7 +14,6 @@
 // the TU's flags already require throws std::invalid_argument naming ALIBI_ISA.
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <type_traits>
 
 #include "alibi/detail/config.hpp"
@@ -172,16 +171,13 @@ inline Level resolve_level() {
   } else if (std::strcmp(cap, "avx512") == 0) {
     wanted = Level::avx512;
   } else {
-    alibi::detail::invalid_argument(std::string("alibi::dispatch: ALIBI_ISA must be scalar, avx2 or avx512, got \"") +
-                                    cap + "\"");
+    alibi::detail::fail_parameter("dispatch", "ALIBI_ISA", "must be scalar, avx2 or avx512, got \"%s\"", cap);
   }
-  if (wanted > cpu)
-    alibi::detail::invalid_argument(std::string("alibi::dispatch: ALIBI_ISA=") + cap +
-                                    " but this CPU supports at most " + level_name(cpu));
-  if (wanted < floor_level())
-    alibi::detail::invalid_argument(std::string("alibi::dispatch: ALIBI_ISA=") + cap +
-                                    " but this program was compiled with " + level_name(floor_level()) +
-                                    " flags, so its narrowest kernel is " + level_name(floor_level()));
+  alibi::detail::require(wanted <= cpu, "dispatch", "ALIBI_ISA", "is %s but this CPU supports at most %s", cap,
+                         level_name(cpu));
+  alibi::detail::require(wanted >= floor_level(), "dispatch", "ALIBI_ISA",
+                         "is %s but this program was compiled with %s flags, so its narrowest kernel is %s", cap,
+                         level_name(floor_level()), level_name(floor_level()));
   return wanted;
 }
 

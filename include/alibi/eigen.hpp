@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
-#include <string>
 #include <type_traits>
 
 #include <Eigen/Core>
@@ -34,8 +33,8 @@ using RowMatrixXf = RowMatrixX<float>;
 template <class Position = std::int64_t, std::enable_if_t<std::is_integral<Position>::value, int> = 0>
 Eigen::MatrixXf causal_bias(float slope, Eigen::Index q_len, Eigen::Index kv_len, Position q_pos0 = -1) {
   // Validate before allocating so a bad size throws std::invalid_argument, not std::bad_alloc.
-  detail::require(q_len >= 0, "causal_bias", "q_len", "must be >= 0, got " + detail::int_text(q_len));
-  detail::require(kv_len >= 0, "causal_bias", "kv_len", "must be >= 0, got " + detail::int_text(kv_len));
+  detail::require(q_len >= 0, "causal_bias", "q_len", "must be >= 0, got %lld", q_len);
+  detail::require(kv_len >= 0, "causal_bias", "kv_len", "must be >= 0, got %lld", kv_len);
   detail::checked_mul(q_len, kv_len, "causal_bias", "q_len * kv_len");
   RowMatrixXf rows(q_len, kv_len);
   causal_bias(slope, q_len, kv_len, rows.data(), static_cast<std::int64_t>(q_pos0));
@@ -131,8 +130,8 @@ bool share_elements(const ViewA& a, const ViewB& b) {
 }
 
 inline void require_columns(Eigen::Index cols, Eigen::Index head_dim, const char* parameter) {
-  require(cols == head_dim, "attention", parameter,
-          "must have head_dim = q.cols() = " + detail::int_text(head_dim) + " columns, got " + detail::int_text(cols));
+  require(cols == head_dim, "attention", parameter, "must have head_dim = q.cols() = %lld columns, got %lld", head_dim,
+          cols);
 }
 
 // The slice attention behind the public overloads below, for K/V matrices of any KvElement scalar.
@@ -145,16 +144,16 @@ void slice_attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::Ref<co
   require_columns(k.cols(), head_dim, "k");
   require_columns(v.cols(), head_dim, "v");
   require_columns(out.cols(), head_dim, "out");
-  require(v.rows() == k.rows(), "attention", "v",
-          "must have kv_len = k.rows() = " + detail::int_text(k.rows()) + " rows, got " + detail::int_text(v.rows()));
-  require(out.rows() == q.rows(), "attention", "out",
-          "must have q_len = q.rows() = " + detail::int_text(q.rows()) + " rows, got " + detail::int_text(out.rows()));
+  require(v.rows() == k.rows(), "attention", "v", "must have kv_len = k.rows() = %lld rows, got %lld", k.rows(),
+          v.rows());
+  require(out.rows() == q.rows(), "attention", "out", "must have q_len = q.rows() = %lld rows, got %lld", q.rows(),
+          out.rows());
   // Checked on the caller's views: the pointer API only sees the packed copies made below.
   const char* aliased = share_elements(out, q)   ? "q"
                         : share_elements(out, k) ? "k"
                         : share_elements(out, v) ? "v"
                                                  : nullptr;
-  if (aliased != nullptr) invalid_argument(std::string("alibi::attention: out shares elements with ") + aliased);
+  require(aliased == nullptr, "attention", "out", "shares elements with %s", aliased);
 
   // An Eigen::Ref allows any outer stride; the kernel needs rows packed back to back.
   const auto packed = [](const auto& m) { return m.outerStride() == m.cols() || m.rows() <= 1; };
@@ -170,7 +169,7 @@ void slice_attention(const Eigen::Ref<const RowMatrixXf>& q, const Eigen::Ref<co
   shape.num_kv_heads = 1;
   // AttentionShape holds head_dim as int: reject a wider one by name instead of truncating it.
   require(head_dim <= Eigen::Index(std::numeric_limits<int>::max()), "attention", "head_dim",
-          "must fit in int, got " + detail::int_text(head_dim));
+          "must fit in int, got %lld", head_dim);
   shape.head_dim = static_cast<int>(head_dim);
   AttentionOptions head_options = options;
   head_options.slopes = &slope;

@@ -1,7 +1,6 @@
 #pragma once
 // ALiBi head slopes (Press, Smith & Lewis, "Train Short, Test Long", ICLR 2022).
 #include <cmath>
-#include <string>
 #include <vector>
 
 #include "alibi/detail/config.hpp"
@@ -19,9 +18,9 @@ ALIBI_NAMESPACE_BEGIN
 /// Each slope is computed in double and rounded once to float.
 /// @throws std::invalid_argument if num_heads <= 0 or max_bias is not finite and > 0.
 inline std::vector<float> slopes(int num_heads, float max_bias = 8.0f) {
-  detail::require(num_heads > 0, "slopes", "num_heads", "must be >= 1, got " + detail::int_text(num_heads));
-  detail::require(std::isfinite(max_bias) && max_bias > 0.0f, "slopes", "max_bias",
-                  "must be finite and > 0, got " + detail::float_text(max_bias));
+  detail::require(num_heads > 0, "slopes", "num_heads", "must be >= 1, got %lld", num_heads);
+  detail::require(std::isfinite(max_bias) && max_bias > 0.0f, "slopes", "max_bias", "must be finite and > 0, got %.9g",
+                  max_bias);
   std::vector<float> result(static_cast<std::size_t>(num_heads));
   detail::slope_values(num_heads, max_bias, result.data());
   return result;

@@ -15,7 +15,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <string>
 
 #include "alibi/detail/errors.hpp"
 
@@ -29,8 +28,7 @@ constexpr std::int64_t kMaxElements =
 inline std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* function, const char* what) {
   // a, b >= 0 here (sizes were validated first).
   if (a != 0 && b > kMaxElements / a)
-    invalid_argument(std::string("alibi::") + function + ": " + what +
-                     " is too large: its element count overflows std::ptrdiff_t");
+    fail_parameter(function, what, "is too large: its element count overflows std::ptrdiff_t");
   return a * b;
 }
 

@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
-#include <string>
 
 #include "alibi/detail/buffer.hpp"
 #include "alibi/detail/checked.hpp"
@@ -52,28 +51,28 @@ template <std::size_t N>
 void check_writes_apart_from_reads(const char* fn, const float* out, std::int64_t out_bytes, const float* lse,
                                    std::int64_t lse_bytes, const ReadArray (&reads)[N]) {
   for (const ReadArray& input : reads) {
-    require(!overlaps(out, out_bytes, input.p, input.bytes), fn, "out", std::string("must not overlap ") + input.name);
-    require(!overlaps(lse, lse_bytes, input.p, input.bytes), fn, "lse", std::string("must not overlap ") + input.name);
+    require(!overlaps(out, out_bytes, input.p, input.bytes), fn, "out", "must not overlap %s", input.name);
+    require(!overlaps(lse, lse_bytes, input.p, input.bytes), fn, "lse", "must not overlap %s", input.name);
   }
   require(!overlaps(lse, lse_bytes, out, out_bytes), fn, "lse", "must not overlap out");
 }
 
 // Head counts and head_dim, the same rules for every entry point.
 inline void check_heads(const char* fn, int num_heads, int num_kv_heads, int head_dim) {
-  require(num_heads > 0, fn, "num_heads", "must be >= 1, got " + int_text(num_heads));
-  require(num_kv_heads > 0, fn, "num_kv_heads", "must be >= 1, got " + int_text(num_kv_heads));
-  require(num_heads % num_kv_heads == 0, fn, "num_kv_heads",
-          "must divide num_heads (" + int_text(num_heads) + "), got " + int_text(num_kv_heads));
-  require(head_dim > 0, fn, "head_dim", "must be >= 1, got " + int_text(head_dim));
+  require(num_heads > 0, fn, "num_heads", "must be >= 1, got %lld", num_heads);
+  require(num_kv_heads > 0, fn, "num_kv_heads", "must be >= 1, got %lld", num_kv_heads);
+  require(num_heads % num_kv_heads == 0, fn, "num_kv_heads", "must divide num_heads (%lld), got %lld", num_heads,
+          num_kv_heads);
+  require(head_dim > 0, fn, "head_dim", "must be >= 1, got %lld", head_dim);
 }
 
 // The options every entry point reads the same way (not positions, not the placement of lse).
 inline void check_common_options(const char* fn, const AttentionOptions& options) {
   require(options.mask == Mask::causal || options.mask == Mask::bidirectional, fn, "mask",
           "must be Mask::causal or Mask::bidirectional");
-  require(options.window >= 0, fn, "window", "must be >= 0 (0: unlimited), got " + int_text(options.window));
-  require(options.num_threads >= 0, fn, "num_threads",
-          "must be >= 0 (0: all hardware threads), got " + int_text(options.num_threads));
+  require(options.window >= 0, fn, "window", "must be >= 0 (0: unlimited), got %lld", options.window);
+  require(options.num_threads >= 0, fn, "num_threads", "must be >= 0 (0: all hardware threads), got %lld",
+          options.num_threads);
   require(std::isfinite(options.scale), fn, "scale", "must be finite (0 means 1/sqrt(head_dim))");
   require(std::isfinite(options.skip_tolerance) && options.skip_tolerance >= 0.0f, fn, "skip_tolerance",
           "must be finite and >= 0 (0 disables skipping)");
@@ -84,7 +83,7 @@ inline const float* resolve_slopes(const char* fn, const AttentionOptions& optio
                                    Buffer<float>& default_slopes) {
   if (options.slopes != nullptr) {
     for (int h = 0; h < num_heads; ++h)
-      require(std::isfinite(options.slopes[h]), fn, "slopes", "must be finite, slopes[" + int_text(h) + "] is not");
+      require(std::isfinite(options.slopes[h]), fn, "slopes", "must be finite, slopes[%lld] is not", h);
     return options.slopes;
   }
   default_slopes.assign(static_cast<std::size_t>(num_heads), 0.0f);
@@ -98,16 +97,15 @@ template <class KV>
 Problem validate_attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
                            const AttentionOptions& options, Buffer<float>& default_slopes,
                            const char* fn = "attention") {
-  auto str = [](long long x) { return int_text(x); };
-  require(shape.batch >= 0, fn, "batch", "must be >= 0, got " + str(shape.batch));
-  require(shape.q_len >= 0, fn, "q_len", "must be >= 0, got " + str(shape.q_len));
-  require(shape.kv_len >= 0, fn, "kv_len", "must be >= 0, got " + str(shape.kv_len));
+  require(shape.batch >= 0, fn, "batch", "must be >= 0, got %lld", shape.batch);
+  require(shape.q_len >= 0, fn, "q_len", "must be >= 0, got %lld", shape.q_len);
+  require(shape.kv_len >= 0, fn, "kv_len", "must be >= 0, got %lld", shape.kv_len);
   check_heads(fn, shape.num_heads, shape.num_kv_heads, shape.head_dim);
   check_common_options(fn, options);
-  require(options.q_pos0 >= -1, fn, "q_pos0", "must be >= 0, or -1 for kv_len - q_len; got " + str(options.q_pos0));
+  require(options.q_pos0 >= -1, fn, "q_pos0", "must be >= 0, or -1 for kv_len - q_len; got %lld", options.q_pos0);
   require(options.q_pos0 <= std::numeric_limits<std::int64_t>::max() - shape.q_len, fn, "q_pos0",
           "is too large: q_pos0 + q_len overflows");
-  require(options.kv_pos0 >= 0, fn, "kv_pos0", "must be >= 0, got " + str(options.kv_pos0));
+  require(options.kv_pos0 >= 0, fn, "kv_pos0", "must be >= 0, got %lld", options.kv_pos0);
   require(options.kv_pos0 <= std::numeric_limits<std::int64_t>::max() - shape.kv_len, fn, "kv_pos0",
           "is too large: kv_pos0 + kv_len overflows");
 
@@ -178,27 +176,25 @@ template <class KV>
 void validate_seq_batch(const char* fn, const float* q, const KV* k, const KV* v, float* out, const SeqBatch& batch,
                         const AttentionOptions& options, const PagedKV<KV>* pages, Buffer<float>& default_slopes,
                         Buffer<Problem>& problems) {
-  auto str = [](long long x) { return int_text(x); };
   const std::int64_t n = batch.num_seqs;
-  require(n >= 0, fn, "num_seqs", "must be >= 0, got " + str(n));
+  require(n >= 0, fn, "num_seqs", "must be >= 0, got %lld", n);
   check_heads(fn, batch.num_heads, batch.num_kv_heads, batch.head_dim);
   check_common_options(fn, options);
   require(options.q_pos0 == -1, fn, "q_pos0",
-          "must be -1 (each sequence's queries are the last positions of its keys), got " + str(options.q_pos0));
-  require(options.kv_pos0 == 0, fn, "kv_pos0", "must be 0 (keys start at position 0), got " + str(options.kv_pos0));
+          "must be -1 (each sequence's queries are the last positions of its keys), got %lld", options.q_pos0);
+  require(options.kv_pos0 == 0, fn, "kv_pos0", "must be 0 (keys start at position 0), got %lld", options.kv_pos0);
   if (n > 0) {
     require(batch.q_offsets != nullptr, fn, "q_offsets", "must not be null when num_seqs > 0");
     require(batch.kv_lens != nullptr, fn, "kv_lens", "must not be null when num_seqs > 0");
-    require(batch.q_offsets[0] == 0, fn, "q_offsets", "must start at 0, got q_offsets[0] = " + str(batch.q_offsets[0]));
+    require(batch.q_offsets[0] == 0, fn, "q_offsets", "must start at 0, got q_offsets[0] = %lld", batch.q_offsets[0]);
   }
   std::int64_t total_kv = 0;
   bool reads_kv = false;  // some sequence has both queries and keys
   for (std::int64_t s = 0; s < n; ++s) {
     const std::int64_t q_begin = batch.q_offsets[s], q_end = batch.q_offsets[s + 1], kv_len = batch.kv_lens[s];
-    require(q_end >= q_begin, fn, "q_offsets",
-            "must not decrease, got q_offsets[" + str(s + 1) + "] = " + str(q_end) + " < q_offsets[" + str(s) +
-                "] = " + str(q_begin));
-    require(kv_len >= 0, fn, "kv_lens", "must be >= 0, got kv_lens[" + str(s) + "] = " + str(kv_len));
+    require(q_end >= q_begin, fn, "q_offsets", "must not decrease, got q_offsets[%lld] = %lld < q_offsets[%lld] = %lld",
+            s + 1, q_end, s, q_begin);
+    require(kv_len >= 0, fn, "kv_lens", "must be >= 0, got kv_lens[%lld] = %lld", s, kv_len);
     require(kv_len <= kMaxElements - total_kv, fn, "kv_lens", "is too large: the sum of kv_lens overflows");
     total_kv += kv_len;
     reads_kv = reads_kv || (q_end > q_begin && kv_len > 0);
@@ -215,10 +211,9 @@ void validate_seq_batch(const char* fn, const float* q, const KV* k, const KV* v
   const char* v_name = pages != nullptr ? "v_pages" : "v";
   if (pages != nullptr) {
     const std::int64_t page_size = pages->page_size;
-    require(page_size >= 1, fn, "page_size", "must be >= 1, got " + str(page_size));
-    require(pages->num_pages >= 0, fn, "num_pages", "must be >= 0, got " + str(pages->num_pages));
-    require(pages->max_pages_per_seq >= 0, fn, "max_pages_per_seq",
-            "must be >= 0, got " + str(pages->max_pages_per_seq));
+    require(page_size >= 1, fn, "page_size", "must be >= 1, got %lld", page_size);
+    require(pages->num_pages >= 0, fn, "num_pages", "must be >= 0, got %lld", pages->num_pages);
+    require(pages->max_pages_per_seq >= 0, fn, "max_pages_per_seq", "must be >= 0, got %lld", pages->max_pages_per_seq);
     storage_rows = checked_mul(pages->num_pages, page_size, fn, "num_pages * page_size");
     table_bytes = checked_mul(checked_mul(n, pages->max_pages_per_seq, fn, "num_seqs * max_pages_per_seq"),
                               static_cast<std::int64_t>(sizeof(std::int32_t)), fn, "block_table");
@@ -228,13 +223,12 @@ void validate_seq_batch(const char* fn, const float* q, const KV* k, const KV* v
       const std::int64_t kv_len = batch.kv_lens[s];
       const std::int64_t needed = kv_len / page_size + (kv_len % page_size != 0 ? 1 : 0);
       require(needed <= pages->max_pages_per_seq, fn, "max_pages_per_seq",
-              "is too small: kv_lens[" + str(s) + "] = " + str(kv_len) + " keys need " + str(needed) +
-                  " pages of page_size " + str(page_size) + ", the block table has " + str(pages->max_pages_per_seq));
+              "is too small: kv_lens[%lld] = %lld keys need %lld pages of page_size %lld, the block table has %lld", s,
+              kv_len, needed, page_size, pages->max_pages_per_seq);
       const std::int32_t* table = pages->block_table + s * pages->max_pages_per_seq;
       for (std::int64_t page = 0; page < needed; ++page)
         require(table[page] >= 0 && table[page] < pages->num_pages, fn, "block_table",
-                "entry [" + str(s) + "][" + str(page) + "] = " + str(table[page]) +
-                    " is outside [0, num_pages = " + str(pages->num_pages) + ")");
+                "entry [%lld][%lld] = %lld is outside [0, num_pages = %lld)", s, page, table[page], pages->num_pages);
     }
   }
   const std::int64_t kv_count =
@@ -312,8 +306,8 @@ void validate_seq_batch(const char* fn, const float* q, const KV* k, const KV* v
 inline void validate_merge(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b,
                            const float* out, const float* lse, std::int64_t rows, int head_dim) {
   const char* fn = "merge_partials";
-  require(rows >= 0, fn, "rows", "must be >= 0, got " + int_text(rows));
-  require(head_dim > 0, fn, "head_dim", "must be >= 1, got " + int_text(head_dim));
+  require(rows >= 0, fn, "rows", "must be >= 0, got %lld", rows);
+  require(head_dim > 0, fn, "head_dim", "must be >= 1, got %lld", head_dim);
   const std::int64_t count = checked_mul(rows, head_dim, fn, "rows * head_dim");
   if (rows == 0) return;
   require(out_a != nullptr, fn, "out_a", "must not be null when rows > 0");
@@ -329,8 +323,7 @@ inline void validate_merge(const float* out_a, const float* lse_a, const float* 
                    std::int64_t other_bytes, const char* other_name, bool may_alias) {
     if (may_alias && written == other) return;
     require(!overlaps(written, written_bytes, other, other_bytes), fn, name,
-            std::string("must be ") + (may_alias ? "either exactly " + std::string(other_name) + " or disjoint from it"
-                                                 : "disjoint from " + std::string(other_name)));
+            may_alias ? "must be either exactly %s or disjoint from it" : "must be disjoint from %s", other_name);
   };
   check(out, out_bytes, "out", out_a, out_bytes, "out_a", true);
   check(out, out_bytes, "out", out_b, out_bytes, "out_b", true);

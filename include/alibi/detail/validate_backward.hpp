@@ -13,7 +13,6 @@
 #define ALIBI_DETAIL_VALIDATE_BACKWARD_HPP_2
 #endif
 #include <cstdint>
-#include <string>
 
 #include "alibi/detail/buffer.hpp"
 #include "alibi/detail/errors.hpp"
@@ -69,12 +68,12 @@ inline Problem validate_attention_backward(const float* q, const float* k, const
   for (const auto& written : outputs) {
     if (written.bytes > 0 && written.p == nullptr) continue;  // not asked for
     for (const auto& input : inputs)
-      require(!overlaps(written.p, written.bytes, input.p, input.bytes), fn, written.name,
-              std::string("must not overlap ") + input.name);
+      require(!overlaps(written.p, written.bytes, input.p, input.bytes), fn, written.name, "must not overlap %s",
+              input.name);
     for (const auto& other : outputs)
       if (&other != &written)
-        require(!overlaps(written.p, written.bytes, other.p, other.bytes), fn, written.name,
-                std::string("must not overlap ") + other.name);
+        require(!overlaps(written.p, written.bytes, other.p, other.bytes), fn, written.name, "must not overlap %s",
+                other.name);
   }
   return pr;
 }

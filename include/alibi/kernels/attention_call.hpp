@@ -17,7 +17,6 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
-#include <string>
 
 #include "alibi/detail/buffer.hpp"
 #include "alibi/detail/threading.hpp"
@@ -143,11 +142,10 @@ template <class KV>
 void key_norms(const KV* k, const AttentionShape& shape, float* out) {
   static_assert(is_kv_element<KV>::value, "alibi::key_norms: k must be float, bfloat16 or float16");
   const char* fn = "key_norms";
-  detail::require(shape.batch >= 0, fn, "batch", "must be >= 0, got " + detail::int_text(shape.batch));
-  detail::require(shape.kv_len >= 0, fn, "kv_len", "must be >= 0, got " + detail::int_text(shape.kv_len));
-  detail::require(shape.num_kv_heads > 0, fn, "num_kv_heads",
-                  "must be >= 1, got " + detail::int_text(shape.num_kv_heads));
-  detail::require(shape.head_dim > 0, fn, "head_dim", "must be >= 1, got " + detail::int_text(shape.head_dim));
+  detail::require(shape.batch >= 0, fn, "batch", "must be >= 0, got %lld", shape.batch);
+  detail::require(shape.kv_len >= 0, fn, "kv_len", "must be >= 0, got %lld", shape.kv_len);
+  detail::require(shape.num_kv_heads > 0, fn, "num_kv_heads", "must be >= 1, got %lld", shape.num_kv_heads);
+  detail::require(shape.head_dim > 0, fn, "head_dim", "must be >= 1, got %lld", shape.head_dim);
   const std::int64_t rows = detail::checked_mul(detail::checked_mul(shape.batch, shape.kv_len, fn, "batch * kv_len"),
                                                 shape.num_kv_heads, fn, "batch * kv_len * num_kv_heads");
   detail::checked_mul(rows, shape.head_dim, fn, "the k tensor");
