@@ -944,6 +944,62 @@ ALIBI_ISA_TEST(RejectsBadArgumentsWithoutWriting) {
   }
 }
 
+// The whole message of a few rejections, written out by hand: validation formats its values only when a
+// check fails (Note [validation messages]), so a format that lost a value or took the wrong one shows here.
+ALIBI_ISA_TEST(ErrorMessagesShowTheOffendingValues) {
+  Case c = make_case(1, 3, 4, 6, 3, 8);
+  std::mt19937 rng(29);
+  c.fill(rng);
+  std::vector<float> out(c.q.size());
+  auto message_of = [&](auto call) -> std::string {
+    try {
+      call();
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "(no exception)";
+  };
+  alibi::AttentionShape shape = c.shape;
+  shape.head_dim = -3;
+  EXPECT_EQ(message_of([&] { alibi::attention<Isa>(c.q.data(), c.k.data(), c.v.data(), out.data(), shape); }),
+            "alibi::attention: head_dim must be >= 1, got -3");
+  shape = c.shape;
+  shape.num_kv_heads = 4;
+  EXPECT_EQ(message_of([&] { alibi::attention<Isa>(c.q.data(), c.k.data(), c.v.data(), out.data(), shape); }),
+            "alibi::attention: num_kv_heads must divide num_heads (6), got 4");
+  alibi::AttentionOptions options;
+  options.kv_pos0 = -9000000000;
+  EXPECT_EQ(
+      message_of([&] { alibi::attention<Isa>(c.q.data(), c.k.data(), c.v.data(), out.data(), c.shape, options); }),
+      "alibi::attention: kv_pos0 must be >= 0, got -9000000000");
+  EXPECT_EQ(message_of([&] {
+              alibi::attention<Isa>(c.q.data(), c.k.data(), c.v.data(), const_cast<float*>(c.k.data()), c.shape);
+            }),
+            "alibi::attention: out must not overlap k");
+  EXPECT_EQ(message_of([&] { alibi::slopes(8, -0.5f); }), "alibi::slopes: max_bias must be finite and > 0, got -0.5");
+
+  // A paged cache whose block table points past its pages: the entry, its value and the bound.
+  const std::int64_t q_offsets[2] = {0, 1}, kv_lens[1] = {5};
+  alibi::SeqBatch batch;
+  batch.num_seqs = 1;
+  batch.q_offsets = q_offsets;
+  batch.kv_lens = kv_lens;
+  batch.num_heads = 6;
+  batch.num_kv_heads = 3;
+  batch.head_dim = 8;
+  const std::vector<float> pages(static_cast<std::size_t>(2 * 4 * 3 * 8), 0.5f);
+  const std::int32_t table[2] = {1, 7};
+  alibi::PagedKV<float> cache;
+  cache.k_pages = pages.data();
+  cache.v_pages = pages.data();
+  cache.num_pages = 2;
+  cache.page_size = 4;
+  cache.block_table = table;
+  cache.max_pages_per_seq = 2;
+  EXPECT_EQ(message_of([&] { alibi::attention_paged<Isa>(c.q.data(), cache, out.data(), batch); }),
+            "alibi::attention_paged: block_table entry [0][1] = 7 is outside [0, num_pages = 2)");
+}
+
 // ---- the table test_main.cpp registers (Note [no AVX-512 before the CPU check])
 
 #define ALIBI_ATTENTION_TESTS(X)                          \
@@ -974,7 +1030,8 @@ ALIBI_ISA_TEST(RejectsBadArgumentsWithoutWriting) {
   X(UnalignedPointers)                                    \
   X(OutputMayAdjoinTheInputs)                             \
   X(ZeroSizedWork)                                        \
-  X(RejectsBadArgumentsWithoutWriting)
+  X(RejectsBadArgumentsWithoutWriting)                    \
+  X(ErrorMessagesShowTheOffendingValues)
 
 ALIBI_ISA_TEST_ENTRIES("AttentionTest", ALIBI_ATTENTION_TESTS);
 
