@@ -57,9 +57,12 @@ struct Tuning {
   // the summation order: Note [batch invariance]). Each group of keys requests the next group's K/V as it
   // computes when a key of the unit's heads is less than kStreamPrefetchBelow bytes of K (bench/RESULTS.md,
   // 2026-12-01 fifth session, 8 kv heads of 128: bfloat16 K/V from 41 to 31 ms; fp32, a 4 KiB page per
-  // key, from 48 to 51 ms, where the hardware prefetchers alone do better).
+  // key, from 48 to 51 ms, where the hardware prefetchers alone do better). With 8-lane vectors a group is
+  // 8 keys, and there the requests pay for fp32 too (Zen 5, 2026-12-02 eighth session: 8 kv heads of 128,
+  // 43.5 to 33.8 ms contiguous, 57.5 to 37.1 ms in shuffled pages of 16; AVX-512 unchanged).
   static constexpr int kStreamMaxRows = 4;
   static constexpr std::int64_t kStreamPrefetchBelow = 4096;
+  static constexpr std::int64_t kStreamPrefetchBelowNarrow = 8192;  // vectors of at most 8 floats
   // Keys nearest a row whose exact logits give the lower bound on its max that skipping starts from
   // (kernels/skipping.hpp): enough to find the large nearby logit ALiBi favours, cheap next to one block.
   static constexpr std::int64_t kFloorKeys = 16;
@@ -115,7 +118,8 @@ struct Plan {
     p.stream = can_stream && p.rows_per_head <= Tuning::kStreamMaxRows && p.rows_per_head <= W;
     p.block_keys = Tuning::kKeyBlock;
     const std::int64_t key_bytes = static_cast<std::int64_t>(L.heads) * pr.head_dim * kv_element_bytes;  // K of a key
-    p.stream_prefetch = p.stream && key_bytes < Tuning::kStreamPrefetchBelow;
+    const std::int64_t prefetch_below = W <= 8 ? Tuning::kStreamPrefetchBelowNarrow : Tuning::kStreamPrefetchBelow;
+    p.stream_prefetch = p.stream && key_bytes < prefetch_below;
     p.head_rows = static_cast<int>((L.positions * L.group + W - 1) / W * W);
     p.dim_vecs = static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W);
     p.dim_pad = static_cast<std::int64_t>(p.dim_vecs) * W;
