@@ -17,7 +17,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
-#include <string>
 #include <type_traits>
 
 #include "alibi/detail/config.hpp"
@@ -32,9 +31,6 @@ namespace detail {
   std::fprintf(stderr, "alibi: invalid argument: %s\n", message);
   std::abort();
 #endif
-}
-[[noreturn]] inline void invalid_argument(const std::string& message) {
-  invalid_argument(message.c_str());
 }
 
 // Note [validation messages]

@@ -59,7 +59,7 @@ struct Tuning {
   // 2026-12-01 fifth session, 8 kv heads of 128: bfloat16 K/V from 41 to 31 ms; fp32, a 4 KiB page per
   // key, from 48 to 51 ms, where the hardware prefetchers alone do better). With 8-lane vectors a group is
   // 8 keys, and there the requests pay for fp32 too (Zen 5, 2026-12-02 eighth session: 8 kv heads of 128,
-  // 43.5 to 33.8 ms contiguous, 57.5 to 37.1 ms in shuffled pages of 16; AVX-512 unchanged).
+  // 43.8 to 33.6 ms contiguous, 57.5 to 37.1 ms in shuffled pages of 16; AVX-512 unchanged).
   static constexpr int kStreamMaxRows = 4;
   static constexpr std::int64_t kStreamPrefetchBelow = 4096;
   static constexpr std::int64_t kStreamPrefetchBelowNarrow = 8192;  // vectors of at most 8 floats
