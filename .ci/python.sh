@@ -26,19 +26,9 @@ step() { printf '\n==== python: %s ====\n' "$*"; }
 # otherwise links the reference BLAS, about 15x slower here); g++, cmake, make: the builds.
 packages=(g++ make cmake python3 python3-dev python3-venv python3-pip python3-setuptools python3-pybind11
   pybind11-dev python3-numpy python3-torch python3-pytest python3-matplotlib fortunes libopenblas0-pthread)
-missing=()
-for package in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q '^install ok installed$'; then
-    missing+=("$package")
-  fi
-done
-if ((${#missing[@]})); then
-  step "installing ${missing[*]}"
-  sudo=""
-  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
-  $sudo apt-get update
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
-fi
+# shellcheck source=packages.sh
+source .ci/packages.sh
+install_missing_packages "${packages[@]}"
 
 # --- 2. venv + pip install (README, "Python") --------------------------------------------------------------
 step "venv and pip install --no-build-isolation ./python"

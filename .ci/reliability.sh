@@ -25,19 +25,9 @@ banner() { printf '\n==== reliability: %s ====\n' "$*"; }
 # clang + libclang-rt-14-dev: libFuzzer and the sanitizer runtimes; clang-tidy; valgrind; and what the
 # test builds need (g++, cmake, make, GoogleTest).
 packages=(g++ make cmake libgtest-dev clang libclang-rt-14-dev clang-tidy valgrind)
-missing=()
-for package in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q '^install ok installed$'; then
-    missing+=("$package")
-  fi
-done
-if ((${#missing[@]})); then
-  banner "installing ${missing[*]}"
-  sudo=""
-  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
-  $sudo apt-get update
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}" || { echo "apt-get install failed" >&2; exit 1; }
-fi
+# shellcheck source=packages.sh
+source .ci/packages.sh
+install_missing_packages "${packages[@]}" || exit 1
 
 # --- step runner ---------------------------------------------------------------------------------------
 step_names=()
