@@ -66,12 +66,22 @@ class KvSource {
   const Element* bound_key(int hh, std::int64_t j) const { return k_unit_ + slot(b_, j) * kv_row_ + hh * dim_; }
   const Element* bound_value(int hh, std::int64_t j) const { return v_unit_ + slot(b_, j) * kv_row_ + hh * dim_; }
 
-  // One head's K row into L1 (read next) and its V row into L2 (read after the block's Q.K).
-  void prefetch_rows(const Element* key_row, const Element* value_row) const {
+  // One head's K row into L1 (read next), or into L2 with key_to_l2, and its V row into L2 (read after the
+  // block's Q.K).
+  void prefetch_rows(const Element* key_row, const Element* value_row, bool key_to_l2) const {
     const std::int64_t bytes = dim_ * static_cast<std::int64_t>(sizeof(Element));
+    const char* key_bytes = reinterpret_cast<const char*>(key_row);
+    const char* value_bytes = reinterpret_cast<const char*>(value_row);
+    if (key_to_l2) {
+      for (std::int64_t at = 0; at < bytes; at += 64) {
+        ALIBI_PREFETCH_L2(key_bytes + at);
+        ALIBI_PREFETCH_L2(value_bytes + at);
+      }
+      return;
+    }
     for (std::int64_t at = 0; at < bytes; at += 64) {
-      ALIBI_PREFETCH(reinterpret_cast<const char*>(key_row) + at);
-      ALIBI_PREFETCH_L2(reinterpret_cast<const char*>(value_row) + at);
+      ALIBI_PREFETCH(key_bytes + at);
+      ALIBI_PREFETCH_L2(value_bytes + at);
     }
   }
 

@@ -60,9 +60,14 @@ struct Tuning {
   // key, from 48 to 51 ms, where the hardware prefetchers alone do better). With 8-lane vectors a group is
   // 8 keys, and there the requests pay for fp32 too (Zen 5, 2026-12-02 eighth session: 8 kv heads of 128,
   // 43.8 to 33.6 ms contiguous, 57.5 to 37.1 ms in shuffled pages of 16; AVX-512 unchanged).
+  // A paged cache whose pages are shorter than a block breaks the runs the hardware prefetchers follow, so
+  // its calls request ahead whatever the key size; when a group's K is more than kStreamPrefetchL1Bytes (more
+  // than half of L1D) it goes to L2 instead of L1 (Sapphire-Rapids-class Xeon, 2026-12-02 ninth session:
+  // AVX-512 fp32, pages of 16, 82.7 to 67.9 ms; requesting into L1 there, or for contiguous K/V, was slower).
   static constexpr int kStreamMaxRows = 4;
   static constexpr std::int64_t kStreamPrefetchBelow = 4096;
   static constexpr std::int64_t kStreamPrefetchBelowNarrow = 8192;  // vectors of at most 8 floats
+  static constexpr std::int64_t kStreamPrefetchL1Bytes = 32 * 1024;
   // Keys nearest a row whose exact logits give the lower bound on its max that skipping starts from
   // (kernels/skipping.hpp): enough to find the large nearby logit ALiBi favours, cheap next to one block.
   static constexpr std::int64_t kFloorKeys = 16;
@@ -90,7 +95,8 @@ struct Plan {
 
   UnitLayout layout;
   bool stream;                 // streaming decode: K/V read in place, no packing
-  bool stream_prefetch;        // streaming decode: request the next block while computing one
+  bool stream_prefetch;        // streaming decode: request the next group of keys while computing one
+  bool stream_prefetch_to_l2;  // ... with K into L2 rather than L1 (V always goes to L2)
   int rows_per_head;           // real rows per kv head of a full unit
   int block_keys;              // keys per block
   int head_rows;               // rows per kv head, padded to whole vectors (Note [rows in lanes])
@@ -119,7 +125,9 @@ struct Plan {
     p.block_keys = Tuning::kKeyBlock;
     const std::int64_t key_bytes = static_cast<std::int64_t>(L.heads) * pr.head_dim * kv_element_bytes;  // K of a key
     const std::int64_t prefetch_below = W <= 8 ? Tuning::kStreamPrefetchBelowNarrow : Tuning::kStreamPrefetchBelow;
-    p.stream_prefetch = p.stream && key_bytes < prefetch_below;
+    const bool short_pages = pr.block_table != nullptr && pr.page_size < Tuning::kKeyBlock;
+    p.stream_prefetch = p.stream && (key_bytes < prefetch_below || short_pages);
+    p.stream_prefetch_to_l2 = p.stream_prefetch && W * key_bytes > Tuning::kStreamPrefetchL1Bytes;
     p.head_rows = static_cast<int>((L.positions * L.group + W - 1) / W * W);
     p.dim_vecs = static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W);
     p.dim_pad = static_cast<std::int64_t>(p.dim_vecs) * W;

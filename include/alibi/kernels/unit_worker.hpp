@@ -697,7 +697,8 @@ class UnitWorker {
       if (plan_.stream_prefetch)
         for (int l = W * step / steps; l < W * (step + 1) / steps; ++l)
           if (stream_ahead_key_rows_.data()[l] != nullptr)
-            kv_.prefetch_rows(stream_ahead_key_rows_.data()[l] + offset, stream_ahead_value_rows_.data()[l] + offset);
+            kv_.prefetch_rows(stream_ahead_key_rows_.data()[l] + offset, stream_ahead_value_rows_.data()[l] + offset,
+                              plan_.stream_prefetch_to_l2);
       vec t[W];
 #pragma GCC unroll 16
       for (int l = 0; l < W; ++l) t[l] = E::load(key[l] + offset + d0);
