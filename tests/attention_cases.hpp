@@ -260,6 +260,18 @@ void expect_bitwise_equal_across_threads(C c, std::initializer_list<int> thread_
   }
 }
 
+// Keeps every call at its ISA's full vector width for its lifetime (test_hooks::full_width_only).
+class FullWidthOnly {
+ public:
+  FullWidthOnly() : saved_(alibi::test_hooks::full_width_only) { alibi::test_hooks::full_width_only = true; }
+  ~FullWidthOnly() { alibi::test_hooks::full_width_only = saved_; }
+  FullWidthOnly(const FullWidthOnly&) = delete;
+  FullWidthOnly& operator=(const FullWidthOnly&) = delete;
+
+ private:
+  bool saved_;
+};
+
 // Lowers the plan's single-thread threshold for its lifetime, so small shapes really run on a thread team.
 class AllCallsUseThreads {
  public:

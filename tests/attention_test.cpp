@@ -20,6 +20,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "alibi/alibi.hpp"
@@ -442,6 +443,87 @@ ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
       c.options.window = q_len == 3 ? 5000 : 0;
       c.fill(rng);
       ASSERT_NO_FATAL_FAILURE(expect_bitwise_equal_across_threads(c, {2, 3}, run<Isa>));
+    }
+  }
+}
+
+// Note [narrower vectors] (kernels/plan.hpp): an AVX-512 decode over at most 8 keys runs on AVX2 vectors,
+// which is only sound if both widths give the same bits. They do by construction (one FMA chain per row
+// and key, keys folded in key order); here the full-width AVX-512 kernel against the AVX2 one on decodes
+// and short prefills over few keys, out and lse, with and without skipping and windows, and the default
+// AVX-512 call (narrower where the rule says so) against both.
+ALIBI_ISA_TEST(NarrowerVectorsGiveTheSameBits) {
+  if constexpr (!std::is_same<Isa, alibi::isa::avx512>::value) {
+    GTEST_SKIP() << "only AVX-512 moves calls to narrower vectors";
+  } else {
+    const auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+      return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+    };
+    std::mt19937 rng(23);
+    const int head_dims[] = {1, 7, 16, 17, 80, 128};
+    for (int index = 0; index < scaled(60, 20); ++index) {
+      const int group = std::uniform_int_distribution<int>(1, 4)(rng);
+      const int kv_heads = std::uniform_int_distribution<int>(1, 5)(rng);
+      const int head_dim = pick(head_dims, rng);
+      const std::int64_t kv_len = index % 3 == 0 ? std::uniform_int_distribution<std::int64_t>(9, 70)(rng)
+                                                 : std::uniform_int_distribution<std::int64_t>(1, 8)(rng);
+      const std::int64_t q_len = index % 4 == 3 ? std::uniform_int_distribution<std::int64_t>(1, kv_len)(rng)
+                                                : std::uniform_int_distribution<std::int64_t>(1, 4 / group)(rng);
+      Case c = make_case(index % 5 == 0 ? 2 : 1, q_len, kv_len, group * kv_heads, kv_heads, head_dim);
+      if (index % 2 == 1) c.options.skip_tolerance = 0.0f;
+      if (index % 7 == 2) c.options.window = 3;
+      if (index % 6 == 4) c.options.mask = alibi::Mask::bidirectional;
+      c.fill(rng);
+      std::vector<float> lse_narrow(static_cast<std::size_t>(q_count(c.shape) / head_dim), unwritten_marker());
+      std::vector<float> lse_wide = lse_narrow, lse_default = lse_narrow;
+      std::vector<float> narrow, wide, by_default;
+      c.options.lse = lse_narrow.data();
+      narrow = run<alibi::isa::avx2>(c);
+      c.options.lse = lse_default.data();
+      by_default = run<Isa>(c);
+      {
+        const FullWidthOnly full_width;
+        c.options.lse = lse_wide.data();
+        wide = run<Isa>(c);
+      }
+      c.options.lse = nullptr;
+      EXPECT_TRUE(same(wide, narrow)) << c.describe() << ": AVX-512 and AVX2 outputs differ";
+      EXPECT_TRUE(same(lse_wide, lse_narrow)) << c.describe() << ": AVX-512 and AVX2 lse differ";
+      EXPECT_TRUE(same(by_default, narrow) && same(lse_default, lse_narrow)) << c.describe();
+    }
+    // The skipping bounds computed per call: the same floats on both widths, for every key.
+    for (int head_dim : {1, 17, 80, 128, 256}) {
+      Case c = make_case(2, 1, 300, 6, 3, head_dim);
+      c.fill(rng, 1.0f, 5.0f);
+      std::vector<float> out(static_cast<std::size_t>(q_count(c.shape)));
+      alibi::detail::Buffer<float> default_slopes;
+      const alibi::detail::Problem pr = alibi::detail::validate_attention(
+          c.q.data(), c.k.data(), c.v.data(), out.data(), c.shape, c.call_options(), default_slopes);
+      const alibi::kernels::KeyNormBounds<Isa> wide_bounds(pr, c.k.data());
+      const alibi::kernels::KeyNormBounds<alibi::isa::avx2> narrow_bounds(pr, c.k.data());
+      int differing = 0;
+      for (std::int64_t bk = 0; bk < c.shape.batch * c.shape.num_kv_heads; ++bk)
+        for (std::int64_t j = 0; j < c.shape.kv_len; ++j) {
+          const float a = wide_bounds.key(bk, j), b = narrow_bounds.key(bk, j);
+          differing += std::memcmp(&a, &b, sizeof a) != 0;
+        }
+      EXPECT_EQ(differing, 0) << "head_dim " << head_dim << ": key-norm bounds differ between AVX-512 and AVX2";
+    }
+    // Beyond the rule's calls the widths agree too: long decodes (split-K) and prefills, with skipping
+    // (per-call key-norm bounds, or the caller's alibi::key_norms) and without, keys spread wide enough
+    // that skipping really drops blocks.
+    const std::int64_t lengths[] = {200, 4500};
+    for (std::int64_t kv_len : lengths) {
+      for (int skipping : {0, 1, 2}) {  // off, per-call bounds, cached key norms
+        Case c = make_case(1, kv_len > 1000 ? 2 : 37, kv_len, 12, 3, 17);
+        if (skipping == 0) c.options.skip_tolerance = 0.0f;
+        c.fill(rng, 1.0f, 3.0f);
+        std::vector<float> norms(static_cast<std::size_t>(kv_len * 3));
+        alibi::key_norms(c.k.data(), c.shape, norms.data());
+        if (skipping == 2) c.options.key_norms = norms.data();
+        const std::vector<float> on_avx2 = run<alibi::isa::avx2>(c), on_avx512 = run<Isa>(c);
+        EXPECT_TRUE(same(on_avx512, on_avx2)) << c.describe() << ": AVX-512 and AVX2 outputs differ";
+      }
     }
   }
 }
@@ -1019,6 +1101,7 @@ ALIBI_ISA_TEST(ErrorMessagesShowTheOffendingValues) {
   X(LargeNormsStayExactWithSkipping)                      \
   X(NonPositiveSlopesNeverSkip)                           \
   X(ThreadCountDoesNotChangeABit)                         \
+  X(NarrowerVectorsGiveTheSameBits)                       \
   X(NonFiniteKeyOrValueReachesOnlyRowsThatSeeIt)          \
   X(SkippingNeverChangesHeadsWithNonPositiveSlopes)       \
   X(VectorExpIsAccurateAndFlushesToZero)                  \

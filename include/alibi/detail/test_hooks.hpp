@@ -9,5 +9,9 @@ namespace test_hooks {
 /// Set it only while no attention call runs (it is read without synchronisation).
 inline double single_thread_flops = -1.0;
 
+/// true: calls keep the ISA's full vector width even where Plan::prefers_narrower would move them to
+/// half-width vectors (Note [narrower vectors] in kernels/plan.hpp), so tests can compare the two.
+inline bool full_width_only = false;
+
 }  // namespace test_hooks
 }  // namespace alibi

@@ -29,6 +29,7 @@ struct Ops<isa::avx2> {
   using vec = __m256;
   static constexpr int width = 8;
   static constexpr int registers = 16;
+  using narrower = isa::avx2;  // none narrower that streams (Plan::can_stream)
   // Q.K tile: 3 row vectors x 4 keys = 12 accumulators + 3 query vectors + 1 broadcast key element.
   static constexpr int qk_row_vecs = 3;
   // 4 x 3 output accumulators + 3 value vectors + 1 broadcast = 16 registers.

@@ -37,6 +37,8 @@ struct Ops<isa::avx512> {
   using vec = __m512;
   static constexpr int width = 16;
   static constexpr int registers = 32;
+  // Half-width vectors, for calls too small to fill these (kernels/plan.hpp, Plan::prefers_narrower).
+  using narrower = isa::avx2;
   // Q.K tile: 3 row vectors x 8 keys = 24 accumulators + 3 query vectors + 1 broadcast key element.
   static constexpr int qk_row_vecs = 3;
   // 6 x 4 output accumulators + 4 value vectors + 1 broadcast = 29 registers.

@@ -62,6 +62,7 @@ struct Ops<isa::scalar> {
   using vec = float;
   static constexpr int width = 1;
   static constexpr int registers = 16;  // what the compiler can keep in registers for the tiles below
+  using narrower = isa::scalar;
   static constexpr int qk_row_vecs = 3;
   static constexpr int pv_rows = 4, pv_vecs = 4;
 

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 
 #include "alibi/detail/buffer.hpp"
 #include "alibi/detail/threading.hpp"
@@ -125,17 +126,31 @@ void run_problems(PreparedProblem<Isa>* problems, const std::int64_t* order, std
   });
 }
 
+// One validated problem on its own thread team.
+template <class Isa, class KV>
+void run_problem(const detail::Problem& pr) {
+  PreparedProblem<Isa> prep;
+  prep.pr = pr;
+  prepare_problem<Isa, KV>(prep);
+  const std::int64_t order = 0;
+  run_problems<Isa, KV>(&prep, &order, 1, prep.trivial ? 1 : prep.plan.threads);
+}
+
 // KV: float, bfloat16 or float16 (kernels/elements.hpp); widened exactly to fp32 as blocks are packed.
 template <class Isa, class KV>
 void attention(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& shape,
                const AttentionOptions& options) {
   static_assert(is_kv_element<KV>::value, "alibi::attention: k and v must be float, bfloat16 or float16");
   detail::Buffer<float> default_slopes;
-  PreparedProblem<Isa> prep;
-  prep.pr = detail::validate_attention(q, k, v, out, shape, options, default_slopes);
-  prepare_problem<Isa, KV>(prep);
-  const std::int64_t order = 0;
-  run_problems<Isa, KV>(&prep, &order, 1, prep.trivial ? 1 : prep.plan.threads);
+  const detail::Problem pr = detail::validate_attention(q, k, v, out, shape, options, default_slopes);
+  using Narrower = typename simd::Ops<Isa>::narrower;
+  if constexpr (!std::is_same<Narrower, Isa>::value) {
+    if (Plan<Isa>::prefers_narrower(pr)) {  // Note [narrower vectors] in kernels/plan.hpp
+      run_problem<Narrower, KV>(pr);
+      return;
+    }
+  }
+  run_problem<Isa, KV>(pr);
 }
 
 template <class KV>

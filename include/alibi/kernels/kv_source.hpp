@@ -69,20 +69,11 @@ class KvSource {
   // One head's K row into L1 (read next), or into L2 with key_to_l2, and its V row into L2 (read after the
   // block's Q.K).
   void prefetch_rows(const Element* key_row, const Element* value_row, bool key_to_l2) const {
-    const std::int64_t bytes = dim_ * static_cast<std::int64_t>(sizeof(Element));
-    const char* key_bytes = reinterpret_cast<const char*>(key_row);
-    const char* value_bytes = reinterpret_cast<const char*>(value_row);
-    if (key_to_l2) {
-      for (std::int64_t at = 0; at < bytes; at += 64) {
-        ALIBI_PREFETCH_L2(key_bytes + at);
-        ALIBI_PREFETCH_L2(value_bytes + at);
-      }
-      return;
-    }
-    for (std::int64_t at = 0; at < bytes; at += 64) {
-      ALIBI_PREFETCH(key_bytes + at);
-      ALIBI_PREFETCH_L2(value_bytes + at);
-    }
+    // Two loops: the cache level of a prefetch is part of its instruction, not an operand.
+    if (key_to_l2)
+      prefetch_rows_to<true>(key_row, value_row);
+    else
+      prefetch_rows_to<false>(key_row, value_row);
   }
 
   // Selects the kv heads [kv_head0, kv_head0 + heads) of batch entry b for the calls below.
@@ -140,6 +131,20 @@ class KvSource {
   }
 
  private:
+  template <bool KeyToL2>
+  void prefetch_rows_to(const Element* key_row, const Element* value_row) const {
+    const std::int64_t bytes = dim_ * static_cast<std::int64_t>(sizeof(Element));
+    const char* key_bytes = reinterpret_cast<const char*>(key_row);
+    const char* value_bytes = reinterpret_cast<const char*>(value_row);
+    for (std::int64_t at = 0; at < bytes; at += 64) {
+      if constexpr (KeyToL2)
+        ALIBI_PREFETCH_L2(key_bytes + at);
+      else
+        ALIBI_PREFETCH(key_bytes + at);
+      ALIBI_PREFETCH_L2(value_bytes + at);
+    }
+  }
+
   // detail::key_slot, with a shift for power-of-two pages.
   std::int64_t slot(std::int64_t b, std::int64_t j) const {
     if (table_ == nullptr) return b * kv_len_ + j;

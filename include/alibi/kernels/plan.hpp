@@ -22,6 +22,7 @@
 #endif
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "alibi/detail/config.hpp"
 #include "alibi/detail/problem.hpp"
@@ -110,6 +111,21 @@ struct Plan {
   std::int64_t rows_per_unit;  // real rows of a full unit, without lane padding
   double flops;                // estimated, of the visible keys
   int threads;
+
+  // Note [narrower vectors]: a decode over at most half a vector of keys (a 1-token prompt, the first
+  // steps of a conversation) would transpose mostly padding keys and carry padding rows through every
+  // per-row loop, so it runs on the ISA's half-width vectors (Ops::narrower) when those stream too. The
+  // result is the same bits: every (row, key) product is one FMA chain over d whatever the width (Note
+  // [keys in lanes] in kernels/unit_worker.hpp), the softmax and P.V fold keys in key order, and the
+  // skipping bounds are summed in the narrower vectors on both (KeyNormBounds), so every call gives the
+  // same bits on either width (bench/RESULTS.md, 2026-12-02 tenth session: AVX-512, 1 key 11.5 -> 9.2 us,
+  // 8 keys 13.0 -> 11.0 us; the widths break even near 11 keys).
+  static bool prefers_narrower(const detail::Problem& pr) {
+    using Narrower = typename simd::Ops<Isa>::narrower;
+    if (std::is_same<Narrower, Isa>::value || !Plan<Narrower>::can_stream || test_hooks::full_width_only) return false;
+    const UnitLayout layout = make_layout(pr);
+    return 2 * pr.kv_len <= W && layout.positions * layout.group <= Tuning::kStreamMaxRows;
+  }
 
   std::int64_t pieces() const { return split ? base_units * chunks : base_units; }
   // Floats of partial state per chunk of a unit: per row, max and sum then the padded output row.

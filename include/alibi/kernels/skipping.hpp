@@ -77,8 +77,10 @@ class KeyNormBounds {
               bound = pr.key_norm_input[slot * heads_ + kv_head];
               if (!(bound >= 0.0f)) bound = HUGE_VALF;  // NaN or negative: unbounded
             } else {
-              bound = key_norm_bound_fast<Isa>(keys + slot * kv_row + static_cast<std::int64_t>(kv_head) * pr.head_dim,
-                                               pr.head_dim);
+              // Summed in the narrower ISA's vectors (AVX-512: AVX2's 8 lanes), so that skipping decides the
+              // same on both and their results stay bitwise equal (Note [narrower vectors] in plan.hpp).
+              bound = key_norm_bound_fast<typename simd::Ops<Isa>::narrower>(
+                  keys + slot * kv_row + static_cast<std::int64_t>(kv_head) * pr.head_dim, pr.head_dim);
               computed_[static_cast<std::size_t>(key_row * heads_ + kv_head)] = bound;
             }
             float& entry = table_[table_index(0, b * heads_ + kv_head, blk)];
