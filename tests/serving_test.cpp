@@ -11,6 +11,8 @@
 //   - bitwise: attention_paged == attention_varlen on the keys gathered from the pages, for page sizes
 //     1, 3, 16, 64 and larger than every sequence, shuffled and shared pages, NaN in every slot no sequence
 //     uses and garbage in every block-table entry no sequence uses;
+//   - AVX-512 paged decodes moved to AVX2 vectors (Note [narrower vectors]): the bytes of the full-width
+//     kernel, of AVX2 and of attention_varlen;
 //   - the dispatch entry points against the per-ISA call of the ISA dispatch picks;
 //   - bad input: std::invalid_argument naming the field, out and lse untouched;
 //   - empty batches;
@@ -31,6 +33,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -905,6 +908,57 @@ ALIBI_ISA_TEST(PagedResultDoesNotDependOnThePageSize) {
   }
 }
 
+// Note [narrower vectors] (kernels/plan.hpp): AVX-512 runs the decodes of a paged fp32 cache with pages
+// shorter than a block on AVX2 vectors when 16 keys of the unit's kv heads are more K than half of L1D (here
+// 3 kv heads of 200 and 8 of 80: 2400 and 2560 bytes per key). Those sequences run on a team of their own;
+// every sequence keeps the bytes of the full-width kernel, of AVX2 and of attention_varlen on the gathered
+// keys, and matches the reference.
+ALIBI_ISA_TEST(PagedDecodesOnNarrowerVectorsGiveTheSameBits) {
+  if constexpr (!std::is_same<Isa, alibi::isa::avx512>::value) {
+    GTEST_SKIP() << "only AVX-512 moves calls to narrower vectors";
+  } else {
+    const AllCallsUseThreads threads_even_for_small_calls;
+    std::mt19937 rng(1309);
+    const std::int64_t long_len = scaled(4500, 4200);
+    // Decodes (one of them split-K, one over <= 8 keys), two rows per kv head, and sequences that do not
+    // stream (a prefill, four query rows of a grouped head).
+    const Seqs seqs = {{1, 257}, {1, long_len}, {30, 200}, {1, 65}, {2, 100}, {1, 3}, {0, 20}, {4, 70}};
+    const Heads layouts[] = {{12, 3, 200}, {8, 8, 80}};
+    int rotation = 0;
+    for (const Heads& h : layouts) {
+      for (int page_size : {1, 3, 16, 63}) {
+        Batch b = make_batch(seqs, h.heads, h.kv_heads, h.head_dim, rng);
+        KvTensors<float> t;
+        std::vector<float> norms;
+        const PagedCache<float> cache = build_paged<float>(b, page_size, rng, t, norms);
+        const int setting = rotation++ % 3;  // skipping off; default tolerance; with cached norms
+        if (setting == 0) b.options.skip_tolerance = 0.0f;
+        b.options.num_threads = 1 + rotation % 2;
+        const bool with_norms = setting == 2;
+        const Output by_default = run_paged<Isa>(b, cache, with_norms);
+        const Output on_avx2 = run_paged<alibi::isa::avx2>(b, cache, with_norms);
+        Output full_width;
+        {
+          const FullWidthOnly keep_full_width;
+          full_width = run_paged<Isa>(b, cache, with_norms);
+        }
+        const Output varlen = run_varlen<Isa>(b, t.k.data(), t.v.data(), with_norms ? norms.data() : nullptr);
+        const std::string context = "heads " + std::to_string(h.heads) + "/" + std::to_string(h.kv_heads) +
+                                    " head_dim " + std::to_string(h.head_dim) + " page_size " +
+                                    std::to_string(page_size) + " setting " + std::to_string(setting);
+        EXPECT_TRUE(first_difference(by_default, full_width, b).empty())
+            << context << ": differs from the full-width kernel\n  " << first_difference(by_default, full_width, b);
+        EXPECT_TRUE(first_difference(by_default, on_avx2, b).empty())
+            << context << ": differs from AVX2\n  " << first_difference(by_default, on_avx2, b);
+        EXPECT_TRUE(first_difference(by_default, varlen, b).empty())
+            << context << ": differs from attention_varlen\n  " << first_difference(by_default, varlen, b);
+        const std::string failure = check_against_reference(by_default, b);
+        EXPECT_TRUE(failure.empty()) << context << "\n  " << failure;
+      }
+    }
+  }
+}
+
 // ---- 4. dispatch
 
 // dispatch::attention_varlen / attention_paged equal dispatch::attention per sequence and each other in
@@ -1410,18 +1464,19 @@ ALIBI_ISA_TEST(ChunkedPrefillAndDecodeAreBatchInvariant) {
 
 // ---- the table test_main.cpp registers (Note [no AVX-512 before the CPU check])
 
-#define ALIBI_SERVING_TESTS(X)                 \
-  X(VarlenMatchesTheReferenceOnAwkwardBatches) \
-  X(VarlenMatchesTheReferenceOnRandomBatches)  \
-  X(VarlenEqualsOneCallPerSequenceBitwise)     \
-  X(VarlenThreadCountDoesNotChangeABit)        \
-  X(VarlenSequenceOrderAndCompanyDoNotMatter)  \
-  X(PagedEqualsVarlenOnTheGatheredKeys)        \
-  X(PagedSplitKDecodeEqualsVarlen)             \
-  X(PagedResultDoesNotDependOnThePageSize)     \
-  X(DispatchEqualsThePerIsaCall)               \
-  X(RejectsBadInputWithoutWriting)             \
-  X(EmptyBatchesAndSequencesWithoutKeys)       \
+#define ALIBI_SERVING_TESTS(X)                    \
+  X(VarlenMatchesTheReferenceOnAwkwardBatches)    \
+  X(VarlenMatchesTheReferenceOnRandomBatches)     \
+  X(VarlenEqualsOneCallPerSequenceBitwise)        \
+  X(VarlenThreadCountDoesNotChangeABit)           \
+  X(VarlenSequenceOrderAndCompanyDoNotMatter)     \
+  X(PagedEqualsVarlenOnTheGatheredKeys)           \
+  X(PagedSplitKDecodeEqualsVarlen)                \
+  X(PagedResultDoesNotDependOnThePageSize)        \
+  X(PagedDecodesOnNarrowerVectorsGiveTheSameBits) \
+  X(DispatchEqualsThePerIsaCall)                  \
+  X(RejectsBadInputWithoutWriting)                \
+  X(EmptyBatchesAndSequencesWithoutKeys)          \
   X(ChunkedPrefillAndDecodeAreBatchInvariant)
 
 ALIBI_ISA_TEST_ENTRIES("ServingTest", ALIBI_SERVING_TESTS);

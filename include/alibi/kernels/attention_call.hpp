@@ -145,7 +145,7 @@ void attention(const float* q, const KV* k, const KV* v, float* out, const Atten
   const detail::Problem pr = detail::validate_attention(q, k, v, out, shape, options, default_slopes);
   using Narrower = typename simd::Ops<Isa>::narrower;
   if constexpr (!std::is_same<Narrower, Isa>::value) {
-    if (Plan<Isa>::prefers_narrower(pr)) {  // Note [narrower vectors] in kernels/plan.hpp
+    if (Plan<Isa>::prefers_narrower(pr, static_cast<int>(sizeof(KV)))) {  // Note [narrower vectors] in kernels/plan.hpp
       run_problem<Narrower, KV>(pr);
       return;
     }

@@ -112,19 +112,30 @@ struct Plan {
   double flops;                // estimated, of the visible keys
   int threads;
 
-  // Note [narrower vectors]: a decode over at most half a vector of keys (a 1-token prompt, the first
-  // steps of a conversation) would transpose mostly padding keys and carry padding rows through every
-  // per-row loop, so it runs on the ISA's half-width vectors (Ops::narrower) when those stream too. The
-  // result is the same bits: every (row, key) product is one FMA chain over d whatever the width (Note
+  // Note [narrower vectors]: some calls run faster on the ISA's half-width vectors (Ops::narrower), when
+  // those stream too:
+  // - a decode over at most half a vector of keys (a 1-token prompt, the first steps of a conversation)
+  //   would transpose mostly padding keys and carry padding rows through every per-row loop;
+  // - a streaming decode over a paged cache whose pages are shorter than a block, where a group of W keys
+  //   of the unit's heads is more K than half of L1D but a group of W / 2 keys is not: requested ahead into
+  //   L1 rather than L2 (kStreamPrefetchL1Bytes), the narrower groups keep up with the jumps between pages.
+  // The result is the same bits: every (row, key) product is one FMA chain over d whatever the width (Note
   // [keys in lanes] in kernels/unit_worker.hpp), the softmax and P.V fold keys in key order, and the
   // skipping bounds are summed in the narrower vectors on both (KeyNormBounds), so every call gives the
   // same bits on either width (bench/RESULTS.md, 2026-12-02 tenth session: AVX-512, 1 key 11.5 -> 9.2 us,
-  // 8 keys 13.0 -> 11.0 us; the widths break even near 11 keys).
-  static bool prefers_narrower(const detail::Problem& pr) {
+  // 8 keys 13.0 -> 11.0 us, the widths break even near 11 keys; eleventh session: fp32, 8 kv heads of 128,
+  // pages of 16, 65536 keys).
+  // kv_element_bytes: sizeof the K/V element type.
+  static bool prefers_narrower(const detail::Problem& pr, int kv_element_bytes) {
     using Narrower = typename simd::Ops<Isa>::narrower;
+    constexpr int narrower_width = simd::Ops<Narrower>::width;
     if (std::is_same<Narrower, Isa>::value || !Plan<Narrower>::can_stream || test_hooks::full_width_only) return false;
     const UnitLayout layout = make_layout(pr);
-    return 2 * pr.kv_len <= W && layout.positions * layout.group <= Tuning::kStreamMaxRows;
+    if (!streams(layout) || !Plan<Narrower>::streams(layout)) return false;
+    if (2 * pr.kv_len <= W) return true;
+    const std::int64_t bytes_per_key = key_bytes(pr, layout, kv_element_bytes);
+    return short_pages(pr) && W * bytes_per_key > Tuning::kStreamPrefetchL1Bytes &&
+           narrower_width * bytes_per_key <= Tuning::kStreamPrefetchL1Bytes;
   }
 
   std::int64_t pieces() const { return split ? base_units * chunks : base_units; }
@@ -137,13 +148,12 @@ struct Plan {
     p.layout = make_layout(pr);
     const UnitLayout& L = p.layout;
     p.rows_per_head = static_cast<int>(L.positions * L.group);
-    p.stream = can_stream && p.rows_per_head <= Tuning::kStreamMaxRows && p.rows_per_head <= W;
+    p.stream = streams(L);
     p.block_keys = Tuning::kKeyBlock;
-    const std::int64_t key_bytes = static_cast<std::int64_t>(L.heads) * pr.head_dim * kv_element_bytes;  // K of a key
+    const std::int64_t bytes_per_key = key_bytes(pr, L, kv_element_bytes);
     const std::int64_t prefetch_below = W <= 8 ? Tuning::kStreamPrefetchBelowNarrow : Tuning::kStreamPrefetchBelow;
-    const bool short_pages = pr.block_table != nullptr && pr.page_size < Tuning::kKeyBlock;
-    p.stream_prefetch = p.stream && (key_bytes < prefetch_below || short_pages);
-    p.stream_prefetch_to_l2 = p.stream_prefetch && W * key_bytes > Tuning::kStreamPrefetchL1Bytes;
+    p.stream_prefetch = p.stream && (bytes_per_key < prefetch_below || short_pages(pr));
+    p.stream_prefetch_to_l2 = p.stream_prefetch && W * bytes_per_key > Tuning::kStreamPrefetchL1Bytes;
     p.head_rows = static_cast<int>((L.positions * L.group + W - 1) / W * W);
     p.dim_vecs = static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W);
     p.dim_pad = static_cast<std::int64_t>(p.dim_vecs) * W;
@@ -185,6 +195,22 @@ struct Plan {
   }
 
  private:
+  // Units stream (Note [streaming decode]) with at most kStreamMaxRows rows per kv head.
+  static bool streams(const UnitLayout& L) {
+    const std::int64_t rows_per_head = L.positions * L.group;
+    return can_stream && rows_per_head <= Tuning::kStreamMaxRows && rows_per_head <= W;
+  }
+  // Bytes of K of one key of a unit's kv heads.
+  static std::int64_t key_bytes(const detail::Problem& pr, const UnitLayout& L, int kv_element_bytes) {
+    return static_cast<std::int64_t>(L.heads) * pr.head_dim * kv_element_bytes;
+  }
+  // A paged cache with pages shorter than a block: the hardware prefetchers lose their runs at every page.
+  static bool short_pages(const detail::Problem& pr) {
+    return pr.block_table != nullptr && pr.page_size < Tuning::kKeyBlock;
+  }
+  template <class>
+  friend struct Plan;
+
   static UnitLayout make_layout(const detail::Problem& pr) {
     constexpr int kTargetRows = Tuning::kTargetRows;
     UnitLayout L;

@@ -1,7 +1,8 @@
 // Ragged batches and paged K/V caches: alibi::attention_varlen and alibi::attention_paged land here. Each
 // sequence is the dense problem it would be on its own (batch 1, its queries the last positions of its
 // keys), planned exactly as a dense call plans it, so its rows get the bits of that call; the units of
-// all sequences share one thread team, the most expensive sequences first.
+// all sequences share one thread team, the most expensive sequences first (those that run on narrower
+// vectors, Note [narrower vectors] in kernels/plan.hpp, on a team before the others).
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_SERVING_CALL_HPP_0)) || \
@@ -16,11 +17,13 @@
 #endif
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "alibi/detail/buffer.hpp"
 #include "alibi/detail/problem.hpp"
 #include "alibi/detail/validate.hpp"
+#include "alibi/isa/ops.hpp"
 #include "alibi/kernels/attention_call.hpp"
 #include "alibi/kernels/elements.hpp"
 #include "alibi/kernels/plan.hpp"
@@ -29,22 +32,16 @@
 ALIBI_NAMESPACE_BEGIN
 namespace kernels {
 
-// `pages` null: packed K/V (attention_varlen); else the paged cache (attention_paged).
+// Runs the sequences problems[which[0..count)] on one thread team, the most expensive first.
 template <class Isa, class KV>
-void attention_seq_batch(const char* fn, const float* q, const KV* k, const KV* v, float* out, const SeqBatch& batch,
-                         const AttentionOptions& options, const PagedKV<KV>* pages) {
-  static_assert(is_kv_element<KV>::value, "alibi: K/V elements must be float, bfloat16 or float16");
-  detail::Buffer<float> default_slopes;
-  detail::Buffer<detail::Problem> problems;
-  detail::validate_seq_batch(fn, q, k, v, out, batch, options, pages, default_slopes, problems);
-  const std::int64_t count = batch.num_seqs;
+void run_sequences(const detail::Problem* problems, const std::int64_t* which, std::int64_t count) {
   if (count == 0) return;
   detail::Buffer<PreparedProblem<Isa>> prepared(static_cast<std::size_t>(count));
   detail::Buffer<std::int64_t> order(static_cast<std::size_t>(count));
   double total_cost = 0.0;
   for (std::int64_t s = 0; s < count; ++s) {
     PreparedProblem<Isa>& prep = prepared[static_cast<std::size_t>(s)];
-    prep.pr = problems[static_cast<std::size_t>(s)];
+    prep.pr = problems[which[s]];
     prepare_problem<Isa, KV>(prep);
     total_cost += prep.cost;
     order[static_cast<std::size_t>(s)] = s;
@@ -65,7 +62,34 @@ void attention_seq_batch(const char* fn, const float* q, const KV* k, const KV* 
     }
     std::swap(from, to);
   }
-  run_problems<Isa, KV>(prepared.data(), from, count, Plan<Isa>::threads_for(total_cost, problems[0].num_threads));
+  run_problems<Isa, KV>(prepared.data(), from, count,
+                        Plan<Isa>::threads_for(total_cost, problems[which[0]].num_threads));
+}
+
+// `pages` null: packed K/V (attention_varlen); else the paged cache (attention_paged).
+template <class Isa, class KV>
+void attention_seq_batch(const char* fn, const float* q, const KV* k, const KV* v, float* out, const SeqBatch& batch,
+                         const AttentionOptions& options, const PagedKV<KV>* pages) {
+  static_assert(is_kv_element<KV>::value, "alibi: K/V elements must be float, bfloat16 or float16");
+  detail::Buffer<float> default_slopes;
+  detail::Buffer<detail::Problem> problems;
+  detail::validate_seq_batch(fn, q, k, v, out, batch, options, pages, default_slopes, problems);
+  const std::int64_t count = batch.num_seqs;
+  if (count == 0) return;
+  // Sequences that run faster on half-width vectors (Note [narrower vectors] in kernels/plan.hpp) go on a
+  // team of their own, first; the others after them. Each sequence's bits are its own plan's either way.
+  detail::Buffer<std::int64_t> narrower(static_cast<std::size_t>(count)), full_width(static_cast<std::size_t>(count));
+  std::int64_t narrower_count = 0, full_width_count = 0;
+  for (std::int64_t s = 0; s < count; ++s) {
+    if (Plan<Isa>::prefers_narrower(problems[static_cast<std::size_t>(s)], static_cast<int>(sizeof(KV))))
+      narrower[static_cast<std::size_t>(narrower_count++)] = s;
+    else
+      full_width[static_cast<std::size_t>(full_width_count++)] = s;
+  }
+  using Narrower = typename simd::Ops<Isa>::narrower;
+  if constexpr (!std::is_same<Narrower, Isa>::value)
+    run_sequences<Narrower, KV>(problems.data(), narrower.data(), narrower_count);
+  run_sequences<Isa, KV>(problems.data(), full_width.data(), full_width_count);
 }
 
 template <class Isa, class KV>
