@@ -260,16 +260,29 @@ void expect_bitwise_equal_across_threads(C c, std::initializer_list<int> thread_
   }
 }
 
-// Keeps every call at its ISA's full vector width for its lifetime (test_hooks::full_width_only).
-class FullWidthOnly {
+// Sets a boolean test hook (alibi::test_hooks) for its lifetime, then restores it.
+class HookSet {
  public:
-  FullWidthOnly() : saved_(alibi::test_hooks::full_width_only) { alibi::test_hooks::full_width_only = true; }
-  ~FullWidthOnly() { alibi::test_hooks::full_width_only = saved_; }
-  FullWidthOnly(const FullWidthOnly&) = delete;
-  FullWidthOnly& operator=(const FullWidthOnly&) = delete;
+  explicit HookSet(bool& hook) : hook_(hook), saved_(hook) { hook_ = true; }
+  ~HookSet() { hook_ = saved_; }
+  HookSet(const HookSet&) = delete;
+  HookSet& operator=(const HookSet&) = delete;
 
  private:
+  bool& hook_;
   bool saved_;
+};
+
+// Keeps every call at its ISA's full vector width for its lifetime (test_hooks::full_width_only).
+class FullWidthOnly : HookSet {
+ public:
+  FullWidthOnly() : HookSet(alibi::test_hooks::full_width_only) {}
+};
+
+// While alive: streaming decodes read their keys in order, never in page pairs (test_hooks::no_key_pairs).
+class NoKeyPairs : HookSet {
+ public:
+  NoKeyPairs() : HookSet(alibi::test_hooks::no_key_pairs) {}
 };
 
 // Lowers the plan's single-thread threshold for its lifetime, so small shapes really run on a thread team.

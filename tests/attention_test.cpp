@@ -641,6 +641,33 @@ ALIBI_ISA_TEST(VectorTransposeMovesEveryElement) {
     for (int l = 0; l < W; ++l) EXPECT_EQ(out[i][l], in[l][i]) << "element (" << i << ", " << l << ")";
 }
 
+// The lane interleave page pairs (Note [page pairs] in kernels/unit_worker.hpp) put S back into key order
+// with: lanes of a and b alternately, the first W of them in lo and the rest in hi, every bit kept.
+ALIBI_ISA_TEST(VectorInterleaveAlternatesLanes) {
+  using O = alibi::simd::Ops<Isa>;
+  constexpr int W = O::width;
+  std::uint32_t a_bits[W], b_bits[W], lo_bits[W], hi_bits[W];
+  for (int l = 0; l < W; ++l) {
+    a_bits[l] = 0x7fc00000u + static_cast<std::uint32_t>(l);  // quiet NaNs with distinct payloads
+    b_bits[l] = 0x7fc00000u + static_cast<std::uint32_t>(W + l);
+  }
+  a_bits[0] = 0x80000000u;  // -0
+  b_bits[0] = 0x00000001u;  // the smallest denormal
+  float a[W], b[W], lo[W], hi[W];
+  std::memcpy(a, a_bits, sizeof a);
+  std::memcpy(b, b_bits, sizeof b);
+  typename O::vec lo_vec, hi_vec;
+  O::interleave(O::load(a), O::load(b), lo_vec, hi_vec);
+  O::store(lo, lo_vec);
+  O::store(hi, hi_vec);
+  std::memcpy(lo_bits, lo, sizeof lo);
+  std::memcpy(hi_bits, hi, sizeof hi);
+  for (int i = 0; i < 2 * W; ++i) {
+    const std::uint32_t expected = i % 2 == 0 ? a_bits[i / 2] : b_bits[i / 2];
+    EXPECT_EQ(i < W ? lo_bits[i] : hi_bits[i - W], expected) << "interleaved lane " << i;
+  }
+}
+
 // Note [scalar fma] in isa/scalar.hpp: Ops::fma rounds once wherever the target has an FMA instruction
 // (always on AVX2 and AVX-512), also where the same product is used on its own next to it, which is where a
 // compiler fusing a * b + c by itself leaves it unfused. (1 + 2^-12)^2 - (1 + 2^-11) is 2^-24 exactly; the
@@ -1106,6 +1133,7 @@ ALIBI_ISA_TEST(ErrorMessagesShowTheOffendingValues) {
   X(SkippingNeverChangesHeadsWithNonPositiveSlopes)       \
   X(VectorExpIsAccurateAndFlushesToZero)                  \
   X(VectorTransposeMovesEveryElement)                     \
+  X(VectorInterleaveAlternatesLanes)                      \
   X(VectorFmaRoundsOnceInEveryContext)                    \
   X(BidirectionalRowsAreBatchInvariant)                   \
   X(ScratchReusedAcrossCallsChangesNoBit)                 \

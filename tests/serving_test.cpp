@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -959,6 +960,62 @@ ALIBI_ISA_TEST(PagedDecodesOnNarrowerVectorsGiveTheSameBits) {
   }
 }
 
+// Note [page pairs] (kernels/unit_worker.hpp): on vectors of 16 lanes, decodes whose key of the unit's kv heads
+// is 2 KiB (16-bit 8 kv heads of 128 or 16 of 64, fp32 4 of 128 or 1 of 512) take Q.K over a group's even keys,
+// then its odd keys. They give the bits of the same calls reading keys in order (test_hooks::no_key_pairs), paged
+// equals varlen, and both match the reference: 1-4 rows per kv head, blocks with an odd number of key vectors,
+// short and split-K sequences, a window, pages of 1, 16 and 64 keys, skipping off / default / cached norms,
+// 1-2 threads. Runs in every
+// binary; only AVX-512 takes the pairs.
+ALIBI_ISA_TEST(DecodesInPagePairsGiveTheSameBits) {
+  const AllCallsUseThreads threads_even_for_small_calls;
+  std::mt19937 rng(1403);
+  const std::int64_t long_len = scaled(4500, 4200);
+  // Decodes over 1, 3, 17, 63, 65 (two key vectors and a lone one), 97, 257 and split-K lengths; a sequence
+  // without queries and a short prefill.
+  const Seqs seqs = {{1, 257}, {1, 97}, {1, long_len}, {1, 65}, {1, 3}, {0, 20}, {1, 63}, {1, 17}, {5, 40}, {1, 1}};
+  int rotation = 0;
+  for_each_kv([&](auto element) {
+    using KV = decltype(element);
+    const std::vector<Heads> layouts = sizeof(KV) == 2 ? std::vector<Heads>{{32, 8, 128}, {16, 16, 64}, {24, 8, 128}}
+                                                       : std::vector<Heads>{{16, 4, 128}, {2, 1, 512}, {8, 4, 128}};
+    for (const Heads& h : layouts) {
+      const int page_size = std::array<int, 3>{16, 1, 64}[static_cast<std::size_t>(rotation % 3)];
+      Batch b = make_batch(seqs, h.heads, h.kv_heads, h.head_dim, rng);
+      const int setting = (rotation / 3) % 3;  // skipping off; default tolerance; with cached norms
+      if (setting == 0) b.options.skip_tolerance = 0.0f;
+      if (rotation % 4 == 3) b.options.window = 37;
+      b.options.num_threads = 1 + rotation % 2;
+      ++rotation;
+      KvTensors<KV> t;
+      std::vector<float> norms;
+      const PagedCache<KV> cache = build_paged<KV>(b, page_size, rng, t, norms);
+      const bool with_norms = setting == 2;
+      const float* varlen_norms = with_norms ? norms.data() : nullptr;
+      const Output paged = run_paged<Isa>(b, cache, with_norms);
+      const Output varlen = run_varlen<Isa>(b, t.k.data(), t.v.data(), varlen_norms);
+      Output paged_in_order, varlen_in_order;
+      {
+        const NoKeyPairs keys_in_order;
+        paged_in_order = run_paged<Isa>(b, cache, with_norms);
+        varlen_in_order = run_varlen<Isa>(b, t.k.data(), t.v.data(), varlen_norms);
+      }
+      const std::string context = std::string("KV=") + kv_name(KV{}) + " heads " + std::to_string(h.heads) + "/" +
+                                  std::to_string(h.kv_heads) + " head_dim " + std::to_string(h.head_dim) +
+                                  " page_size " + std::to_string(page_size) + " setting " + std::to_string(setting) +
+                                  " window " + std::to_string(b.options.window);
+      EXPECT_TRUE(first_difference(varlen, varlen_in_order, b).empty())
+          << context << ": varlen differs from keys in order\n  " << first_difference(varlen, varlen_in_order, b);
+      EXPECT_TRUE(first_difference(paged, paged_in_order, b).empty())
+          << context << ": paged differs from keys in order\n  " << first_difference(paged, paged_in_order, b);
+      EXPECT_TRUE(first_difference(paged, varlen, b).empty())
+          << context << ": paged differs from varlen\n  " << first_difference(paged, varlen, b);
+      const std::string failure = check_against_reference(varlen, b);
+      EXPECT_TRUE(failure.empty()) << context << "\n  " << failure;
+    }
+  });
+}
+
 // ---- 4. dispatch
 
 // dispatch::attention_varlen / attention_paged equal dispatch::attention per sequence and each other in
@@ -1474,6 +1531,7 @@ ALIBI_ISA_TEST(ChunkedPrefillAndDecodeAreBatchInvariant) {
   X(PagedSplitKDecodeEqualsVarlen)                \
   X(PagedResultDoesNotDependOnThePageSize)        \
   X(PagedDecodesOnNarrowerVectorsGiveTheSameBits) \
+  X(DecodesInPagePairsGiveTheSameBits)            \
   X(DispatchEqualsThePerIsaCall)                  \
   X(RejectsBadInputWithoutWriting)                \
   X(EmptyBatchesAndSequencesWithoutKeys)          \

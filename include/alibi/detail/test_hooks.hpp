@@ -13,5 +13,9 @@ inline double single_thread_flops = -1.0;
 /// half-width vectors (Note [narrower vectors] in kernels/plan.hpp), so tests can compare the two.
 inline bool full_width_only = false;
 
+/// true: streaming decodes read keys in order even where Plan::stream_key_pairs would take a group's even
+/// keys, then its odd keys (Note [page pairs] in kernels/unit_worker.hpp), so tests can compare the two.
+inline bool no_key_pairs = false;
+
 }  // namespace test_hooks
 }  // namespace alibi

@@ -216,6 +216,14 @@ struct Ops<isa::avx2> {
     return _mm_cvtss_f32(s);
   }
 
+  // ---- lane interleave
+  // lo = a0 b0 a1 b1 a2 b2 a3 b3, hi = a4 b4 .. a7 b7: two vectors of alternate keys back into key order.
+  static ALIBI_ALWAYS_INLINE void interleave(vec a, vec b, vec& lo, vec& hi) {
+    const __m256 low_pairs = _mm256_unpacklo_ps(a, b), high_pairs = _mm256_unpackhi_ps(a, b);
+    lo = _mm256_permute2f128_ps(low_pairs, high_pairs, 0x20);
+    hi = _mm256_permute2f128_ps(low_pairs, high_pairs, 0x31);
+  }
+
   // ---- in-register transpose
   // x[i] lane l <- x[l] lane i, for the 8 vectors x[0..7] (unpack, 64-bit shuffle, then 128-bit halves).
   static ALIBI_ALWAYS_INLINE void transpose(vec (&x)[8]) {

@@ -160,6 +160,15 @@ struct Ops<isa::avx512> {
     return _mm512_reduce_add_ps(a);
   }
 
+  // ---- lane interleave
+  // lo = a0 b0 a1 b1 .. a7 b7, hi = a8 b8 .. a15 b15: two vectors of alternate keys back into key order.
+  static ALIBI_ALWAYS_INLINE void interleave(vec a, vec b, vec& lo, vec& hi) {
+    const __m512i low_lanes = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i high_lanes = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    lo = _mm512_permutex2var_ps(a, low_lanes, b);
+    hi = _mm512_permutex2var_ps(a, high_lanes, b);
+  }
+
   // ---- in-register transpose
   // x[i] lane l <- x[l] lane i, for the 16 vectors x[0..15]: 32-bit then 64-bit unpacks within 128-bit
   // blocks (4x4 transposes), then two rounds of 128-bit block shuffles.

@@ -125,6 +125,10 @@ struct Ops<isa::scalar> {
   // ---- horizontal
   static ALIBI_ALWAYS_INLINE float reduce_add(vec a) { return a; }
   static ALIBI_ALWAYS_INLINE void transpose(vec (&)[1]) {}
+  static ALIBI_ALWAYS_INLINE void interleave(vec a, vec b, vec& lo, vec& hi) {
+    lo = a;
+    hi = b;
+  }
 };
 
 }  // namespace simd

@@ -76,6 +76,13 @@ class KvSource {
       prefetch_rows_to<false>(key_row, value_row);
   }
 
+  // One head's V row into L2 (read after the block's Q.K), K left to the hardware prefetchers.
+  void prefetch_value_row(const Element* value_row) const {
+    const char* value_bytes = reinterpret_cast<const char*>(value_row);
+    for (std::int64_t at = 0; at < dim_ * static_cast<std::int64_t>(sizeof(Element)); at += 64)
+      ALIBI_PREFETCH_L2(value_bytes + at);
+  }
+
   // Selects the kv heads [kv_head0, kv_head0 + heads) of batch entry b for the calls below.
   void bind(std::int64_t b, int kv_head0) {
     b_ = b;

@@ -121,6 +121,7 @@ class UnitWorker {
       stream_fold_.assign(4 * static_cast<std::size_t>(W), 0.0f);
       stream_key_rows_.assign(static_cast<std::size_t>(stream_row_stride_), nullptr);
       stream_value_rows_.assign(static_cast<std::size_t>(stream_row_stride_), nullptr);
+      stream_group_keys_.assign(static_cast<std::size_t>(W), nullptr);
       stream_ahead_key_rows_.assign(static_cast<std::size_t>(W), nullptr);
       stream_ahead_value_rows_.assign(static_cast<std::size_t>(W), nullptr);
     } else {
@@ -512,6 +513,16 @@ class UnitWorker {
   // S of every head of the block covers the keys [ja, jb) that some row of the unit sees (StreamBlock), so
   // the heads' vectors line up key for key; a row that sees fewer of them has those lanes masked.
 
+  // Note [page pairs]: the hardware L2 streamer follows one ascending run of lines per 4 KiB page. When a
+  // key of the unit's heads is half a page (bfloat16 or float16 with 8 kv heads of 128), Q.K head by head
+  // over W consecutive keys reads each page as two interleaved runs (head h of its first key, then of its
+  // second), which the streamer does not follow, so K had to be requested by software, and those requests
+  // compete with V's for the core's few line fill buffers. With Plan::stream_key_pairs, Q.K takes 2 W keys
+  // in two passes, the even keys then the odd keys: each pass reads every page as one ascending run, the
+  // streamer brings K in alone and only V is requested. Each (row, key) dot product is the same FMA chain,
+  // and the two passes' vectors of S are interleaved back into key order before anything sums over keys,
+  // so the bits are those of the single pass.
+
   // The block's keys some row of the unit sees, relative to its first key, and how many vectors of S
   // they fill (per row).
   struct StreamBlock {
@@ -584,42 +595,58 @@ class UnitWorker {
     // (bench/RESULTS.md, 2026-12-01 fifth session).
     const KV** ahead_keys_rows = stream_ahead_key_rows_.data();
     const KV** ahead_value_rows = stream_ahead_value_rows_.data();
-    for (int v = 0; v < vectors; ++v) {
+    const KV** group_keys = stream_group_keys_.data();
+    for (int v = 0; v < vectors;) {
+      // A pass computes vector v + pass of S from keys first_key + pass + l * passes (Note [page pairs]).
       const int first_key = ja + v * W;
-      const vec key_lanes = O::add(O::set1(static_cast<float>(first_key)), lane_offsets);
-      if (plan_.stream_prefetch)
-        for (int l = 0; l < W; ++l) {
-          const int j = first_key + W + l;
-          const bool in_block = j < jb, in_next = !in_block && j - jb < ahead_keys;
-          ahead_keys_rows[l] = in_block  ? stream_key_rows_.data()[j]
-                               : in_next ? kv_.bound_key(0, ahead0 + (j - jb))
-                                         : nullptr;
-          ahead_value_rows[l] = in_block  ? stream_value_rows_.data()[j]
-                                : in_next ? kv_.bound_value(0, ahead0 + (j - jb))
-                                          : nullptr;
-        }
-      for (int hh = 0; hh < heads; ++hh) {
-        if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
-        vec acc[R];
-        stream_dots<R>(qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim,
-                       stream_key_rows_.data() + first_key, hh * dim, acc);
-        float* s = stream_head_scores(hh);
+      const int passes = plan_.stream_key_pairs && v + 1 < vectors ? 2 : 1;
+      for (int pass = 0; pass < passes; ++pass) {
+        for (int l = 0; l < W; ++l) group_keys[l] = stream_key_rows_.data()[first_key + pass + l * passes];
+        const vec key_lanes =
+            O::fma(lane_offsets, O::set1(static_cast<float>(passes)), O::set1(static_cast<float>(first_key + pass)));
+        if (plan_.stream_prefetch)
+          for (int l = 0; l < W; ++l) {
+            const int j = first_key + (passes + pass) * W + l;
+            const bool in_block = j < jb, in_next = !in_block && j - jb < ahead_keys;
+            ahead_keys_rows[l] = in_block  ? stream_key_rows_.data()[j]
+                                 : in_next ? kv_.bound_key(0, ahead0 + (j - jb))
+                                           : nullptr;
+            ahead_value_rows[l] = in_block  ? stream_value_rows_.data()[j]
+                                  : in_next ? kv_.bound_value(0, ahead0 + (j - jb))
+                                            : nullptr;
+          }
+        for (int hh = 0; hh < heads; ++hh) {
+          if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
+          vec acc[R];
+          stream_dots<R>(qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim, group_keys, hh * dim, acc);
+          float* s = stream_head_scores(hh);
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) {
-          float* lanes = stream_row_lanes(hh, r);
-          BiasEpilogue<true> bias;
-          bias.neg_slope = lanes;
-          bias.dist0 = lanes + W;
-          bias.lo = lanes + 2 * W;
-          bias.hi = lanes + 3 * W;
-          bias.needs_mask[0] = first_key + W > jb || stream_mask_.data()[hh * Tuning::kStreamMaxRows + r] != 0;
-          vec overflow = O::load(lanes + 5 * W);
-          const vec x = bias.apply(acc[r], key_lanes, 0, overflow);
-          O::store(s + r * stream_row_stride_ + v * W, x);
-          O::store(lanes + 4 * W, O::max(O::load(lanes + 4 * W), x));
-          O::store(lanes + 5 * W, overflow);
+          for (int r = 0; r < R; ++r) {
+            float* lanes = stream_row_lanes(hh, r);
+            BiasEpilogue<true> bias;
+            bias.neg_slope = lanes;
+            bias.dist0 = lanes + W;
+            bias.lo = lanes + 2 * W;
+            bias.hi = lanes + 3 * W;
+            bias.needs_mask[0] =
+                first_key + passes * W > jb || stream_mask_.data()[hh * Tuning::kStreamMaxRows + r] != 0;
+            vec overflow = O::load(lanes + 5 * W);
+            const vec x = bias.apply(acc[r], key_lanes, 0, overflow);
+            float* s_row = s + r * stream_row_stride_ + v * W;
+            if (pass == 0) {
+              O::store(s_row, x);  // with page pairs, the even keys wait here for the odd ones
+            } else {
+              vec in_order_lo, in_order_hi;
+              O::interleave(O::load(s_row), x, in_order_lo, in_order_hi);
+              O::store(s_row, in_order_lo);
+              O::store(s_row + W, in_order_hi);
+            }
+            O::store(lanes + 4 * W, O::max(O::load(lanes + 4 * W), x));
+            O::store(lanes + 5 * W, overflow);
+          }
         }
       }
+      v += passes;
     }
     stream_block_ = StreamBlock{ja, jb, vectors};
     return true;
@@ -708,11 +735,16 @@ class UnitWorker {
     const int steps = dim / W;
     int d0 = 0;
     for (int step = 0; d0 + W <= dim; d0 += W, ++step) {
-      if (plan_.stream_prefetch)
-        for (int l = W * step / steps; l < W * (step + 1) / steps; ++l)
-          if (stream_ahead_key_rows_.data()[l] != nullptr)
+      if (plan_.stream_prefetch) {
+        for (int l = W * step / steps; l < W * (step + 1) / steps; ++l) {
+          if (stream_ahead_key_rows_.data()[l] == nullptr) continue;
+          if (plan_.stream_key_pairs)  // Note [page pairs]: K comes in through the hardware prefetchers
+            kv_.prefetch_value_row(stream_ahead_value_rows_.data()[l] + offset);
+          else
             kv_.prefetch_rows(stream_ahead_key_rows_.data()[l] + offset, stream_ahead_value_rows_.data()[l] + offset,
                               plan_.stream_prefetch_to_l2);
+        }
+      }
       vec t[W];
 #pragma GCC unroll 16
       for (int l = 0; l < W; ++l) t[l] = E::load(key[l] + offset + d0);
@@ -992,6 +1024,7 @@ class UnitWorker {
   // (stream_row_lanes); per row scratch of the softmax.
   detail::Buffer<float> qs_, stream_st_, stream_lanes_, stream_fold_;
   detail::Buffer<const KV*> stream_key_rows_, stream_value_rows_;              // the block's keys, first bound head
+  detail::Buffer<const KV*> stream_group_keys_;                                // the keys of a Q.K pass, one per lane
   detail::Buffer<const KV*> stream_ahead_key_rows_, stream_ahead_value_rows_;  // the next group's, or null
   std::int64_t stream_row_stride_ = 0;                                         // floats of stream_st_ per row
   std::int64_t stream_st_stride_ = 0;                                          // floats of stream_st_ per head
