@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <utility>
 
 #include <benchmark/benchmark.h>
 
@@ -16,20 +17,37 @@ inline double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-/// The benchmark loop with per-iteration wall-clock times (register with UseManualTime()); returns the
-/// mean seconds per call, 0 when the loop did not run (e.g. after SkipWithError).
-template <class Call>
-double timed_loop(benchmark::State& state, Call&& call) {
-  double total = 0.0;
+/// The benchmark loop with per-iteration wall-clock times of `call` (register with UseManualTime()), each
+/// followed by one call of `baseline` timed apart (not part of the row's time). Returns the mean seconds
+/// per call of `call` and leaves those of `baseline` in `baseline_seconds` (both 0 when the loop did not
+/// run, e.g. after SkipWithError). Back to back in one loop, the two calls see the same state of a shared
+/// machine, so their ratio does not carry the drift between two rows run minutes apart.
+template <class Call, class Baseline>
+double timed_loop_paired(benchmark::State& state, Call&& call, Baseline&& baseline, double& baseline_seconds) {
+  double total = 0.0, baseline_total = 0.0;
   for (auto _ : state) {
-    const auto start = Clock::now();
+    auto start = Clock::now();
     call();
     benchmark::ClobberMemory();
     const double elapsed = seconds_since(start);
     state.SetIterationTime(elapsed);
     total += elapsed;
+    start = Clock::now();
+    baseline();
+    benchmark::ClobberMemory();
+    baseline_total += seconds_since(start);
   }
-  return state.iterations() > 0 ? total / static_cast<double>(state.iterations()) : 0.0;
+  const double iterations = static_cast<double>(state.iterations());
+  baseline_seconds = iterations > 0 ? baseline_total / iterations : 0.0;
+  return iterations > 0 ? total / iterations : 0.0;
+}
+
+/// timed_loop_paired without a baseline.
+template <class Call>
+double timed_loop(benchmark::State& state, Call&& call) {
+  double unused = 0.0;
+  return timed_loop_paired(
+      state, std::forward<Call>(call), [] {}, unused);
 }
 
 /// Fastest seconds per call seen for each reference key (baseline of a shape, 1-thread time, unskipped

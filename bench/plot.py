@@ -211,7 +211,7 @@ def print_table(records, context):
             print(f"- `{key}`: {context[key]}")
     print()
     counters = ["GFLOPs", "peak_frac", "speedup_vs_eigen", "speedup_vs_1thread", "GBps", "bw_frac",
-                "time_vs_contiguous", "speedup_vs_noskip", "max_rel_err_vs_naive"]
+                "time_vs_contiguous", "time_vs_f32", "speedup_vs_noskip", "max_rel_err_vs_naive"]
     present = [c for c in counters if any(c in r for r in records)]
     print("| benchmark | time (ms) | " + " | ".join(present) + " |")
     print("|---|---:|" + "---:|" * len(present))
