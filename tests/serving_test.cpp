@@ -910,7 +910,7 @@ ALIBI_ISA_TEST(PagedResultDoesNotDependOnThePageSize) {
 }
 
 // Note [narrower vectors] (kernels/plan.hpp): AVX-512 runs the decodes of a paged fp32 cache with pages
-// shorter than a block on AVX2 vectors when 16 keys of the unit's kv heads are more K than half of L1D (here
+// no longer than a block on AVX2 vectors when 16 keys of the unit's kv heads are more K than half of L1D (here
 // 3 kv heads of 200 and 8 of 80: 2400 and 2560 bytes per key). Those sequences run on a team of their own;
 // every sequence keeps the bytes of the full-width kernel, of AVX2 and of attention_varlen on the gathered
 // keys, and matches the reference.
@@ -927,7 +927,7 @@ ALIBI_ISA_TEST(PagedDecodesOnNarrowerVectorsGiveTheSameBits) {
     const Heads layouts[] = {{12, 3, 200}, {8, 8, 80}};
     int rotation = 0;
     for (const Heads& h : layouts) {
-      for (int page_size : {1, 3, 16, 63}) {
+      for (int page_size : {1, 3, 16, 63, 64}) {
         Batch b = make_batch(seqs, h.heads, h.kv_heads, h.head_dim, rng);
         KvTensors<float> t;
         std::vector<float> norms;

@@ -61,8 +61,8 @@ struct Tuning {
   // key, from 48 to 51 ms, where the hardware prefetchers alone do better). With 8-lane vectors a group is
   // 8 keys, and there the requests pay for fp32 too (Zen 5, 2026-12-02 eighth session: 8 kv heads of 128,
   // 43.8 to 33.6 ms contiguous, 57.5 to 37.1 ms in shuffled pages of 16; AVX-512 unchanged).
-  // A paged cache whose pages are shorter than a block breaks the runs the hardware prefetchers follow, so
-  // its calls request ahead whatever the key size; when a group's K is more than kStreamPrefetchL1Bytes (more
+  // A paged cache whose pages are no longer than a block breaks the runs the hardware prefetchers follow,
+  // so its calls request ahead whatever the key size; when a group's K is more than kStreamPrefetchL1Bytes (more
   // than half of L1D) it goes to L2 instead of L1 (Sapphire-Rapids-class Xeon, 2026-12-02 ninth session:
   // AVX-512 fp32, pages of 16, 82.7 to 67.9 ms; requesting into L1 there, or for contiguous K/V, was slower).
   static constexpr int kStreamMaxRows = 4;
@@ -124,7 +124,7 @@ struct Plan {
   // those stream too:
   // - a decode over at most half a vector of keys (a 1-token prompt, the first steps of a conversation)
   //   would transpose mostly padding keys and carry padding rows through every per-row loop;
-  // - a streaming decode over a paged cache whose pages are shorter than a block, where a group of W keys
+  // - a streaming decode over a paged cache whose pages are no longer than a block, where a group of W keys
   //   of the unit's heads is more K than half of L1D but a group of W / 2 keys is not: requested ahead into
   //   L1 rather than L2 (kStreamPrefetchL1Bytes), the narrower groups keep up with the jumps between pages.
   // The result is the same bits: every (row, key) product is one FMA chain over d whatever the width (Note
@@ -214,9 +214,12 @@ struct Plan {
   static std::int64_t key_bytes(const detail::Problem& pr, const UnitLayout& L, int kv_element_bytes) {
     return static_cast<std::int64_t>(L.heads) * pr.head_dim * kv_element_bytes;
   }
-  // A paged cache with pages shorter than a block: the hardware prefetchers lose their runs at every page.
+  // A paged cache with pages no longer than a block: every block starts on a jump in memory, where the
+  // hardware prefetchers, which bring a contiguous cache's next block in while the current one computes,
+  // lose their runs (bench/RESULTS.md, 2026-12-03 thirteenth session: AVX-512 fp32 with 8 kv heads of 128
+  // over pages of 64 keys 76 ms on full-width vectors, 60 ms on narrower ones; pages of 128: 56.6 vs 60.6).
   static bool short_pages(const detail::Problem& pr) {
-    return pr.block_table != nullptr && pr.page_size < Tuning::kKeyBlock;
+    return pr.block_table != nullptr && pr.page_size <= Tuning::kKeyBlock;
   }
   template <class>
   friend struct Plan;
