@@ -1,6 +1,6 @@
 // The one place that knows where K and V lie. The kernel sees keys and values only through KvSource: packed
 // blocks of fp32 rows (pack_block), rows of the bound heads read in place by the streaming decode
-// (bound_key, bound_value, widened as they are loaded), prefetches (prefetch, prefetch_rows) and single rows
+// (bound_key, bound_value, widened as they are loaded), prefetches (prefetch, prefetch_key_line, ...) and single rows
 // for the exact recompute and the skipping bounds (key_row, value_row, read through to_fp32). K/V of 16-bit
 // floats are widened to fp32 (exactly) while packing or loading. Paged caches plug in here too: every read
 // goes through the key's slot (detail::key_slot), one key at a time, so the kernel's arithmetic never
@@ -66,22 +66,16 @@ class KvSource {
   const Element* bound_key(int hh, std::int64_t j) const { return k_unit_ + slot(b_, j) * kv_row_ + hh * dim_; }
   const Element* bound_value(int hh, std::int64_t j) const { return v_unit_ + slot(b_, j) * kv_row_ + hh * dim_; }
 
-  // One head's K row into L1 (read next), or into L2 with key_to_l2, and its V row into L2 (read after the
-  // block's Q.K).
-  void prefetch_rows(const Element* key_row, const Element* value_row, bool key_to_l2) const {
-    // Two loops: the cache level of a prefetch is part of its instruction, not an operand.
+  // A cache line of K into L1 (read next), or into L2 with key_to_l2; a cache line of V into L2 (read after
+  // the block's Q.K). The streaming decode's requests ahead (Note [request order] in kernels/unit_worker.hpp).
+  static ALIBI_ALWAYS_INLINE void prefetch_key_line(const char* line, bool key_to_l2) {
+    // The cache level of a prefetch is part of its instruction, not an operand.
     if (key_to_l2)
-      prefetch_rows_to<true>(key_row, value_row);
+      ALIBI_PREFETCH_L2(line);
     else
-      prefetch_rows_to<false>(key_row, value_row);
+      ALIBI_PREFETCH(line);
   }
-
-  // One head's V row into L2 (read after the block's Q.K), K left to the hardware prefetchers.
-  void prefetch_value_row(const Element* value_row) const {
-    const char* value_bytes = reinterpret_cast<const char*>(value_row);
-    for (std::int64_t at = 0; at < dim_ * static_cast<std::int64_t>(sizeof(Element)); at += 64)
-      ALIBI_PREFETCH_L2(value_bytes + at);
-  }
+  static ALIBI_ALWAYS_INLINE void prefetch_value_line(const char* line) { ALIBI_PREFETCH_L2(line); }
 
   // Selects the kv heads [kv_head0, kv_head0 + heads) of batch entry b for the calls below.
   void bind(std::int64_t b, int kv_head0) {
@@ -138,20 +132,6 @@ class KvSource {
   }
 
  private:
-  template <bool KeyToL2>
-  void prefetch_rows_to(const Element* key_row, const Element* value_row) const {
-    const std::int64_t bytes = dim_ * static_cast<std::int64_t>(sizeof(Element));
-    const char* key_bytes = reinterpret_cast<const char*>(key_row);
-    const char* value_bytes = reinterpret_cast<const char*>(value_row);
-    for (std::int64_t at = 0; at < bytes; at += 64) {
-      if constexpr (KeyToL2)
-        ALIBI_PREFETCH_L2(key_bytes + at);
-      else
-        ALIBI_PREFETCH(key_bytes + at);
-      ALIBI_PREFETCH_L2(value_bytes + at);
-    }
-  }
-
   // detail::key_slot, with a shift for power-of-two pages.
   std::int64_t slot(std::int64_t b, std::int64_t j) const {
     if (table_ == nullptr) return b * kv_len_ + j;

@@ -567,6 +567,8 @@ class UnitWorker {
       head.same_keys = same_keys;
     }
     if (ja >= jb) return false;
+    int active_heads = 0;
+    for (int hh = 0; hh < heads; ++hh) active_heads += stream_heads_.data()[hh].ja < stream_heads_.data()[hh].jb;
     const int vectors = (jb - ja + W - 1) / W;
     // Where each key of the block lies (first bound head): consecutive keys are consecutive rows only
     // within a page, so every read goes through these. The lanes past jb of the last vector read key ja
@@ -615,6 +617,7 @@ class UnitWorker {
                                   : in_next ? kv_.bound_value(0, ahead0 + (j - jb))
                                             : nullptr;
           }
+        if (plan_.stream_prefetch) start_ahead_requests(heads, active_heads);
         for (int hh = 0; hh < heads; ++hh) {
           if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
           vec acc[R];
@@ -720,31 +723,67 @@ class UnitWorker {
     }
   }
 
+  // Note [request order]: with Plan::stream_prefetch, the Q.K of a group of W keys requests the next group's
+  // K and V (only V with page pairs, Note [page pairs]) in address order: key by key, each over all the
+  // unit's heads (a key of all of them is one contiguous run), an equal share of the lines per dimension step
+  // of the group's Q.K over all its heads. Head by head, each head's Q.K requesting its own rows of the next
+  // keys, every key's run was requested as one piece per head, interleaved with the other keys' pieces;
+  // requested in order, the AVX2 kernel's 16-bit decode took 6-10 % less time (bench/RESULTS.md, 2026-12-03
+  // fourteenth session), and no other case changed.
+  struct AheadRequests {
+    std::int64_t key_lines = 0;  // cache lines of one key of the unit's heads
+    std::int64_t lines = 0;      // of the whole group: W keys
+    std::int64_t steps = 0;      // dimension steps of the group's Q.K over every head that computes it
+    std::int64_t credit = 0;     // lines owed to the steps so far, times `steps`
+    int key = 0;                 // the next line to request: `line` of ahead key `key`
+    std::int64_t line = 0;
+  };
+  void start_ahead_requests(int heads, int active_heads) {
+    AheadRequests& q = ahead_requests_;
+    const std::int64_t key_bytes =
+        static_cast<std::int64_t>(heads) * pr_.head_dim * static_cast<std::int64_t>(sizeof(KV));
+    q.key_lines = (key_bytes + 63) / 64;
+    q.lines = W * q.key_lines;
+    q.steps = static_cast<std::int64_t>(active_heads) * (pr_.head_dim / W);
+    q.credit = 0;
+    q.key = 0;
+    q.line = 0;
+  }
+  // One step's share: the lines up to step * lines / steps, rounded down (so the group's steps request every
+  // line exactly once, without a division per step).
+  ALIBI_ALWAYS_INLINE void request_ahead_step() {
+    AheadRequests& q = ahead_requests_;
+    q.credit += q.lines;
+    for (; q.credit >= q.steps && q.key < W; q.credit -= q.steps) {
+      const KV* key_row = stream_ahead_key_rows_.data()[q.key];
+      if (key_row != nullptr) {
+        const std::int64_t at = q.line * 64;
+        if (!plan_.stream_key_pairs)
+          kv_.prefetch_key_line(reinterpret_cast<const char*>(key_row) + at, plan_.stream_prefetch_to_l2);
+        kv_.prefetch_value_line(reinterpret_cast<const char*>(stream_ahead_value_rows_.data()[q.key]) + at);
+      }
+      if (++q.line == q.key_lines) {
+        q.line = 0;
+        ++q.key;
+      }
+    }
+  }
+
   // acc[r] lane l = Qs[r] . key_l for W keys (key_l = key[l] + offset) and the R query rows at qs (head_dim
   // floats apart): W keys at a time transposed in registers, then for each dimension d in order one FMA of
   // the keys' d-th elements by the row's broadcast q[d] (Note [keys in lanes]).
-  // With Plan::stream_prefetch, a share of the next group's K rows (into L1) and V rows (into L2) per
-  // dimension step: requested in bursts between groups they would fill the line fill buffers and stall the
-  // core rather than overlap its work (bench/RESULTS.md, 2026-12-01 fifth session).
+  // With Plan::stream_prefetch, each dimension step requests its share of the next group (Note [request
+  // order]): requested in bursts between groups the lines would fill the line fill buffers and stall the core
+  // rather than overlap its work (bench/RESULTS.md, 2026-12-01 fifth session).
   template <int R>
   ALIBI_ALWAYS_INLINE void stream_dots(const float* qs, const KV* const* key, std::int64_t offset, vec (&acc)[R]) {
     using E = Elements<Isa, KV>;
     const int dim = pr_.head_dim;
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) acc[r] = O::zero();
-    const int steps = dim / W;
     int d0 = 0;
-    for (int step = 0; d0 + W <= dim; d0 += W, ++step) {
-      if (plan_.stream_prefetch) {
-        for (int l = W * step / steps; l < W * (step + 1) / steps; ++l) {
-          if (stream_ahead_key_rows_.data()[l] == nullptr) continue;
-          if (plan_.stream_key_pairs)  // Note [page pairs]: K comes in through the hardware prefetchers
-            kv_.prefetch_value_row(stream_ahead_value_rows_.data()[l] + offset);
-          else
-            kv_.prefetch_rows(stream_ahead_key_rows_.data()[l] + offset, stream_ahead_value_rows_.data()[l] + offset,
-                              plan_.stream_prefetch_to_l2);
-        }
-      }
+    for (; d0 + W <= dim; d0 += W) {
+      if (plan_.stream_prefetch) request_ahead_step();
       vec t[W];
 #pragma GCC unroll 16
       for (int l = 0; l < W; ++l) t[l] = E::load(key[l] + offset + d0);
@@ -1026,8 +1065,9 @@ class UnitWorker {
   detail::Buffer<const KV*> stream_key_rows_, stream_value_rows_;              // the block's keys, first bound head
   detail::Buffer<const KV*> stream_group_keys_;                                // the keys of a Q.K pass, one per lane
   detail::Buffer<const KV*> stream_ahead_key_rows_, stream_ahead_value_rows_;  // the next group's, or null
-  std::int64_t stream_row_stride_ = 0;                                         // floats of stream_st_ per row
-  std::int64_t stream_st_stride_ = 0;                                          // floats of stream_st_ per head
+  std::int64_t stream_row_stride_ = 0;
+  AheadRequests ahead_requests_;             // floats of stream_st_ per row
+  std::int64_t stream_st_stride_ = 0;        // floats of stream_st_ per head
   detail::Buffer<StreamHead> stream_heads_;  // per kv head of the unit, the current block
   detail::Buffer<char> stream_mask_;         // per (head, row): the row sees only part of the block's keys
   StreamBlock stream_block_{0, 0, 0};
