@@ -1065,9 +1065,9 @@ class UnitWorker {
   detail::Buffer<const KV*> stream_key_rows_, stream_value_rows_;              // the block's keys, first bound head
   detail::Buffer<const KV*> stream_group_keys_;                                // the keys of a Q.K pass, one per lane
   detail::Buffer<const KV*> stream_ahead_key_rows_, stream_ahead_value_rows_;  // the next group's, or null
-  std::int64_t stream_row_stride_ = 0;
-  AheadRequests ahead_requests_;             // floats of stream_st_ per row
-  std::int64_t stream_st_stride_ = 0;        // floats of stream_st_ per head
+  std::int64_t stream_row_stride_ = 0;                                         // floats of stream_st_ per row
+  std::int64_t stream_st_stride_ = 0;                                          // floats of stream_st_ per head
+  AheadRequests ahead_requests_;             // the current Q.K pass's requests of the next group
   detail::Buffer<StreamHead> stream_heads_;  // per kv head of the unit, the current block
   detail::Buffer<char> stream_mask_;         // per (head, row): the row sees only part of the block's keys
   StreamBlock stream_block_{0, 0, 0};
