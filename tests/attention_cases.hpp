@@ -285,6 +285,13 @@ class NoKeyPairs : HookSet {
   NoKeyPairs() : HookSet(alibi::test_hooks::no_key_pairs) {}
 };
 
+// While alive: streaming decodes take page pairs wherever they apply, on every machine
+// (test_hooks::key_pairs_always).
+class KeyPairsAlways : HookSet {
+ public:
+  KeyPairsAlways() : HookSet(alibi::test_hooks::key_pairs_always) {}
+};
+
 // Lowers the plan's single-thread threshold for its lifetime, so small shapes really run on a thread team.
 class AllCallsUseThreads {
  public:

@@ -962,11 +962,11 @@ ALIBI_ISA_TEST(PagedDecodesOnNarrowerVectorsGiveTheSameBits) {
 
 // Note [page pairs] (kernels/unit_worker.hpp): on vectors of 16 lanes, decodes whose key of the unit's kv heads
 // is 2 KiB (16-bit 8 kv heads of 128 or 16 of 64, fp32 4 of 128 or 1 of 512) take Q.K over a group's even keys,
-// then its odd keys. They give the bits of the same calls reading keys in order (test_hooks::no_key_pairs), paged
-// equals varlen, and both match the reference: 1-4 rows per kv head, blocks with an odd number of key vectors,
-// short and split-K sequences, a window, pages of 1, 16 and 64 keys, skipping off / default / cached norms,
-// 1-2 threads. Runs in every
-// binary; only AVX-512 takes the pairs.
+// then its odd keys (on every machine under test_hooks::key_pairs_always: AMD cores leave them out). They give
+// the bits of the same calls reading keys in order (test_hooks::no_key_pairs), paged equals varlen, and both
+// match the reference: 1-4 rows per kv head, blocks with an odd number of key vectors, short and split-K
+// sequences, a window, pages of 1, 16 and 64 keys, skipping off / default / cached norms, 1-2 threads. Runs in
+// every binary; only AVX-512 takes the pairs.
 ALIBI_ISA_TEST(DecodesInPagePairsGiveTheSameBits) {
   const AllCallsUseThreads threads_even_for_small_calls;
   std::mt19937 rng(1403);
@@ -992,9 +992,12 @@ ALIBI_ISA_TEST(DecodesInPagePairsGiveTheSameBits) {
       const PagedCache<KV> cache = build_paged<KV>(b, page_size, rng, t, norms);
       const bool with_norms = setting == 2;
       const float* varlen_norms = with_norms ? norms.data() : nullptr;
-      const Output paged = run_paged<Isa>(b, cache, with_norms);
-      const Output varlen = run_varlen<Isa>(b, t.k.data(), t.v.data(), varlen_norms);
-      Output paged_in_order, varlen_in_order;
+      Output paged, varlen, paged_in_order, varlen_in_order;
+      {
+        const KeyPairsAlways in_pairs_on_every_machine;
+        paged = run_paged<Isa>(b, cache, with_norms);
+        varlen = run_varlen<Isa>(b, t.k.data(), t.v.data(), varlen_norms);
+      }
       {
         const NoKeyPairs keys_in_order;
         paged_in_order = run_paged<Isa>(b, cache, with_norms);

@@ -17,5 +17,9 @@ inline bool full_width_only = false;
 /// keys, then its odd keys (Note [page pairs] in kernels/unit_worker.hpp), so tests can compare the two.
 inline bool no_key_pairs = false;
 
+/// true (and no_key_pairs false): streaming decodes take page pairs wherever they apply, also on the AMD
+/// cores where Plan::stream_key_pairs leaves them out, so every machine tests them.
+inline bool key_pairs_always = false;
+
 }  // namespace test_hooks
 }  // namespace alibi

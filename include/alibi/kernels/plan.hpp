@@ -27,6 +27,7 @@
 #include "alibi/detail/config.hpp"
 #include "alibi/detail/problem.hpp"
 #include "alibi/detail/test_hooks.hpp"
+#include "alibi/isa/cpu_vendor.hpp"
 #include "alibi/isa/ops.hpp"
 
 ALIBI_NAMESPACE_BEGIN
@@ -61,19 +62,23 @@ struct Tuning {
   // key, from 48 to 51 ms, where the hardware prefetchers alone do better). With 8-lane vectors a group is
   // 8 keys, and there the requests pay for fp32 too (Zen 5, 2026-12-02 eighth session: 8 kv heads of 128,
   // 43.8 to 33.6 ms contiguous, 57.5 to 37.1 ms in shuffled pages of 16; AVX-512 unchanged).
+  // On AMD cores the requests pay at any width (Zen 5, 2026-12-03 fifteenth session: AVX-512 fp32, 8 kv heads
+  // of 128, 32.7 to 31.0 ms).
   // A paged cache whose pages are no longer than a block breaks the runs the hardware prefetchers follow,
   // so its calls request ahead whatever the key size; when a group's K is more than kStreamPrefetchL1Bytes (more
   // than half of L1D) it goes to L2 instead of L1 (Sapphire-Rapids-class Xeon, 2026-12-02 ninth session:
   // AVX-512 fp32, pages of 16, 82.7 to 67.9 ms; requesting into L1 there, or for contiguous K/V, was slower).
   static constexpr int kStreamMaxRows = 4;
   static constexpr std::int64_t kStreamPrefetchBelow = 4096;
-  static constexpr std::int64_t kStreamPrefetchBelowNarrow = 8192;  // vectors of at most 8 floats
+  static constexpr std::int64_t kStreamPrefetchBelowNarrow = 8192;  // vectors of at most 8 floats, or AMD cores
   static constexpr std::int64_t kStreamPrefetchL1Bytes = 32 * 1024;
   // Page pairs (Note [page pairs] in kernels/unit_worker.hpp): when a key of the unit's heads is half of a
   // kPageBytes page, vectors of at least kStreamPairMinLanes lanes take a group's even keys, then its odd
   // ones, and leave K to the hardware prefetchers (Sapphire-Rapids-class Xeon, 2026-12-03 twelfth session:
   // AVX-512, bfloat16, 8 kv heads of 128, 65536 keys, 33.2 to 31.6 ms; no change on 8-lane AVX2, or for
-  // fp32 with 2 KiB keys; slower with 1 KiB keys, four to a page).
+  // fp32 with 2 KiB keys; slower with 1 KiB keys, four to a page). Not on AMD cores, where reading the keys in
+  // order with K requested too is faster (Zen 5, 2026-12-03 fifteenth session: the same decode 20.5 to
+  // 17.5 ms, two threads 10.6 to 9.1, shuffled pages of 16 21.5 to 18.0).
   static constexpr std::int64_t kPageBytes = 4096;
   static constexpr int kStreamPairMinLanes = 16;
   // Keys nearest a row whose exact logits give the lower bound on its max that skipping starts from
@@ -159,11 +164,14 @@ struct Plan {
     p.stream = streams(L);
     p.block_keys = Tuning::kKeyBlock;
     const std::int64_t bytes_per_key = key_bytes(pr, L, kv_element_bytes);
-    const std::int64_t prefetch_below = W <= 8 ? Tuning::kStreamPrefetchBelowNarrow : Tuning::kStreamPrefetchBelow;
+    const bool amd = simd::running_cpu_vendor() == simd::CpuVendor::amd;
+    const std::int64_t prefetch_below =
+        W <= 8 || amd ? Tuning::kStreamPrefetchBelowNarrow : Tuning::kStreamPrefetchBelow;
     p.stream_prefetch = p.stream && (bytes_per_key < prefetch_below || short_pages(pr));
     p.stream_prefetch_to_l2 = p.stream_prefetch && W * bytes_per_key > Tuning::kStreamPrefetchL1Bytes;
-    p.stream_key_pairs = p.stream && W >= Tuning::kStreamPairMinLanes && 2 * bytes_per_key == Tuning::kPageBytes &&
-                         !test_hooks::no_key_pairs;
+    const bool pairs_wanted = !test_hooks::no_key_pairs && (!amd || test_hooks::key_pairs_always);
+    p.stream_key_pairs =
+        p.stream && W >= Tuning::kStreamPairMinLanes && 2 * bytes_per_key == Tuning::kPageBytes && pairs_wanted;
     p.head_rows = static_cast<int>((L.positions * L.group + W - 1) / W * W);
     p.dim_vecs = static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W);
     p.dim_pad = static_cast<std::int64_t>(p.dim_vecs) * W;

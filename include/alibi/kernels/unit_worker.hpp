@@ -115,7 +115,8 @@ class UnitWorker {
       stream_st_.assign(static_cast<std::size_t>(stream_st_stride_ * plan.layout.heads), 0.0f);
       const std::size_t head_rows = static_cast<std::size_t>(plan.layout.heads) * Tuning::kStreamMaxRows;
       stream_lanes_.assign((head_rows * kStreamRowVecs + 1) * W, 0.0f);
-      for (int l = 0; l < W; ++l) stream_lanes_.data()[head_rows * kStreamRowVecs * W + l] = static_cast<float>(l);
+      for (int l = 0; l < W; ++l)
+        stream_lanes_.data()[head_rows * kStreamRowVecs * W + static_cast<std::size_t>(l)] = static_cast<float>(l);
       stream_heads_.assign(static_cast<std::size_t>(plan.layout.heads), StreamHead{});
       stream_mask_.assign(head_rows, 0);
       stream_fold_.assign(4 * static_cast<std::size_t>(W), 0.0f);
@@ -521,7 +522,8 @@ class UnitWorker {
   // in two passes, the even keys then the odd keys: each pass reads every page as one ascending run, the
   // streamer brings K in alone and only V is requested. Each (row, key) dot product is the same FMA chain,
   // and the two passes' vectors of S are interleaved back into key order before anything sums over keys,
-  // so the bits are those of the single pass.
+  // so the bits are those of the single pass. AMD's prefetchers behave otherwise: there keys in order with K
+  // requested too are faster, and the plan leaves page pairs out (Tuning, kernels/plan.hpp).
 
   // The block's keys some row of the unit sees, relative to its first key, and how many vectors of S
   // they fill (per row).
