@@ -279,6 +279,13 @@ class FullWidthOnly : HookSet {
   FullWidthOnly() : HookSet(alibi::test_hooks::full_width_only) {}
 };
 
+// While alive: paged decodes over short pages take narrower vectors wherever the page rule of
+// Plan::prefers_narrower applies, on every machine (test_hooks::narrower_pages_always).
+class NarrowerPagesAlways : HookSet {
+ public:
+  NarrowerPagesAlways() : HookSet(alibi::test_hooks::narrower_pages_always) {}
+};
+
 // While alive: streaming decodes read their keys in order, never in page pairs (test_hooks::no_key_pairs).
 class NoKeyPairs : HookSet {
  public:

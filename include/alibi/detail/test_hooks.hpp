@@ -21,5 +21,10 @@ inline bool no_key_pairs = false;
 /// cores where Plan::stream_key_pairs leaves them out, so every machine tests them.
 inline bool key_pairs_always = false;
 
+/// true (and full_width_only false): paged decodes over short pages move to narrower vectors wherever
+/// Plan::prefers_narrower's page rule applies, also on the AMD cores where it leaves them at full width, so
+/// every machine tests them.
+inline bool narrower_pages_always = false;
+
 }  // namespace test_hooks
 }  // namespace alibi

@@ -132,6 +132,8 @@ struct Plan {
   // - a streaming decode over a paged cache whose pages are no longer than a block, where a group of W keys
   //   of the unit's heads is more K than half of L1D but a group of W / 2 keys is not: requested ahead into
   //   L1 rather than L2 (kStreamPrefetchL1Bytes), the narrower groups keep up with the jumps between pages.
+  //   Not on AMD cores, whose full-width groups over pages of 16 keep up better (bench/RESULTS.md, Zen 5,
+  //   2026-12-03 sixteenth session).
   // The result is the same bits: every (row, key) product is one FMA chain over d whatever the width (Note
   // [keys in lanes] in kernels/unit_worker.hpp), the softmax and P.V fold keys in key order, and the
   // skipping bounds are summed in the narrower vectors on both (KeyNormBounds), so every call gives the
@@ -147,7 +149,9 @@ struct Plan {
     if (!streams(layout) || !Plan<Narrower>::streams(layout)) return false;
     if (2 * pr.kv_len <= W) return true;
     const std::int64_t bytes_per_key = key_bytes(pr, layout, kv_element_bytes);
-    return short_pages(pr) && W * bytes_per_key > Tuning::kStreamPrefetchL1Bytes &&
+    const bool amd = simd::running_cpu_vendor() == simd::CpuVendor::amd;
+    return short_pages(pr) && (!amd || test_hooks::narrower_pages_always) &&
+           W * bytes_per_key > Tuning::kStreamPrefetchL1Bytes &&
            narrower_width * bytes_per_key <= Tuning::kStreamPrefetchL1Bytes;
   }
 
