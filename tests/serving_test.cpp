@@ -937,10 +937,10 @@ ALIBI_ISA_TEST(PagedDecodesOnNarrowerVectorsGiveTheSameBits) {
         if (setting == 0) b.options.skip_tolerance = 0.0f;
         b.options.num_threads = 1 + rotation % 2;
         const bool with_norms = setting == 2;
-        Output by_default;
+        Output planned;
         {
-          const NarrowerPagesAlways narrower_on_every_machine;
-          by_default = run_paged<Isa>(b, cache, with_norms);
+          const NarrowerPagesAlways page_rule_on_every_machine;
+          planned = run_paged<Isa>(b, cache, with_norms);
         }
         const Output on_avx2 = run_paged<alibi::isa::avx2>(b, cache, with_norms);
         Output full_width;
@@ -952,13 +952,13 @@ ALIBI_ISA_TEST(PagedDecodesOnNarrowerVectorsGiveTheSameBits) {
         const std::string context = "heads " + std::to_string(h.heads) + "/" + std::to_string(h.kv_heads) +
                                     " head_dim " + std::to_string(h.head_dim) + " page_size " +
                                     std::to_string(page_size) + " setting " + std::to_string(setting);
-        EXPECT_TRUE(first_difference(by_default, full_width, b).empty())
-            << context << ": differs from the full-width kernel\n  " << first_difference(by_default, full_width, b);
-        EXPECT_TRUE(first_difference(by_default, on_avx2, b).empty())
-            << context << ": differs from AVX2\n  " << first_difference(by_default, on_avx2, b);
-        EXPECT_TRUE(first_difference(by_default, varlen, b).empty())
-            << context << ": differs from attention_varlen\n  " << first_difference(by_default, varlen, b);
-        const std::string failure = check_against_reference(by_default, b);
+        EXPECT_TRUE(first_difference(planned, full_width, b).empty())
+            << context << ": differs from the full-width kernel\n  " << first_difference(planned, full_width, b);
+        EXPECT_TRUE(first_difference(planned, on_avx2, b).empty())
+            << context << ": differs from AVX2\n  " << first_difference(planned, on_avx2, b);
+        EXPECT_TRUE(first_difference(planned, varlen, b).empty())
+            << context << ": differs from attention_varlen\n  " << first_difference(planned, varlen, b);
+        const std::string failure = check_against_reference(planned, b);
         EXPECT_TRUE(failure.empty()) << context << "\n  " << failure;
       }
     }
