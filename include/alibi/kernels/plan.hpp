@@ -149,8 +149,7 @@ struct Plan {
     if (!streams(layout) || !Plan<Narrower>::streams(layout)) return false;
     if (2 * pr.kv_len <= W) return true;
     const std::int64_t bytes_per_key = key_bytes(pr, layout, kv_element_bytes);
-    const bool amd = simd::running_cpu_vendor() == simd::CpuVendor::amd;
-    return short_pages(pr) && (!amd || test_hooks::narrower_pages_always) &&
+    return short_pages(pr) && (!on_amd_core() || test_hooks::narrower_pages_always) &&
            W * bytes_per_key > Tuning::kStreamPrefetchL1Bytes &&
            narrower_width * bytes_per_key <= Tuning::kStreamPrefetchL1Bytes;
   }
@@ -168,7 +167,7 @@ struct Plan {
     p.stream = streams(L);
     p.block_keys = Tuning::kKeyBlock;
     const std::int64_t bytes_per_key = key_bytes(pr, L, kv_element_bytes);
-    const bool amd = simd::running_cpu_vendor() == simd::CpuVendor::amd;
+    const bool amd = on_amd_core();
     const std::int64_t prefetch_below =
         W <= 8 || amd ? Tuning::kStreamPrefetchBelowNarrow : Tuning::kStreamPrefetchBelow;
     p.stream_prefetch = p.stream && (bytes_per_key < prefetch_below || short_pages(pr));
@@ -217,6 +216,8 @@ struct Plan {
   }
 
  private:
+  // The decode's memory tuning differs by CPU vendor (isa/cpu_vendor.hpp): the reads and requests, never the bits.
+  static bool on_amd_core() { return simd::running_cpu_vendor() == simd::CpuVendor::amd; }
   // Units stream (Note [streaming decode]) with at most kStreamMaxRows rows per kv head.
   static bool streams(const UnitLayout& L) {
     const std::int64_t rows_per_head = L.positions * L.group;
