@@ -51,20 +51,22 @@ const std::vector<IsaVariant>& isa_variants() {
     std::vector<IsaVariant> list;
     auto add = [&list](const char* name, void (*run)(const AttentionCall&), void (*serving)(const ServingCall&),
                        float (*fma)(std::int64_t, float), std::int64_t (*flops)(),
-                       double (*sum)(const float*, std::size_t), void (*backward)(const BackwardCall&)) {
-      list.push_back(IsaVariant{name, cpu_supports(name), run, serving, fma, flops, sum, backward});
+                       double (*sum)(const float*, std::size_t), void (*backward)(const BackwardCall&),
+                       double (*read_with_fmas)(const float*, std::size_t, int), std::size_t (*probe_lanes)()) {
+      list.push_back(
+          IsaVariant{name, cpu_supports(name), run, serving, fma, flops, sum, backward, read_with_fmas, probe_lanes});
     };
 #if ALIBI_BENCH_HAVE_scalar
     add("scalar", run_attention_scalar, run_serving_scalar, fma_chains_scalar, fma_flops_per_round_scalar,
-        sum_floats_scalar, run_backward_scalar);
+        sum_floats_scalar, run_backward_scalar, read_with_fmas_scalar, probe_lanes_scalar);
 #endif
 #if ALIBI_BENCH_HAVE_avx2
     add("avx2", run_attention_avx2, run_serving_avx2, fma_chains_avx2, fma_flops_per_round_avx2, sum_floats_avx2,
-        run_backward_avx2);
+        run_backward_avx2, read_with_fmas_avx2, probe_lanes_avx2);
 #endif
 #if ALIBI_BENCH_HAVE_avx512
     add("avx512", run_attention_avx512, run_serving_avx512, fma_chains_avx512, fma_flops_per_round_avx512,
-        sum_floats_avx512, run_backward_avx512);
+        sum_floats_avx512, run_backward_avx512, read_with_fmas_avx512, probe_lanes_avx512);
 #endif
     return list;
   }();

@@ -20,6 +20,8 @@ struct IsaVariant {
   std::int64_t (*fma_flops_per_round)() = nullptr;
   double (*sum_floats)(const float* data, std::size_t count) = nullptr;
   void (*run_backward)(const BackwardCall&) = nullptr;
+  double (*read_with_fmas)(const float* data, std::size_t count, int fmas_per_vector) = nullptr;
+  std::size_t (*probe_lanes)() = nullptr;  ///< 0: no read_with_fmas in this build
 };
 
 /// The ISA builds compiled into the binary, narrowest first, whether or not the CPU runs them.

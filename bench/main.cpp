@@ -4,11 +4,13 @@
 // Benchmark names are "<family>/<variant>/<key>:<value>/..." so bench/plot.py can parse them; see
 // bench/RESULTS.md for what each family measures and the commands that run it.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -687,6 +689,60 @@ void register_backward() {
   }
 }
 
+// ---- overlap: how much arithmetic one core hides under its read stream ---------------------------------
+// Note [overlap probe]: a decode reads K/V once and does a fixed amount of arithmetic on every byte (4
+// query rows per kv head: 4 flops per fp32 byte, 8 per 16-bit byte), which waits on the loads. How much of
+// it a core hides under its read stream bounds the fraction of the read bandwidth any such kernel reaches.
+// The probe reads the 512 MiB buffer once per iteration, each loaded vector feeding fmas_per_vector
+// dependent FMAs spread over 8 chains (flops_per_byte = fmas_per_vector / 2, whatever the width), and times
+// the same loop over its first 256 KiB (in L2, best of 5): additive = (stream - read) / compute per byte,
+// read being this binary's one-thread read bandwidth: 0 when the arithmetic hides under the stream, 1 when
+// the two add up. bw_frac is the stream's bytes/s against that bandwidth: the ceiling of a kernel that
+// computes as fast as the probe and overlaps as well.
+void register_overlap() {
+  for (const IsaVariant& isa : isa_variants()) {
+    if (!isa.cpu_supported || isa.probe_lanes() == 0) continue;
+    for (int fmas_per_vector : {2, 4, 8, 16}) {
+      const IsaVariant* probe = &isa;
+      add("overlap/" + isa.name + "/flops_per_byte:" + std::to_string(fmas_per_vector / 2),
+          [probe, fmas_per_vector](benchmark::State& state) {
+            using Clock = std::chrono::steady_clock;
+            const std::size_t stream_bytes = (g_smoke ? std::size_t{16} : std::size_t{512}) << 20;
+            const std::size_t cached_bytes = std::size_t{256} << 10;
+            std::vector<float> buffer(stream_bytes / sizeof(float), 1.0f);
+            double sink = 0.0;
+            double compute_seconds = std::numeric_limits<double>::infinity();
+            constexpr int kCachedRepeats = 64;
+            for (int pass = 0; pass < 6; ++pass) {  // the first pass brings the 256 KiB in
+              const auto start = Clock::now();
+              for (int repeat = 0; repeat < kCachedRepeats; ++repeat)
+                sink += probe->read_with_fmas(buffer.data(), cached_bytes / sizeof(float), fmas_per_vector);
+              const double elapsed = std::chrono::duration<double>(Clock::now() - start).count() / kCachedRepeats;
+              if (pass > 0) compute_seconds = std::min(compute_seconds, elapsed);
+            }
+            std::vector<double> stream_seconds;
+            for (auto _ : state) {
+              const auto start = Clock::now();
+              sink += probe->read_with_fmas(buffer.data(), buffer.size(), fmas_per_vector);
+              const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+              state.SetIterationTime(elapsed);
+              stream_seconds.push_back(elapsed);
+            }
+            benchmark::DoNotOptimize(sink);
+            std::sort(stream_seconds.begin(), stream_seconds.end());
+            const double stream_ns = stream_seconds[stream_seconds.size() / 2] * 1e9 / (stream_bytes / 1024.0);
+            const double compute_ns = compute_seconds * 1e9 / (cached_bytes / 1024.0);
+            const double read_ns = 1024.0 / read_bandwidth_gbs(1);
+            state.counters["GBps"] = 1024.0 / stream_ns;
+            state.counters["bw_frac"] = read_ns / stream_ns;
+            state.counters["stream_ns_per_KiB"] = stream_ns;
+            state.counters["compute_ns_per_KiB"] = compute_ns;
+            state.counters["additive"] = (stream_ns - read_ns) / compute_ns;
+          });
+    }
+  }
+}
+
 void add_machine_context() {
   char text[64];
   for (const IsaVariant& isa : isa_variants()) {
@@ -731,6 +787,7 @@ int main(int argc, char** argv) {
   alibi_bench::register_paged_decode();
   alibi_bench::register_ragged();
   alibi_bench::register_backward();
+  alibi_bench::register_overlap();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

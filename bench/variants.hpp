@@ -87,7 +87,11 @@ struct BackwardCall {
   /* Floating-point operations one round of fma_chains_<isa> performs. */                             \
   std::int64_t fma_flops_per_round_##isa();                                                           \
   /* Streaming read of count floats with this ISA's widest loads. */                                  \
-  double sum_floats_##isa(const float* data, std::size_t count);
+  double sum_floats_##isa(const float* data, std::size_t count);                                      \
+  /* Streaming read, each loaded vector feeding fmas_per_vector (2, 4, 8, 16) dependent FMAs. */      \
+  double read_with_fmas_##isa(const float* data, std::size_t count, int fmas_per_vector);             \
+  /* Floats per vector of read_with_fmas_<isa> (0: this build has no FMA probe). */                   \
+  std::size_t probe_lanes_##isa();
 
 ALIBI_BENCH_DECLARE_VARIANT(scalar)
 ALIBI_BENCH_DECLARE_VARIANT(avx2)

@@ -693,10 +693,22 @@ class UnitWorker {
       float* p = s + r * stream_row_stride_;
       const vec row_shift = O::set1(shift_rows[r]);
       for (int v = 0; v < vectors; ++v) O::store(p + v * W, simd::exp<Isa>(O::sub(O::load(p + v * W), row_shift)));
-      // Key by key in key order, as the packed tiles' lane does (Note [batch invariance]).
-      float sum = 0.0f;
-      for (int j = lo_.data()[r0 + r]; j < hi_.data()[r0 + r]; ++j) sum += p[j - ja];
-      block_sum[r] = sum;
+    }
+    // Each row's sum key by key in key order, as the packed tiles' lane does (Note [batch invariance]); rows
+    // that see the same keys side by side, so their additions overlap rather than wait on one another.
+    if (head.same_keys) {
+      float sum[R];
+      for (int r = 0; r < R; ++r) sum[r] = 0.0f;
+      for (int j = head.ja - ja; j < head.jb - ja; ++j)
+        for (int r = 0; r < R; ++r) sum[r] += s[r * stream_row_stride_ + j];
+      for (int r = 0; r < R; ++r) block_sum[r] = sum[r];
+    } else {
+      for (int r = 0; r < R; ++r) {
+        const float* p = s + r * stream_row_stride_;
+        float sum = 0.0f;
+        for (int j = lo_.data()[r0 + r]; j < hi_.data()[r0 + r]; ++j) sum += p[j - ja];
+        block_sum[r] = sum;
+      }
     }
     update_rows(r0, old_max, new_max, shift, O::load(block_sum), O::load(overflow));
   }
