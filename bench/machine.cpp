@@ -2,6 +2,8 @@
 // are reached only through IsaVariant entries whose ISA the CPU supports.
 #include "machine.hpp"
 
+#include "aligned_vector.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -122,7 +124,7 @@ double read_bandwidth_gbs(int threads) {
   if (reader == nullptr) return 0.0;
 
   const std::size_t count = (std::size_t{512} << 20) / sizeof(float);  // 512 MiB: far beyond any cache
-  std::vector<float> buffer(count, 1.0f);                              // written once: pages are resident
+  AlignedVector<float> buffer(count, 1.0f);                            // written once: pages are resident
   const std::size_t workers_total = static_cast<std::size_t>(threads);
   const std::size_t part = count / workers_total;
 

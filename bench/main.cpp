@@ -169,7 +169,7 @@ void set_flop_counters(benchmark::State& state, const Variant& variant, const Sh
   if (eigen_available() && variant.name != "eigen") state.counters["speedup_vs_eigen"] = eigen_seconds(shape) / seconds;
 }
 
-double max_relative_error(const std::vector<float>& result, const std::vector<float>& reference) {
+double max_relative_error(const AlignedVector<float>& result, const std::vector<float>& reference) {
   double max_error = 0.0, max_reference = 0.0;
   for (std::size_t i = 0; i < reference.size(); ++i) {
     max_error = std::max(max_error, std::fabs(static_cast<double>(result[i]) - reference[i]));
@@ -627,7 +627,7 @@ void register_ragged() {
 // ---- backward (issue 14): attention_backward of a causal prefill, every gradient, 1 and more threads.
 // --alibi_smoke: 256 tokens, and every thread count's gradients must be the bits of the 1-thread call's.
 struct BackwardTensors {
-  std::vector<float> out, lse, dout, dq, dk, dv, dslopes;
+  AlignedVector<float> out, lse, dout, dq, dk, dv, dslopes;
 };
 
 void register_backward() {
@@ -640,13 +640,13 @@ void register_backward() {
       add(prefix + "/threads:" + std::to_string(threads), [=](benchmark::State& state) {
         Tensors& tensors = tensors_for(shape);
         const auto n = tensors.q.size();
-        BackwardTensors t{std::vector<float>(n),
-                          std::vector<float>(static_cast<std::size_t>(shape.q_len * shape.num_heads)),
-                          std::vector<float>(n),
-                          std::vector<float>(n),
-                          std::vector<float>(tensors.k.size()),
-                          std::vector<float>(tensors.v.size()),
-                          std::vector<float>(static_cast<std::size_t>(shape.num_heads))};
+        BackwardTensors t{AlignedVector<float>(n),
+                          AlignedVector<float>(static_cast<std::size_t>(shape.q_len * shape.num_heads)),
+                          AlignedVector<float>(n),
+                          AlignedVector<float>(n),
+                          AlignedVector<float>(tensors.k.size()),
+                          AlignedVector<float>(tensors.v.size()),
+                          AlignedVector<float>(static_cast<std::size_t>(shape.num_heads))};
         fill_standard_normal(t.dout, 4);
         AttentionCall forward = make_call(shape, tensors, t.out.data());
         forward.options.skip_tolerance = kNoSkipping;
@@ -709,7 +709,7 @@ void register_overlap() {
             using Clock = std::chrono::steady_clock;
             const std::size_t stream_bytes = (g_smoke ? std::size_t{16} : std::size_t{512}) << 20;
             const std::size_t cached_bytes = std::size_t{256} << 10;
-            std::vector<float> buffer(stream_bytes / sizeof(float), 1.0f);
+            AlignedVector<float> buffer(stream_bytes / sizeof(float), 1.0f);
             double sink = 0.0;
             double compute_seconds = std::numeric_limits<double>::infinity();
             constexpr int kCachedRepeats = 64;

@@ -11,6 +11,7 @@
 
 #include "alibi/convert.hpp"
 #include "alibi/types.hpp"
+#include "aligned_vector.hpp"
 #include "variants.hpp"
 
 namespace alibi_bench {
@@ -60,7 +61,8 @@ inline double kv_bytes(const Shape& shape, KvType type = KvType::f32) {
 }
 
 /// Deterministic N(0, 1) floats (splitmix64 + Box-Muller); fast enough for hundreds of MiB.
-inline void fill_standard_normal(std::vector<float>& values, std::uint64_t seed) {
+template <class FloatVector>
+void fill_standard_normal(FloatVector& values, std::uint64_t seed) {
   std::uint64_t state = seed;
   auto next_unit = [&state] {
     state += 0x9E3779B97F4A7C15ull;
@@ -81,11 +83,11 @@ inline void fill_standard_normal(std::vector<float>& values, std::uint64_t seed)
 
 struct Tensors {
   std::string key;
-  std::vector<float> q, k, v, out;
-  std::vector<float> key_norms;  // filled on demand by key_norms_for()
+  AlignedVector<float> q, k, v, out;
+  AlignedVector<float> key_norms;  // filled on demand by key_norms_for()
   // K and V rounded to 16 bits (alibi::convert), filled on demand by make_call.
-  std::vector<alibi::bfloat16> k_bf16, v_bf16;
-  std::vector<alibi::float16> k_f16, v_f16;
+  AlignedVector<alibi::bfloat16> k_bf16, v_bf16;
+  AlignedVector<alibi::float16> k_f16, v_f16;
 };
 
 /// Inputs for a shape, regenerated only when the shape changes. Google Benchmark calls a benchmark
@@ -156,7 +158,7 @@ inline const void* call_v(const AttentionCall& call) {
 /// a cache whose pages were freed and reused by many sequences. The last page's unused slots are zero.
 struct PagedTensors {
   std::string key;
-  std::vector<unsigned char> k, v;  // [num_pages][page_size][num_kv_heads][head_dim] elements of kv_type
+  AlignedVector<unsigned char> k, v;  // [num_pages][page_size][num_kv_heads][head_dim] elements of kv_type
   std::vector<std::int32_t> block_table;
   std::int64_t num_pages = 0;
   int page_size = 0;
@@ -231,10 +233,10 @@ inline double ragged_kv_bytes(const RaggedBatch& batch, KvType type) {
 struct RaggedTensors {
   std::string key;
   std::vector<std::int64_t> q_offsets, kv_lens;
-  std::vector<float> q, out;
-  std::vector<float> k, v;  // kv_type f32
-  std::vector<alibi::bfloat16> k_bf16, v_bf16;
-  std::vector<alibi::float16> k_f16, v_f16;
+  AlignedVector<float> q, out;
+  AlignedVector<float> k, v;  // kv_type f32
+  AlignedVector<alibi::bfloat16> k_bf16, v_bf16;
+  AlignedVector<alibi::float16> k_f16, v_f16;
 };
 
 inline RaggedTensors& ragged_tensors_for(const RaggedBatch& batch, KvType kv_type) {
@@ -271,8 +273,8 @@ inline RaggedTensors& ragged_tensors_for(const RaggedBatch& batch, KvType kv_typ
     alibi::convert(cached.v.data(), cached.v_f16.data(), kv_count);
   }
   if (kv_type != KvType::f32) {
-    std::vector<float>().swap(cached.k);
-    std::vector<float>().swap(cached.v);
+    AlignedVector<float>().swap(cached.k);
+    AlignedVector<float>().swap(cached.v);
   }
   cached.key = key;
   return cached;
