@@ -692,13 +692,14 @@ void register_backward() {
 // ---- overlap: how much arithmetic one core hides under its read stream ---------------------------------
 // Note [overlap probe]: a decode reads K/V once and does a fixed amount of arithmetic on every byte (4
 // query rows per kv head: 4 flops per fp32 byte, 8 per 16-bit byte), which waits on the loads. How much of
-// it a core hides under its read stream bounds the fraction of the read bandwidth any such kernel reaches.
+// it a core hides under its read stream bounds the fraction of the read bandwidth such a kernel reaches.
 // The probe reads the 512 MiB buffer once per iteration, each loaded vector feeding fmas_per_vector
 // dependent FMAs spread over 8 chains (flops_per_byte = fmas_per_vector / 2, whatever the width), and times
-// the same loop over its first 256 KiB (in L2, best of 5): additive = (stream - read) / compute per byte,
-// read being this binary's one-thread read bandwidth: 0 when the arithmetic hides under the stream, 1 when
-// the two add up. bw_frac is the stream's bytes/s against that bandwidth: the ceiling of a kernel that
-// computes as fast as the probe and overlaps as well.
+// the same loop over its first 256 KiB (in L2, best of 5). Per KiB: read = this binary's one-thread read
+// bandwidth, compute = the in-L2 time, stream = the time from memory; overlap = (read + compute - stream) /
+// min(read, compute): 1 when the stream takes max(read, compute), 0 when the two add up. bw_frac is the
+// stream's bytes/s against the read bandwidth: what a kernel with that arithmetic and one sequential stream
+// can reach on this core.
 void register_overlap() {
   for (const IsaVariant& isa : isa_variants()) {
     if (!isa.cpu_supported || isa.probe_lanes() == 0) continue;
@@ -737,7 +738,7 @@ void register_overlap() {
             state.counters["bw_frac"] = read_ns / stream_ns;
             state.counters["stream_ns_per_KiB"] = stream_ns;
             state.counters["compute_ns_per_KiB"] = compute_ns;
-            state.counters["additive"] = (stream_ns - read_ns) / compute_ns;
+            state.counters["overlap"] = (read_ns + compute_ns - stream_ns) / std::min(read_ns, compute_ns);
           });
     }
   }
