@@ -15,6 +15,7 @@
 
 #include "alibi/attention.hpp"
 #include "alibi/backward.hpp"
+#include "alibi/isa/ops.hpp"
 #include "alibi/serving.hpp"
 #include "variants.hpp"
 
@@ -222,93 +223,54 @@ double ALIBI_BENCH_EXPORT(sum_floats_)(const float* data, std::size_t count) {
 
 // ---- Streaming read with dependent multiply-adds (Note [overlap probe] in bench/main.cpp) -------------
 // Every loaded vector feeds kFmas multiply-adds spread over 8 chains, so the arithmetic waits on the loads
-// as a kernel's does; 8 chains of 4-cycle FMAs keep two FMA pipes busy. count: a multiple of 8 vectors.
+// as a kernel's does; 8 chains of 4-cycle FMAs keep two FMA pipes busy. Vectors of the library's widest
+// ISA in this build (vectors of fewer than 8 floats: no probe).
 
 namespace {
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-#if defined(__AVX512F__)
-using ProbeVec = __m512;
-inline ProbeVec probe_load(const float* p) {
-  return _mm512_loadu_ps(p);
-}
-inline ProbeVec probe_fma(ProbeVec a, ProbeVec b, ProbeVec c) {
-  return _mm512_fmadd_ps(a, b, c);
-}
-inline ProbeVec probe_set1(float x) {
-  return _mm512_set1_ps(x);
-}
-inline double probe_sum(ProbeVec v) {
-  return _mm512_reduce_add_ps(v);
-}
-#else
-using ProbeVec = __m256;
-inline ProbeVec probe_load(const float* p) {
-  return _mm256_loadu_ps(p);
-}
-inline ProbeVec probe_fma(ProbeVec a, ProbeVec b, ProbeVec c) {
-  return _mm256_fmadd_ps(a, b, c);
-}
-inline ProbeVec probe_set1(float x) {
-  return _mm256_set1_ps(x);
-}
-inline double probe_sum(ProbeVec v) {
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, v);
-  double sum = 0.0;
-  for (float lane : lanes) sum += lane;
-  return sum;
-}
-#endif
-constexpr std::size_t kProbeLanes = sizeof(ProbeVec) / sizeof(float);
+using ProbeOps = alibi::simd::Ops<alibi::isa::native>;
+constexpr bool kHasProbe = ProbeOps::width >= 8;
 
 template <int kFmas>
 double read_with_fmas(const float* data, std::size_t count) {
-  const ProbeVec scale = probe_set1(1e-3f);
-  ProbeVec acc[8];
+  constexpr std::size_t lanes = ProbeOps::width;
+  const ProbeOps::vec scale = ProbeOps::set1(1e-3f);
+  ProbeOps::vec acc[8];
 #pragma GCC unroll 8
-  for (int c = 0; c < 8; ++c) acc[c] = probe_set1(0.0f);
-  for (std::size_t i = 0; i + 8 * kProbeLanes <= count; i += 8 * kProbeLanes) {
+  for (int c = 0; c < 8; ++c) acc[c] = ProbeOps::zero();
+  for (std::size_t i = 0; i + 8 * lanes <= count; i += 8 * lanes) {
 #pragma GCC unroll 8
     for (int v = 0; v < 8; ++v) {
-      const ProbeVec x = probe_load(data + i + static_cast<std::size_t>(v) * kProbeLanes);
+      const ProbeOps::vec x = ProbeOps::load(data + i + static_cast<std::size_t>(v) * lanes);
 #pragma GCC unroll 16
-      for (int f = 0; f < kFmas; ++f) acc[(v * kFmas + f) & 7] = probe_fma(x, scale, acc[(v * kFmas + f) & 7]);
+      for (int f = 0; f < kFmas; ++f) acc[(v * kFmas + f) & 7] = ProbeOps::fma(x, scale, acc[(v * kFmas + f) & 7]);
     }
   }
   double sum = 0.0;
-  for (const ProbeVec& a : acc) sum += probe_sum(a);
+  for (const ProbeOps::vec& a : acc) sum += static_cast<double>(ProbeOps::reduce_add(a));
   return sum;
 }
-#endif
 }  // namespace
 
 double ALIBI_BENCH_EXPORT(read_with_fmas_)(const float* data, std::size_t count, int fmas_per_vector) {
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-  switch (fmas_per_vector) {
-    case 2:
-      return read_with_fmas<2>(data, count);
-    case 4:
-      return read_with_fmas<4>(data, count);
-    case 8:
-      return read_with_fmas<8>(data, count);
-    case 16:
-      return read_with_fmas<16>(data, count);
-    default:
-      break;
+  if (kHasProbe) {
+    switch (fmas_per_vector) {
+      case 2:
+        return read_with_fmas<2>(data, count);
+      case 4:
+        return read_with_fmas<4>(data, count);
+      case 8:
+        return read_with_fmas<8>(data, count);
+      case 16:
+        return read_with_fmas<16>(data, count);
+      default:
+        break;
+    }
   }
-#endif
-  (void)data;
-  (void)count;
-  (void)fmas_per_vector;
   return 0.0;
 }
 
 std::size_t ALIBI_BENCH_EXPORT(probe_lanes_)() {
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-  return kProbeLanes;
-#else
-  return 0;
-#endif
+  return kHasProbe ? static_cast<std::size_t>(ProbeOps::width) : 0;
 }
 
 }  // namespace alibi_bench
