@@ -731,8 +731,9 @@ void register_overlap() {
             }
             benchmark::DoNotOptimize(sink);
             std::sort(stream_seconds.begin(), stream_seconds.end());
-            const double stream_ns = stream_seconds[stream_seconds.size() / 2] * 1e9 / (stream_bytes / 1024.0);
-            const double compute_ns = compute_seconds * 1e9 / (cached_bytes / 1024.0);
+            const double stream_ns =
+                stream_seconds[stream_seconds.size() / 2] * 1e9 / (static_cast<double>(stream_bytes) / 1024.0);
+            const double compute_ns = compute_seconds * 1e9 / (static_cast<double>(cached_bytes) / 1024.0);
             const double read_ns = 1024.0 / read_bandwidth_gbs(1);
             state.counters["GBps"] = 1024.0 / stream_ns;
             state.counters["bw_frac"] = read_ns / stream_ns;
