@@ -223,7 +223,8 @@ double ALIBI_BENCH_EXPORT(sum_floats_)(const float* data, std::size_t count) {
 
 // ---- Streaming read with dependent multiply-adds (Note [overlap probe] in bench/main.cpp) -------------
 // Every loaded vector feeds kFmas multiply-adds spread over 8 chains, so the arithmetic waits on the loads
-// as a kernel's does; 8 chains of 4-cycle FMAs keep two FMA pipes busy. Vectors of the library's widest
+// as a kernel's does. The probe's compute rate is whatever these chains reach (on the Zen 5 guest about half
+// the FMA peak; the family reports it as compute_ns_per_KiB), not the peak. Vectors of the library's widest
 // ISA in this build (vectors of fewer than 8 floats: no probe).
 
 namespace {
