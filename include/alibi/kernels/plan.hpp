@@ -62,15 +62,17 @@ struct Tuning {
   // key, from 48 to 51 ms, where the hardware prefetchers alone do better). With 8-lane vectors a group is
   // 8 keys, and there the requests pay for fp32 too (Zen 5, 2026-12-02 eighth session: 8 kv heads of 128,
   // 43.8 to 33.6 ms contiguous, 57.5 to 37.1 ms in shuffled pages of 16; AVX-512 unchanged).
-  // On AMD cores the requests pay at any width (Zen 5, 2026-12-03 fifteenth session: AVX-512 fp32, 8 kv heads
-  // of 128, 32.7 to 31.0 ms).
+  // On AMD cores they pay at any width for 16-bit K/V (Zen 5, 2026-12-03 fifteenth session: AVX-512
+  // bfloat16, 8 kv heads of 128, 21.4 to 17.9 ms), but not for fp32 on 16-lane vectors once K/V start on a
+  // cache line (2026-12-04 eighteenth session: 31.6 ms without against 34.3-38.7 with, two threads 16.5
+  // against 19.6; 16 bytes off a line the two were within 3 %).
   // A paged cache whose pages are no longer than a block breaks the runs the hardware prefetchers follow,
   // so its calls request ahead whatever the key size; when a group's K is more than kStreamPrefetchL1Bytes (more
   // than half of L1D) it goes to L2 instead of L1 (Sapphire-Rapids-class Xeon, 2026-12-02 ninth session:
   // AVX-512 fp32, pages of 16, 82.7 to 67.9 ms; requesting into L1 there, or for contiguous K/V, was slower).
   static constexpr int kStreamMaxRows = 4;
   static constexpr std::int64_t kStreamPrefetchBelow = 4096;
-  static constexpr std::int64_t kStreamPrefetchBelowNarrow = 8192;  // vectors of at most 8 floats, or AMD cores
+  static constexpr std::int64_t kStreamPrefetchBelowNarrow = 8192;  // vectors of at most 8 floats; 16-bit K/V on AMD
   static constexpr std::int64_t kStreamPrefetchL1Bytes = 32 * 1024;
   // Page pairs (Note [page pairs] in kernels/unit_worker.hpp): when a key of the unit's heads is half of a
   // kPageBytes page, vectors of at least kStreamPairMinLanes lanes take a group's even keys, then its odd
@@ -169,7 +171,7 @@ struct Plan {
     const std::int64_t bytes_per_key = key_bytes(pr, L, kv_element_bytes);
     const bool amd = on_amd_core();
     const std::int64_t prefetch_below =
-        W <= 8 || amd ? Tuning::kStreamPrefetchBelowNarrow : Tuning::kStreamPrefetchBelow;
+        W <= 8 || (amd && kv_element_bytes < 4) ? Tuning::kStreamPrefetchBelowNarrow : Tuning::kStreamPrefetchBelow;
     p.stream_prefetch = p.stream && (bytes_per_key < prefetch_below || short_pages(pr));
     p.stream_prefetch_to_l2 = p.stream_prefetch && W * bytes_per_key > Tuning::kStreamPrefetchL1Bytes;
     const bool pairs_wanted = !test_hooks::no_key_pairs && (!amd || test_hooks::key_pairs_always);
