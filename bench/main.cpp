@@ -691,7 +691,7 @@ void register_backward() {
 
 // ---- overlap: how much arithmetic one core hides under its read stream ---------------------------------
 // Note [overlap probe]: a decode reads K/V once and does a fixed amount of arithmetic on every byte (4
-// query rows per kv head: 4 flops per fp32 byte, 8 per 16-bit byte), which waits on the loads. How much of
+// query rows per kv head: 2 flops per fp32 byte, 4 per 16-bit byte), which waits on the loads. How much of
 // it a core hides under its read stream bounds the fraction of the read bandwidth such a kernel reaches.
 // The probe reads the 512 MiB buffer once per iteration, each loaded vector feeding fmas_per_vector
 // dependent FMAs spread over 8 chains (flops_per_byte = fmas_per_vector / 2, whatever the width), and times
