@@ -62,9 +62,9 @@ struct Tuning {
   // key, from 48 to 51 ms, where the hardware prefetchers alone do better). With 8-lane vectors a group is
   // 8 keys, and there the requests pay for fp32 too (Zen 5, 2026-12-02 eighth session: 8 kv heads of 128,
   // 43.8 to 33.6 ms contiguous, 57.5 to 37.1 ms in shuffled pages of 16; AVX-512 unchanged).
-  // On AMD cores they pay at any width for 16-bit K/V (Zen 5, 2026-12-03 fifteenth session: AVX-512
-  // bfloat16, 8 kv heads of 128, 21.4 to 17.9 ms), but not for fp32 on 16-lane vectors once K/V start on a
-  // cache line (2026-12-04 eighteenth session: 31.6 ms without against 34.3-38.7 with, two threads 16.5
+  // On AMD cores they pay at any width for 16-bit K/V (Zen 5, 2026-12-04 eighteenth session: AVX-512
+  // bfloat16, 8 kv heads of 128, 18.0 ms with against 25.4 without), but not for fp32 on 16-lane vectors
+  // once K/V start on a cache line (same session: 31.6 ms without against 34.3-38.7 with, two threads 16.5
   // against 19.6; 16 bytes off a line the two were within 3 %).
   // A paged cache whose pages are no longer than a block breaks the runs the hardware prefetchers follow,
   // so its calls request ahead whatever the key size; when a group's K is more than kStreamPrefetchL1Bytes (more
