@@ -25,6 +25,7 @@
 
 #include "alibi/alibi.hpp"
 #include "attention_cases.hpp"
+#include "float16_reference.hpp"
 #include "reference.hpp"
 #include "test_registry.hpp"
 #include "test_support.hpp"
@@ -641,6 +642,52 @@ ALIBI_ISA_TEST(VectorTransposeMovesEveryElement) {
     for (int l = 0; l < W; ++l) EXPECT_EQ(out[i][l], in[l][i]) << "element (" << i << ", " << l << ")";
 }
 
+// The transposed 16-bit loads the streaming decode reads 16-bit K through (Ops::load_transposed_bf16/f16):
+// value i of row l ends up in lane l of x[i], widened exactly (against the formats' definitions, sharing no
+// code with the library), from rows that lie anywhere (each its own allocation of exactly W values, so an
+// ASan build flags any read past a row).
+template <class Isa, bool Bf16>
+void check_transposed_16bit_loads() {
+  using O = alibi::simd::Ops<Isa>;
+  using vec = typename O::vec;
+  constexpr int W = O::width;
+  std::mt19937 rng(Bf16 ? 11 : 12);
+  for (int trial = 0; trial < 64; ++trial) {
+    std::vector<std::vector<std::uint16_t>> rows(W, std::vector<std::uint16_t>(W));
+    for (auto& row : rows)
+      for (auto& value : row) value = static_cast<std::uint16_t>(rng());  // every kind: NaN, inf, subnormal
+    if (trial == 0) {
+      rows[0][0] = 0x8000;          // -0
+      rows[W - 1][W - 1] = 0x0001;  // the smallest subnormal (binary16) / denormal (bfloat16)
+    }
+    vec x[W];
+    const auto row_at = [&rows](int l) { return rows[static_cast<std::size_t>(l)].data(); };
+    if constexpr (Bf16)
+      O::load_transposed_bf16(row_at, x);
+    else
+      O::load_transposed_f16(row_at, x);
+    for (int i = 0; i < W; ++i) {
+      float lanes[W];
+      O::store(lanes, x[i]);
+      for (int l = 0; l < W; ++l) {
+        const std::uint16_t bits = rows[static_cast<std::size_t>(l)][static_cast<std::size_t>(i)];
+        const double expected = Bf16 ? decode_bf16(bits) : decode_f16(bits);
+        const bool sign = (bits & 0x8000) != 0;
+        if (std::isnan(expected)) {
+          EXPECT_TRUE(std::isnan(lanes[l])) << "value " << i << " of row " << l;
+        } else {
+          EXPECT_EQ(static_cast<double>(lanes[l]), expected) << "value " << i << " of row " << l;
+        }
+        EXPECT_EQ(std::signbit(lanes[l]), sign) << "value " << i << " of row " << l;
+      }
+    }
+  }
+}
+ALIBI_ISA_TEST(VectorTransposedSixteenBitLoadsWidenEveryValue) {
+  check_transposed_16bit_loads<Isa, true>();
+  check_transposed_16bit_loads<Isa, false>();
+}
+
 // The lane interleave page pairs (Note [page pairs] in kernels/unit_worker.hpp) put S back into key order
 // with: lanes of a and b alternately, the first W of them in lo and the rest in hi, every bit kept.
 ALIBI_ISA_TEST(VectorInterleaveAlternatesLanes) {
@@ -1133,6 +1180,7 @@ ALIBI_ISA_TEST(ErrorMessagesShowTheOffendingValues) {
   X(SkippingNeverChangesHeadsWithNonPositiveSlopes)       \
   X(VectorExpIsAccurateAndFlushesToZero)                  \
   X(VectorTransposeMovesEveryElement)                     \
+  X(VectorTransposedSixteenBitLoadsWidenEveryValue)       \
   X(VectorInterleaveAlternatesLanes)                      \
   X(VectorFmaRoundsOnceInEveryContext)                    \
   X(BidirectionalRowsAreBatchInvariant)                   \

@@ -224,6 +224,20 @@ struct Ops<isa::avx2> {
     hi = _mm256_permute2f128_ps(low_pairs, high_pairs, 0x31);
   }
 
+  // ---- 16-bit rows loaded transposed (Ops<avx512>::load_transposed_bf16): widened, then transposed
+  template <class Rows>
+  static ALIBI_ALWAYS_INLINE void load_transposed_bf16(const Rows& rows, vec (&x)[8]) {
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; ++l) x[l] = load_bf16(rows(l));
+    transpose(x);
+  }
+  template <class Rows>
+  static ALIBI_ALWAYS_INLINE void load_transposed_f16(const Rows& rows, vec (&x)[8]) {
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; ++l) x[l] = load_f16(rows(l));
+    transpose(x);
+  }
+
   // ---- in-register transpose
   // x[i] lane l <- x[l] lane i, for the 8 vectors x[0..7] (unpack, 64-bit shuffle, then 128-bit halves).
   static ALIBI_ALWAYS_INLINE void transpose(vec (&x)[8]) {

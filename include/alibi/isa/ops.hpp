@@ -19,6 +19,9 @@
 //   reduce_add                                                horizontal sum, to a float
 //   transpose(vec (&x)[width])                                the `width` x `width` matrix of x transposed in
 //                                                             registers: x[i] lane l <- x[l] lane i
+//   load_transposed_bf16/f16(rows, vec (&x)[width])           `width` rows of `width` 16-bit values (rows(l):
+//                                                             row l's first, unaligned) widened exactly and
+//                                                             transposed: x[i] lane l <- value i of row l
 // and the register-blocking shape of its micro-kernels: `registers` (vector registers the ISA has),
 // qk_row_vecs (row vectors of one Q.K tile; the tile's key count follows from the register budget) and
 // pv_rows x pv_vecs P.V accumulators. The 16-bit conversions are bit for bit those of detail/float16.hpp

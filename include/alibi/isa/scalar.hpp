@@ -125,6 +125,14 @@ struct Ops<isa::scalar> {
   // ---- horizontal
   static ALIBI_ALWAYS_INLINE float reduce_add(vec a) { return a; }
   static ALIBI_ALWAYS_INLINE void transpose(vec (&)[1]) {}
+  template <class Rows>
+  static ALIBI_ALWAYS_INLINE void load_transposed_bf16(const Rows& rows, vec (&x)[1]) {
+    x[0] = load_bf16(rows(0));
+  }
+  template <class Rows>
+  static ALIBI_ALWAYS_INLINE void load_transposed_f16(const Rows& rows, vec (&x)[1]) {
+    x[0] = load_f16(rows(0));
+  }
   static ALIBI_ALWAYS_INLINE void interleave(vec a, vec b, vec& lo, vec& hi) {
     lo = a;
     hi = b;

@@ -14,6 +14,7 @@
 #else
 #define ALIBI_KERNELS_ELEMENTS_HPP_2
 #endif
+#include <cstdint>
 #include <type_traits>
 
 #include "alibi/detail/config.hpp"
@@ -47,6 +48,13 @@ struct Elements<Isa, float> {
   using O = simd::Ops<Isa>;
   static ALIBI_ALWAYS_INLINE typename O::vec load(const float* p) { return O::load(p); }
   static ALIBI_ALWAYS_INLINE typename O::vec load_partial(const float* p, int n) { return O::load_partial(p, n); }
+  // x[i] lane l <- rows[l][offset + i], for O::width rows of O::width values.
+  static ALIBI_ALWAYS_INLINE void load_transposed(const float* const* rows, std::int64_t offset,
+                                                  typename O::vec (&x)[O::width]) {
+#pragma GCC unroll 16
+    for (int l = 0; l < O::width; ++l) x[l] = O::load(rows[l] + offset);
+    O::transpose(x);
+  }
 };
 
 template <class Isa>
@@ -56,6 +64,10 @@ struct Elements<Isa, bfloat16> {
   static ALIBI_ALWAYS_INLINE typename O::vec load_partial(const bfloat16* p, int n) {
     return O::load_bf16_partial(&p->bits, n);
   }
+  static ALIBI_ALWAYS_INLINE void load_transposed(const bfloat16* const* rows, std::int64_t offset,
+                                                  typename O::vec (&x)[O::width]) {
+    O::load_transposed_bf16([rows, offset](int l) { return &(rows[l] + offset)->bits; }, x);
+  }
 };
 
 template <class Isa>
@@ -64,6 +76,10 @@ struct Elements<Isa, float16> {
   static ALIBI_ALWAYS_INLINE typename O::vec load(const float16* p) { return O::load_f16(&p->bits); }
   static ALIBI_ALWAYS_INLINE typename O::vec load_partial(const float16* p, int n) {
     return O::load_f16_partial(&p->bits, n);
+  }
+  static ALIBI_ALWAYS_INLINE void load_transposed(const float16* const* rows, std::int64_t offset,
+                                                  typename O::vec (&x)[O::width]) {
+    O::load_transposed_f16([rows, offset](int l) { return &(rows[l] + offset)->bits; }, x);
   }
 };
 

@@ -505,11 +505,13 @@ class UnitWorker {
   }
 
   // Note [keys in lanes]: a streaming head keeps S of each of its rows separately, a row's keys in the
-  // lanes of its vectors: Q.K reads W keys of K, transposes them in registers (Ops::transpose) and
-  // multiplies each dimension's vector of W keys by the row's broadcast query element. So every (row, key)
-  // dot product is one FMA chain over d in order from 0, the packed tiles' chain (Note [batch invariance]),
-  // with all lanes doing real work. The bias, the mask and exp then run over vectors of real keys; a row's
-  // block sum adds its keys one by one in key order, as a lane of the packed tiles does.
+  // lanes of its vectors: Q.K reads W keys of K, transposes them in registers (Ops::transpose; 16-bit keys
+  // are widened and transposed in one step, Ops::load_transposed_bf16/f16, which on 16-lane vectors puts two
+  // keys in each register and needs fewer shuffles) and multiplies each dimension's vector of W keys by the
+  // row's broadcast query element. So every (row, key) dot product is one FMA chain over d in order from 0,
+  // the packed tiles' chain (Note [batch invariance]), with all lanes doing real work. The bias, the mask and
+  // exp then run over vectors of real keys; a row's block sum adds its keys one by one in key order, as a
+  // lane of the packed tiles does.
   //
   // S of every head of the block covers the keys [ja, jb) that some row of the unit sees (StreamBlock), so
   // the heads' vectors line up key for key; a row that sees fewer of them has those lanes masked.
@@ -799,9 +801,7 @@ class UnitWorker {
     for (; d0 + W <= dim; d0 += W) {
       if (plan_.stream_prefetch) request_ahead_step();
       vec t[W];
-#pragma GCC unroll 16
-      for (int l = 0; l < W; ++l) t[l] = E::load(key[l] + offset + d0);
-      O::transpose(t);
+      E::load_transposed(key, offset + d0, t);
 #pragma GCC unroll 16
       for (int i = 0; i < W; ++i)
 #pragma GCC unroll 4
