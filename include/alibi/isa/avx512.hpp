@@ -196,23 +196,10 @@ struct Ops<isa::avx512> {
         const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(low), high, 1);
         z[i] = kBfloat16 ? widen_bf16(both) : widen_f16(both);
       }
-      // 4 x 4 transposes within 128-bit blocks: quads[4 g + c], block k: value c (blocks 0, 2) or 4 + c
-      // (blocks 1, 3) of the four rows held by z[4 g .. 4 g + 3] in that half.
-      __m512 pairs[8], quads[8];
-#pragma GCC unroll 8
-      for (int i = 0; i < 8; i += 2) {
-        pairs[i] = _mm512_unpacklo_ps(z[i], z[i + 1]);
-        pairs[i + 1] = _mm512_unpackhi_ps(z[i], z[i + 1]);
-      }
-#pragma GCC unroll 2
-      for (int g = 0; g < 8; g += 4) {
-        const __m512d lo01 = _mm512_castps_pd(pairs[g]), hi01 = _mm512_castps_pd(pairs[g + 1]);
-        const __m512d lo23 = _mm512_castps_pd(pairs[g + 2]), hi23 = _mm512_castps_pd(pairs[g + 3]);
-        quads[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo01, lo23));
-        quads[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo01, lo23));
-        quads[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi01, hi23));
-        quads[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi01, hi23));
-      }
+      // quads[4 g + c], block k: value c (blocks 0, 2) or 4 + c (blocks 1, 3) of the four rows held by
+      // z[4 g .. 4 g + 3] in that half.
+      __m512 quads[8];
+      transpose_within_blocks(z, quads);
       // Blocks 0, 2 of quads[c] and of quads[4 + c]: value c of rows 0-3, 4-7, 8-11, 12-15; blocks 1, 3:
       // value 4 + c.
 #pragma GCC unroll 4
@@ -224,25 +211,34 @@ struct Ops<isa::avx512> {
   }
 
   // ---- in-register transpose
+  // The first two steps of a transpose, 4 x 4 transposes within 128-bit blocks (32-bit, then 64-bit
+  // unpacks): out[4 g + c], block k: element c of block k of in[4 g], in[4 g + 1], in[4 g + 2], in[4 g + 3].
+  template <int N>
+  static ALIBI_ALWAYS_INLINE void transpose_within_blocks(const vec (&in)[N], vec (&out)[N]) {
+    static_assert(N % 4 == 0, "groups of four vectors");
+    __m512 pairs[N];
+#pragma GCC unroll 16
+    for (int i = 0; i < N; i += 2) {
+      pairs[i] = _mm512_unpacklo_ps(in[i], in[i + 1]);
+      pairs[i + 1] = _mm512_unpackhi_ps(in[i], in[i + 1]);
+    }
+#pragma GCC unroll 16
+    for (int g = 0; g < N; g += 4) {
+      const __m512d lo01 = _mm512_castps_pd(pairs[g]), hi01 = _mm512_castps_pd(pairs[g + 1]);
+      const __m512d lo23 = _mm512_castps_pd(pairs[g + 2]), hi23 = _mm512_castps_pd(pairs[g + 3]);
+      out[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo01, lo23));
+      out[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo01, lo23));
+      out[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi01, hi23));
+      out[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi01, hi23));
+    }
+  }
+
   // x[i] lane l <- x[l] lane i, for the 16 vectors x[0..15]: 32-bit then 64-bit unpacks within 128-bit
   // blocks (4x4 transposes), then two rounds of 128-bit block shuffles.
   static ALIBI_ALWAYS_INLINE void transpose(vec (&x)[16]) {
-    __m512 pairs[16], quads[16];
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; i += 2) {
-      pairs[i] = _mm512_unpacklo_ps(x[i], x[i + 1]);
-      pairs[i + 1] = _mm512_unpackhi_ps(x[i], x[i + 1]);
-    }
     // quads[4 g + c], 128-bit block k: column 4 k + c of rows 4 g .. 4 g + 3.
-#pragma GCC unroll 16
-    for (int g = 0; g < 16; g += 4) {
-      const __m512d lo01 = _mm512_castps_pd(pairs[g]), hi01 = _mm512_castps_pd(pairs[g + 1]);
-      const __m512d lo23 = _mm512_castps_pd(pairs[g + 2]), hi23 = _mm512_castps_pd(pairs[g + 3]);
-      quads[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo01, lo23));
-      quads[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo01, lo23));
-      quads[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi01, hi23));
-      quads[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi01, hi23));
-    }
+    __m512 quads[16];
+    transpose_within_blocks(x, quads);
 #pragma GCC unroll 16
     for (int c = 0; c < 4; ++c) {
       // Blocks 0, 2 (even) and 1, 3 (odd) of row groups 0, 1 and of row groups 2, 3.
