@@ -227,14 +227,16 @@ struct Ops<isa::avx2> {
   // ---- 16-bit rows loaded transposed (Ops<avx512>::load_transposed_bf16): widened, then transposed
   template <class Rows>
   static ALIBI_ALWAYS_INLINE void load_transposed_bf16(const Rows& rows, vec (&x)[8]) {
-#pragma GCC unroll 8
-    for (int l = 0; l < 8; ++l) x[l] = load_bf16(rows(l));
-    transpose(x);
+    load_transposed_u16<true>(rows, x);
   }
   template <class Rows>
   static ALIBI_ALWAYS_INLINE void load_transposed_f16(const Rows& rows, vec (&x)[8]) {
+    load_transposed_u16<false>(rows, x);
+  }
+  template <bool kBfloat16, class Rows>
+  static ALIBI_ALWAYS_INLINE void load_transposed_u16(const Rows& rows, vec (&x)[8]) {
 #pragma GCC unroll 8
-    for (int l = 0; l < 8; ++l) x[l] = load_f16(rows(l));
+    for (int l = 0; l < 8; ++l) x[l] = kBfloat16 ? load_bf16(rows(l)) : load_f16(rows(l));
     transpose(x);
   }
 
