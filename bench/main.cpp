@@ -291,7 +291,7 @@ constexpr KvType kKvTypes[] = {KvType::f32, KvType::bf16, KvType::f16};
 void register_decode() {
   for (const Variant& variant : kernel_variants(true)) {
     for (KvType kv_type : kKvTypes) {
-      for (std::int64_t q_len : {1, 4}) {
+      for (std::int64_t q_len : {1, 2, 4}) {  // 4, 8 and 16 rows per kv head
         for (std::int64_t kv_len : {4096, 16384, 65536}) {
           for (int threads : thread_counts()) {
             const Shape shape{1, q_len, kv_len, 32, 8, 128};

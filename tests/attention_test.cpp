@@ -118,6 +118,39 @@ ALIBI_ISA_TEST(DecodeOneQueryAgainstALongCache) {
   EXPECT_EQ(cases, 32);
 }
 
+// A unit holds about Tuning::kTargetRows (144) rows, so a decode of many kv heads, or of several query rows
+// per kv head, spreads its kv heads over several units, the last with fewer heads than the others (BLOOM's
+// 112 heads with 2 or 4 query rows: units of 72 or 36 heads). Streaming units keep per-unit lane state; each
+// must match the reference whether it runs after a wider unit on the same thread (1 thread) or not.
+ALIBI_ISA_TEST(DecodesOverSeveralUnitsOfKvHeads) {
+  struct Shape {
+    std::int64_t q_len, kv_len;
+    int heads, kv_heads, head_dim;
+    std::int64_t window;
+  };
+  const Shape shapes[] = {
+      {4, 200, 112, 112, 16, 0},  // 4 rows per kv head: 36 + 36 + 36 + 4 heads
+      {2, 130, 112, 112, 8, 0},   // 2 rows: 72 + 40
+      {15, 63, 16, 16, 16, 63},   // 15 rows: 10 + 6
+      {3, 300, 96, 32, 17, 0},    // 9 rows: 16 + 16
+      {2, 257, 160, 40, 1, 0},    // 8 rows: 18 + 18 + 4
+  };
+  std::mt19937 rng(2020);
+  int cases = 0;
+  for (const Shape& s : shapes) {
+    Case c = make_case(1, s.q_len, s.kv_len, s.heads, s.kv_heads, s.head_dim);
+    c.fill(rng);
+    c.options.window = s.window;
+    for (int threads : {1, 2}) {
+      c.options.num_threads = threads;
+      const Comparison result = check<Isa>(c);
+      EXPECT_MATCHES_REFERENCE(result, c);
+      ++cases;
+    }
+  }
+  EXPECT_EQ(cases, 10);
+}
+
 ALIBI_ISA_TEST(QueriesAtNegativePositions) {
   // q_len > kv_len with the default q_pos0: the first rows sit before key 0. Causal: they see nothing
   // (zeros). Bidirectional: the contract's visibility |p - j| < window (or always) still holds.
@@ -1162,6 +1195,7 @@ ALIBI_ISA_TEST(ErrorMessagesShowTheOffendingValues) {
   X(RandomShapesMatchTheReference)                        \
   X(RandomShapesWithFarRows)                              \
   X(DecodeOneQueryAgainstALongCache)                      \
+  X(DecodesOverSeveralUnitsOfKvHeads)                     \
   X(QueriesAtNegativePositions)                           \
   X(RowsThatSeeNoKeyAreExactZeros)                        \
   X(CustomSlopesIncludingZeroAndNegative)                 \

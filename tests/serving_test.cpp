@@ -923,8 +923,8 @@ ALIBI_ISA_TEST(PagedDecodesOnNarrowerVectorsGiveTheSameBits) {
     std::mt19937 rng(1309);
     const std::int64_t long_len = scaled(4500, 4200);
     // Decodes (one of them split-K, one over <= 8 keys), two rows per kv head, and sequences that do not
-    // stream (a prefill, four query rows of a grouped head).
-    const Seqs seqs = {{1, 257}, {1, long_len}, {30, 200}, {1, 65}, {2, 100}, {1, 3}, {0, 20}, {4, 70}};
+    // stream (a prefill, five query rows of a head group of 4: 20 rows per kv head).
+    const Seqs seqs = {{1, 257}, {1, long_len}, {30, 200}, {1, 65}, {2, 100}, {1, 3}, {0, 20}, {5, 70}};
     const Heads layouts[] = {{12, 3, 200}, {8, 8, 80}};
     int rotation = 0;
     for (const Heads& h : layouts) {
@@ -1407,7 +1407,8 @@ struct InvarianceCase {
 // calls with q_len < kv_len, one ragged attention_varlen batch of all chunks, and attention_paged over one
 // shared set of shuffled pages) and the last row alone as a q_len 1 decode give the bytes of the one-call
 // prefill, with skip_tolerance 0 and default, with and without cached key norms, on 1, 2 and 3 threads.
-// Chunks of at most 4 rows per kv head (and the decode) take the streaming decode (Note [streaming decode]),
+// Chunks of at most 16 rows per kv head (AVX2: 8; and the decode) take the streaming decode (Note [streaming
+// decode]; 7, 8, 9 and 14 rows here, computed as 8 or 16 with padding rows),
 // the others the packed tiles: both must give the same bits.
 ALIBI_ISA_TEST(ChunkedPrefillAndDecodeAreBatchInvariant) {
   std::mt19937 rng(1312);

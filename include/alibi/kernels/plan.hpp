@@ -55,9 +55,12 @@ struct Tuning {
   // Keys per block of the skipping bounds (kernels/skipping.hpp).
   static constexpr std::int64_t kNormBlock = 64;
   // Streaming decode (kernels/unit_worker.hpp, Note [streaming decode]): kv heads with at most this many
-  // rows read K and V where they lie, in the same kKeyBlock blocks as the packed path (block boundaries fix
-  // the summation order: Note [batch invariance]). Each group of keys requests the next group's K/V as it
-  // computes when a key of the unit's heads is less than kStreamPrefetchBelow bytes of K (bench/RESULTS.md,
+  // rows (and at most a vector's lanes) read K and V where they lie, in the same kKeyBlock blocks as the
+  // packed path (block boundaries fix the summation order: Note [batch invariance]); up to 16 rows rather
+  // than 4 (Zen 5, 2026-12-04 twentieth session, AVX-512, 16384 keys: 8 rows per kv head 27-40 % less time
+  // than the packed path, 16 rows 0-10 %), their P.V kStreamPvRows rows at a time (4 with 16 registers).
+  // Each group of keys requests the next group's K/V as it computes when a key of the unit's heads is less
+  // than kStreamPrefetchBelow bytes of K (bench/RESULTS.md,
   // 2026-12-01 fifth session, 8 kv heads of 128: bfloat16 K/V from 41 to 31 ms; fp32, a 4 KiB page per
   // key, from 48 to 51 ms, where the hardware prefetchers alone do better). With 8-lane vectors a group is
   // 8 keys, and there the requests pay for fp32 too (Zen 5, 2026-12-02 eighth session: 8 kv heads of 128,
@@ -70,7 +73,8 @@ struct Tuning {
   // so its calls request ahead whatever the key size; when a group's K is more than kStreamPrefetchL1Bytes (more
   // than half of L1D) it goes to L2 instead of L1 (Sapphire-Rapids-class Xeon, 2026-12-02 ninth session:
   // AVX-512 fp32, pages of 16, 82.7 to 67.9 ms; requesting into L1 there, or for contiguous K/V, was slower).
-  static constexpr int kStreamMaxRows = 4;
+  static constexpr int kStreamMaxRows = 16;
+  static constexpr int kStreamPvRows = 8;
   static constexpr std::int64_t kStreamPrefetchBelow = 4096;
   static constexpr std::int64_t kStreamPrefetchBelowNarrow = 8192;  // vectors of at most 8 floats; 16-bit K/V on AMD
   static constexpr std::int64_t kStreamPrefetchL1Bytes = 32 * 1024;
@@ -104,9 +108,12 @@ struct UnitCoords {
 template <class Isa>
 struct Plan {
   static constexpr int W = simd::Ops<Isa>::width;
-  // Vectors of at least 8 lanes: the rows of a kv head fit in one vector with room to spare, which is what
-  // the rows-in-lanes tiles would waste (and whole keys of kStreamMaxRows rows fit in a vector).
+  // Vectors of at least 8 lanes: keys in lanes fill whole vectors of S per row, where rows in lanes would
+  // leave most lanes idle (a streaming kv head has at most a vector's lanes of rows, Plan::streams).
   static constexpr bool can_stream = W >= 8;
+  // Rows of a streaming P.V tile: room for at least three output vectors per row next to the values.
+  static constexpr int stream_pv_rows =
+      simd::Ops<Isa>::registers >= 32 ? Tuning::kStreamPvRows : Tuning::kStreamPvRows / 2;
 
   UnitLayout layout;
   bool stream;                 // streaming decode: K/V read in place, no packing

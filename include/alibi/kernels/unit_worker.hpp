@@ -18,14 +18,16 @@
 // its own row's slope, position, visible range, running max and sum. A kv head's rows are padded to
 // whole vectors; padding lanes see no key.
 //
-// Note [streaming decode]: with at most Tuning::kStreamMaxRows rows per kv head (decode: one query
-// position per GQA group), rows in lanes would leave most lanes idle, and the call is memory-bound: K and
-// V are read once and used by a handful of rows. Such units (Plan::stream) skip packing and read K and V
+// Note [streaming decode]: with at most Tuning::kStreamMaxRows rows per kv head, and no more than a
+// vector's lanes (decode: one query position per GQA group; a few positions of small groups), rows in
+// lanes would leave lanes idle, and the call is memory-bound: K and V are read once and used by a handful
+// of rows. Such units (Plan::stream) skip packing and read K and V
 // where they lie (16-bit elements widened as they are loaded). Q.K goes key-major across the unit's heads
 // (a key of all of them is one contiguous run, so the reads sweep memory in order), W keys of a head at a
 // time transposed in registers so that S comes out with keys in lanes (Note [keys in lanes]) and the bias,
 // the mask and exp run over vectors of real keys. The softmax and P.V then go head
-// by head, P.V with a chunk of the rows' output in registers over all the block's keys. With
+// by head, P.V with a chunk of the rows' output in registers over all the block's keys (Plan::stream_pv_rows
+// rows at a time). With
 // Plan::stream_prefetch each group of keys requests the next group's K/V a little at a time as Q.K runs, so
 // the core computes on one group while the next one streams in. P.V runs rows that see exactly the same keys of the
 // block together, others one by one, so no row ever multiplies a value it does not see (no 0 * inf) and no non-finite
@@ -104,7 +106,8 @@ class UnitWorker {
         block_keys_(plan.block_keys) {
     const auto rows = static_cast<std::size_t>(static_cast<std::int64_t>(head_rows_) * plan.layout.heads);
     rows_.assign(rows, Row{});
-    // Written before they are read: o_ by reset_softmax_state, qs_ (the real rows' only, the only ones read)
+    // Written before they are read: o_ by reset_softmax_state, qs_ (the real rows' and the streaming Q.K's
+    // padding rows, the only ones read)
     // by setup_rows.
     o_.assign_for_overwrite(rows * static_cast<std::size_t>(dim_pad_));
     if (plan.stream) {
@@ -115,8 +118,8 @@ class UnitWorker {
       stream_st_.assign(static_cast<std::size_t>(stream_st_stride_ * plan.layout.heads), 0.0f);
       const std::size_t head_rows = static_cast<std::size_t>(plan.layout.heads) * Tuning::kStreamMaxRows;
       stream_lanes_.assign((head_rows * kStreamRowVecs + 1) * W, 0.0f);
-      for (int l = 0; l < W; ++l)
-        stream_lanes_.data()[head_rows * kStreamRowVecs * W + static_cast<std::size_t>(l)] = static_cast<float>(l);
+      stream_lane_offsets_at_ = static_cast<std::int64_t>(head_rows) * kStreamRowVecs * W;
+      for (int l = 0; l < W; ++l) stream_lanes_.data()[stream_lane_offsets_at_ + l] = static_cast<float>(l);
       stream_heads_.assign(static_cast<std::size_t>(plan.layout.heads), StreamHead{});
       stream_mask_.assign(head_rows, 0);
       stream_fold_.assign(4 * static_cast<std::size_t>(W), 0.0f);
@@ -310,6 +313,8 @@ class UnitWorker {
           neg_slope_.data()[r] = 0.0f;
           if (qt_lane != nullptr)
             for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = 0.0f;
+          else if (l < stream_rows_computed(rows_per_head))  // padding rows the streaming Q.K computes
+            for (std::int64_t d = 0; d < D; ++d) qs_.data()[static_cast<std::int64_t>(r) * D + d] = 0.0f;
           continue;
         }
         const std::int64_t i = u.i0 + l / group_;
@@ -493,15 +498,31 @@ class UnitWorker {
     int rows = 0;
     while (rows < head_rows_ && rows_.data()[rows].real) ++rows;
     if constexpr (Plan<Isa>::can_stream) {
-      with_count<Tuning::kStreamMaxRows>(rows, [&](auto n) {
+      with_stream_rows(rows, [&](auto n) {
         constexpr int R = decltype(n)::value;
         if (!stream_scores<R>(j0, heads, ahead0, plan_.stream_prefetch ? ahead_keys : 0)) return;
         for (int hh = 0; hh < heads; ++hh) {
           stream_softmax<R>(hh);
-          stream_pv_head<R>(hh);
+          stream_pv_head<R>(hh, rows);
         }
       });
     }
+  }
+
+  // The streaming kernels are compiled for 1-4, 8 and 16 rows per kv head (one instance per count would
+  // double the code): `rows` real rows are computed as the next of those counts, the rows past them padding
+  // lanes (zero queries, no visible key) whose S is masked and which join no P.V.
+  static constexpr int stream_rows_computed(int rows) { return rows <= 4 ? rows : rows <= 8 ? 8 : 16; }
+  static_assert(Tuning::kStreamMaxRows == 16, "stream_rows_computed covers up to 16 rows");
+  // Calls f(std::integral_constant<int, stream_rows_computed(rows)>).
+  template <class F>
+  static ALIBI_ALWAYS_INLINE void with_stream_rows(int rows, F&& f) {
+    if (rows <= 4)
+      with_count<4>(rows, f);
+    else if (rows <= 8)
+      f(std::integral_constant<int, 8>{});
+    else
+      f(std::integral_constant<int, 16>{});
   }
 
   // Note [keys in lanes]: a streaming head keeps S of each of its rows separately, a row's keys in the
@@ -540,7 +561,8 @@ class UnitWorker {
   };
 
   // Per (head, row): the row's -slope, distance and visible keys broadcast (4 vectors), then its block
-  // max and overflow flags per key lane (2 vectors); after all heads, one vector of lane offsets 0..W-1.
+  // max and overflow flags per key lane (2 vectors); after the heads of the widest unit (a unit may have
+  // fewer), one vector of lane offsets 0..W-1, at stream_lane_offsets_at_.
   static constexpr int kStreamRowVecs = 6;
   float* stream_row_lanes(int hh, int r) {
     return stream_lanes_.data() + (static_cast<std::int64_t>(hh) * Tuning::kStreamMaxRows + r) * kStreamRowVecs * W;
@@ -566,8 +588,9 @@ class UnitWorker {
       if (head.ja >= head.jb) continue;
       ja = std::min(ja, head.ja);
       jb = std::max(jb, head.jb);
-      bool same_keys = true;
-      for (int r = r0; r < r0 + R; ++r) same_keys = same_keys && lo_.data()[r] == head.ja && hi_.data()[r] == head.jb;
+      bool same_keys = true;  // padding rows aside: they join no P.V
+      for (int r = r0; r < r0 + R; ++r)
+        same_keys = same_keys && (!rows_.data()[r].real || (lo_.data()[r] == head.ja && hi_.data()[r] == head.jb));
       head.same_keys = same_keys;
     }
     if (ja >= jb) return false;
@@ -593,8 +616,7 @@ class UnitWorker {
         stream_mask_.data()[hh * Tuning::kStreamMaxRows + r] = lo_.data()[row] > ja || hi_.data()[row] < jb;
       }
     }
-    const vec lane_offsets =
-        O::load(stream_lanes_.data() + static_cast<std::int64_t>(heads) * Tuning::kStreamMaxRows * kStreamRowVecs * W);
+    const vec lane_offsets = O::load(stream_lanes_.data() + stream_lane_offsets_at_);
     const std::int64_t dim = pr_.head_dim;
     // Vector v of S (keys [ja + v W, ja + (v + 1) W)) of head hh. One head and W keys at a time: the R
     // FMA chains wait on their latency, but wider tiles (two heads, or 2 W keys) spill and run slower
@@ -627,7 +649,7 @@ class UnitWorker {
           vec acc[R];
           stream_dots<R>(qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim, group_keys, hh * dim, acc);
           float* s = stream_head_scores(hh);
-#pragma GCC unroll 4
+#pragma GCC unroll 16
           for (int r = 0; r < R; ++r) {
             float* lanes = stream_row_lanes(hh, r);
             BiasEpilogue<true> bias;
@@ -719,7 +741,7 @@ class UnitWorker {
   // of the block go one by one, each over its own keys only, so no row multiplies a value it does not see
   // (no 0 * inf, and no non-finite check of the values).
   template <int R>
-  void stream_pv_head(int hh) {
+  void stream_pv_head(int hh, int rows) {
     const StreamHead& head = stream_heads_.data()[hh];
     if (head.ja >= head.jb) return;
     const int r0 = hh * head_rows_;
@@ -729,9 +751,16 @@ class UnitWorker {
     const std::int64_t head_offset = static_cast<std::int64_t>(hh) * pr_.head_dim;
     float* o = o_.data() + static_cast<std::int64_t>(r0) * dim_pad_;
     if (head.same_keys) {
-      stream_pv<R>(o, p + (head.ja - ja), head.jb - head.ja, values + head.ja, head_offset);
+      // The real rows (padding rows join no P.V), Plan::stream_pv_rows at a time: with more, a row's output
+      // would get a single vector of registers, and each of its FMAs would wait on two loads.
+      constexpr int kGroup = std::min(R, Plan<Isa>::stream_pv_rows);
+      for (int r = 0; r < rows; r += kGroup)
+        with_count<kGroup>(std::min(kGroup, rows - r), [&](auto n) {
+          stream_pv<decltype(n)::value>(o + r * dim_pad_, p + r * stream_row_stride_ + (head.ja - ja),
+                                        head.jb - head.ja, values + head.ja, head_offset);
+        });
     } else {
-      for (int r = 0; r < R; ++r) {
+      for (int r = 0; r < rows; ++r) {
         const int lo = lo_.data()[r0 + r], hi = hi_.data()[r0 + r];
         if (lo < hi)
           stream_pv<1>(o + r * dim_pad_, p + r * stream_row_stride_ + (lo - ja), hi - lo, values + lo, head_offset);
@@ -795,7 +824,7 @@ class UnitWorker {
   ALIBI_ALWAYS_INLINE void stream_dots(const float* qs, const KV* const* key, std::int64_t offset, vec (&acc)[R]) {
     using E = Elements<Isa, KV>;
     const int dim = pr_.head_dim;
-#pragma GCC unroll 4
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) acc[r] = O::zero();
     int d0 = 0;
     for (; d0 + W <= dim; d0 += W) {
@@ -804,7 +833,7 @@ class UnitWorker {
       E::load_transposed(key, offset + d0, t);
 #pragma GCC unroll 16
       for (int i = 0; i < W; ++i)
-#pragma GCC unroll 4
+#pragma GCC unroll 16
         for (int r = 0; r < R; ++r) acc[r] = O::fma(O::set1(qs[r * dim + d0 + i]), t[i], acc[r]);
     }
     if (d0 < dim) {
@@ -1081,6 +1110,7 @@ class UnitWorker {
   detail::Buffer<const KV*> stream_ahead_key_rows_, stream_ahead_value_rows_;  // the next group's, or null
   std::int64_t stream_row_stride_ = 0;                                         // floats of stream_st_ per row
   std::int64_t stream_st_stride_ = 0;                                          // floats of stream_st_ per head
+  std::int64_t stream_lane_offsets_at_ = 0;  // where stream_lanes_ keeps the lane offsets 0..W-1
   AheadRequests ahead_requests_;             // the current Q.K pass's requests of the next group
   detail::Buffer<StreamHead> stream_heads_;  // per kv head of the unit, the current block
   detail::Buffer<char> stream_mask_;         // per (head, row): the row sees only part of the block's keys
