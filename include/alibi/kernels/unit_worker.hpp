@@ -21,17 +21,16 @@
 // Note [streaming decode]: with at most Tuning::kStreamMaxRows rows per kv head, and no more than a
 // vector's lanes (decode: one query position per GQA group; a few positions of small groups), rows in
 // lanes would leave lanes idle, and the call is memory-bound: K and V are read once and used by a handful
-// of rows. Such units (Plan::stream) skip packing and read K and V
-// where they lie (16-bit elements widened as they are loaded). Q.K goes key-major across the unit's heads
+// of rows. Such units (Plan::stream) skip packing and read K and V where they lie (16-bit elements
+// widened as they are loaded). Q.K goes key-major across the unit's heads
 // (a key of all of them is one contiguous run, so the reads sweep memory in order), W keys of a head at a
 // time transposed in registers so that S comes out with keys in lanes (Note [keys in lanes]) and the bias,
 // the mask and exp run over vectors of real keys. The softmax and P.V then go head
-// by head, P.V with a chunk of the rows' output in registers over all the block's keys (Plan::stream_pv_rows
-// rows at a time). With
-// Plan::stream_prefetch each group of keys requests the next group's K/V a little at a time as Q.K runs, so
-// the core computes on one group while the next one streams in. P.V runs rows that see exactly the same keys of the
-// block together, others one by one, so no row ever multiplies a value it does not see (no 0 * inf) and no non-finite
-// check of the values is needed.
+// by head, P.V with a chunk of the rows' output in registers over all the block's keys
+// (Plan::stream_pv_rows rows at a time). With Plan::stream_prefetch each group of keys requests the next group's K/V a
+// little at a time as Q.K runs, so the core computes on one group while the next one streams in. P.V runs rows that see
+// exactly the same keys of the block together, others one by one, so no row ever multiplies a value it does not see (no
+// 0 * inf) and no non-finite check of the values is needed.
 //
 // Note [batch invariance]: a row computed by the packed tiles gets bits that depend on the row alone, not on
 // the other rows of its unit or call, so a prefill in chunks, or a row alone, gives the one-call bits:
@@ -106,9 +105,8 @@ class UnitWorker {
         block_keys_(plan.block_keys) {
     const auto rows = static_cast<std::size_t>(static_cast<std::int64_t>(head_rows_) * plan.layout.heads);
     rows_.assign(rows, Row{});
-    // Written before they are read: o_ by reset_softmax_state, qs_ (the real rows' and the streaming Q.K's
-    // padding rows, the only ones read)
-    // by setup_rows.
+    // Written before they are read: o_ by reset_softmax_state, qs_ by setup_rows (the real rows' and the
+    // padding rows the streaming Q.K computes, the only ones read).
     o_.assign_for_overwrite(rows * static_cast<std::size_t>(dim_pad_));
     if (plan.stream) {
       qs_.assign_for_overwrite(rows * static_cast<std::size_t>(pr.head_dim));
@@ -509,8 +507,8 @@ class UnitWorker {
     }
   }
 
-  // The streaming kernels are compiled for 1-4, 8 and 16 rows per kv head (one instance per count would
-  // double the code): `rows` real rows are computed as the next of those counts, the rows past them padding
+  // The streaming kernels are compiled for 1-4, 8 and 16 rows per kv head (not for each of the 16 counts:
+  // compile time and code size): `rows` real rows are computed as the next of those counts, the rows past them padding
   // lanes (zero queries, no visible key) whose S is masked and which join no P.V.
   static constexpr int stream_rows_computed(int rows) { return rows <= 4 ? rows : rows <= 8 ? 8 : 16; }
   static_assert(Tuning::kStreamMaxRows == 16, "stream_rows_computed covers up to 16 rows");
