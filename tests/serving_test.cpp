@@ -1,6 +1,6 @@
-// Ragged batches and paged K/V caches (issue 13): alibi::attention_varlen, alibi::attention_paged and their
-// alibi::dispatch entry points, typed over every ISA this binary was compiled for, with float, bfloat16 and
-// float16 K/V.
+// Ragged batches and paged K/V caches (issue 13): alibi::attention_varlen and alibi::attention_paged, typed
+// over every ISA this binary was compiled for, with float, bfloat16 and float16 K/V. (Their alibi::dispatch
+// entry points: tests/dispatch, built once rather than in every binary.)
 //
 // What is checked:
 //   - attention_varlen against a float64 reference, sequence by sequence (the reference of partial_test.cpp
@@ -13,7 +13,6 @@
 //     uses and garbage in every block-table entry no sequence uses;
 //   - AVX-512 paged decodes moved to AVX2 vectors (Note [narrower vectors]): the bytes of the full-width
 //     kernel, of AVX2 and of attention_varlen;
-//   - the dispatch entry points against the per-ISA call of the ISA dispatch picks;
 //   - bad input: std::invalid_argument naming the field, out and lse untouched;
 //   - empty batches;
 //   - batch invariance: a causal prefill in chunks (dense, ragged and paged calls) and its last row as a
@@ -39,7 +38,6 @@
 #include <vector>
 
 #include "alibi/alibi.hpp"
-#include "alibi/dispatch.hpp"
 #include "attention_cases.hpp"
 #include "float16_reference.hpp"
 #include "kv_types.hpp"
@@ -1024,60 +1022,7 @@ ALIBI_ISA_TEST(DecodesInPagePairsGiveTheSameBits) {
   });
 }
 
-// ---- 4. dispatch
-
-// dispatch::attention_varlen / attention_paged equal dispatch::attention per sequence and each other in
-// every binary; where dispatch picks this ISA, they equal attention_varlen<Isa> / attention_paged<Isa>.
-ALIBI_ISA_TEST(DispatchEqualsThePerIsaCall) {
-  std::mt19937 rng(1309);
-  const Seqs seqs = {{1, 4200}, {63, 65}, {0, 9}, {3, 0}, {65, 65}, {1, 1}};
-  const bool picks_this_isa = std::strcmp(alibi::dispatch::isa_name(), Isa::name) == 0;
-  for_each_kv([&](auto element) {
-    using KV = decltype(element);
-    Batch b = make_batch(seqs, 12, 4, 17, rng);
-    b.options.num_threads = 2;
-    KvTensors<KV> t;
-    std::vector<float> norms;
-    const PagedCache<KV> cache = build_paged<KV>(b, 16, rng, t, norms);
-    const std::string context = std::string("KV=") + kv_name(KV{}) + ", dispatch picks " + alibi::dispatch::isa_name();
-
-    Output varlen = fresh_output(b);
-    alibi::AttentionOptions o = b.call_options();
-    o.lse = varlen.lse.data();
-    alibi::dispatch::attention_varlen(b.q.data(), t.k.data(), t.v.data(), varlen.out.data(), b.seq_batch(), o);
-    Output paged = fresh_output(b);
-    o.lse = paged.lse.data();
-    o.key_norms = cache.norms.data();
-    alibi::dispatch::attention_paged(b.q.data(), cache.view(), paged.out.data(), b.seq_batch(), o);
-    // dispatch::attention per sequence.
-    Output dense = fresh_output(b);
-    for (std::int64_t s = 0; s < b.num_seqs(); ++s) {
-      alibi::AttentionOptions d = b.call_options();
-      d.lse = dense.lse.data() + b.q_begin(s) * b.heads;
-      alibi::dispatch::attention(b.q.data() + b.q_begin(s) * b.q_row(), t.k.data() + b.kv_begin(s) * b.kv_row(),
-                                 t.v.data() + b.kv_begin(s) * b.kv_row(), dense.out.data() + b.q_begin(s) * b.q_row(),
-                                 b.shape_of(s), d);
-    }
-    EXPECT_EQ(first_difference(varlen, dense, b), "") << context << ": dispatch varlen vs dispatch::attention";
-    const Output paged_plain = [&] {
-      Output r = fresh_output(b);
-      alibi::AttentionOptions p = b.call_options();
-      p.lse = r.lse.data();
-      alibi::dispatch::attention_paged(b.q.data(), cache.view(), r.out.data(), b.seq_batch(), p);
-      return r;
-    }();
-    EXPECT_EQ(first_difference(paged_plain, varlen, b), "") << context << ": dispatch paged vs dispatch varlen";
-    if (picks_this_isa) {
-      EXPECT_EQ(first_difference(varlen, run_varlen<Isa>(b, t.k.data(), t.v.data()), b), "") << context;
-      EXPECT_EQ(first_difference(paged, run_paged<Isa>(b, cache, true), b), "") << context;
-    }
-  });
-  if (!picks_this_isa)
-    std::printf("[ %s ] dispatch picks %s: only the dispatch-internal comparisons ran\n", Isa::name,
-                alibi::dispatch::isa_name());
-}
-
-// ---- 5. bad input
+// ---- 4. bad input
 
 ALIBI_ISA_TEST(RejectsBadInputWithoutWriting) {
   std::mt19937 rng(1310);
@@ -1348,7 +1293,7 @@ ALIBI_ISA_TEST(RejectsBadInputWithoutWriting) {
   });
 }
 
-// ---- 6. empty batches
+// ---- 5. empty batches
 
 ALIBI_ISA_TEST(EmptyBatchesAndSequencesWithoutKeys) {
   std::vector<float> untouched(64, 42.0f);
@@ -1541,7 +1486,6 @@ ALIBI_ISA_TEST(ChunkedPrefillAndDecodeAreBatchInvariant) {
   X(PagedResultDoesNotDependOnThePageSize)        \
   X(PagedDecodesOnNarrowerVectorsGiveTheSameBits) \
   X(DecodesInPagePairsGiveTheSameBits)            \
-  X(DispatchEqualsThePerIsaCall)                  \
   X(RejectsBadInputWithoutWriting)                \
   X(EmptyBatchesAndSequencesWithoutKeys)          \
   X(ChunkedPrefillAndDecodeAreBatchInvariant)

@@ -1,19 +1,23 @@
 // alibi::dispatch from a TU compiled WITHOUT ISA flags: the ISA it picks (widest the CPU has, capped by
 // ALIBI_ISA), bitwise equality with alibi::attention<isa::X> compiled with X's flags on many shapes and for
-// float, bfloat16 and float16 K/V (also with kv_pos0 and lse), of dispatch::merge_partials with
-// alibi::merge_partials<isa::X>, agreement with a float64 reference, and argument errors.
+// float, bfloat16 and float16 K/V (also with kv_pos0 and lse), of dispatch::attention_varlen and
+// dispatch::attention_paged with their alibi:: counterparts, of dispatch::merge_partials and
+// dispatch::attention_backward likewise, agreement with a float64 reference, and argument errors.
 //
 // Usage: alibi_dispatch_test EXPECTED, run by ctest once per ALIBI_ISA setting. EXPECTED is the ISA that
 // must be chosen ("scalar", "avx2", "avx512"), "widest" (the widest this CPU supports), or "error" (every
 // call must throw std::invalid_argument naming ALIBI_ISA). "avx2"/"avx512" on a CPU without them means
 // "error" (a cap above what the CPU has is refused).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../reference.hpp"
@@ -48,11 +52,17 @@ alibi_dispatch_test::AttentionFn<KV> reference_for(const std::string& isa) {
 }
 
 // K/V stored as a 16-bit type (rounded by the library; convert_test.cpp checks that).
+const char* kv_name(float) {
+  return "float";
+}
 const char* kv_name(alibi::bfloat16) {
   return "bfloat16";
 }
 const char* kv_name(alibi::float16) {
   return "float16";
+}
+float stored_as(float x, float) {
+  return x;
 }
 alibi::bfloat16 stored_as(float x, alibi::bfloat16) {
   return alibi::to_bfloat16(x);
@@ -170,6 +180,143 @@ void check_16bit_case(const std::string& isa, const Case& c, const std::vector<f
   if (first != out.size())
     fail("dispatch output differs from alibi::attention<isa::" + isa + "> built with its flags, " + kv_name(KV{}) +
          " K/V, " + describe(c) + ", first at element " + std::to_string(first));
+}
+
+template <class KV>
+alibi_dispatch_test::VarlenFn<KV> varlen_reference_for(const std::string& isa) {
+  if (isa == "avx512") return alibi_dispatch_test::attention_varlen_avx512;
+  if (isa == "avx2") return alibi_dispatch_test::attention_varlen_avx2;
+  return alibi_dispatch_test::attention_varlen_scalar;
+}
+
+template <class KV>
+alibi_dispatch_test::PagedFn<KV> paged_reference_for(const std::string& isa) {
+  if (isa == "avx512") return alibi_dispatch_test::attention_paged_avx512;
+  if (isa == "avx2") return alibi_dispatch_test::attention_paged_avx2;
+  return alibi_dispatch_test::attention_paged_scalar;
+}
+
+struct Served {
+  std::vector<float> out, lse;
+};
+
+// Issue 13: dispatch::attention_varlen and dispatch::attention_paged against alibi::attention_varlen<isa::X>
+// and alibi::attention_paged<isa::X> built with X's flags, bit for bit in out and lse, on a ragged batch
+// (a decode row over 4200 keys, prefill chunks, sequences without queries or keys) whose pages are shuffled
+// over the pool, with NaN in the slots no sequence uses and out-of-range ids in the unused table entries;
+// and the three layouts through dispatch (paged without key norms, varlen, one dispatch::attention call per
+// sequence) agree bit for bit.
+template <class KV>
+void check_serving_layouts(const std::string& isa) {
+  constexpr int heads = 12, kv_heads = 4, head_dim = 17, page_size = 16;
+  const std::vector<std::pair<std::int64_t, std::int64_t>> seqs = {{1, 4200}, {63, 65}, {0, 9},
+                                                                   {3, 0},    {65, 65}, {1, 1}};
+  const auto num_seqs = static_cast<std::int64_t>(seqs.size());
+  std::vector<std::int64_t> q_offsets{0}, kv_offsets{0}, kv_lens, pages_needed;
+  for (const auto& [q_len, kv_len] : seqs) {
+    q_offsets.push_back(q_offsets.back() + q_len);
+    kv_offsets.push_back(kv_offsets.back() + kv_len);
+    kv_lens.push_back(kv_len);
+    pages_needed.push_back((kv_len + page_size - 1) / page_size);
+  }
+  alibi::SeqBatch batch;
+  batch.num_seqs = num_seqs;
+  batch.q_offsets = q_offsets.data();
+  batch.kv_lens = kv_lens.data();
+  batch.num_heads = heads;
+  batch.num_kv_heads = kv_heads;
+  batch.head_dim = head_dim;
+  const std::int64_t q_row = std::int64_t{heads} * head_dim, kv_row = std::int64_t{kv_heads} * head_dim;
+  const std::int64_t total_q = q_offsets.back(), total_kv = kv_offsets.back();
+
+  std::mt19937 rng(1309);
+  const std::vector<float> q = random_values(static_cast<std::size_t>(total_q * q_row), rng);
+  std::vector<KV> k, v;
+  for (float x : random_values(static_cast<std::size_t>(total_kv * kv_row), rng)) k.push_back(stored_as(x, KV{}));
+  for (float x : random_values(static_cast<std::size_t>(total_kv * kv_row), rng)) v.push_back(stored_as(x, KV{}));
+
+  // The pages: sequence s's key j in slot j % page_size of page table[s * max_pages + j / page_size].
+  const std::int64_t max_pages = *std::max_element(pages_needed.begin(), pages_needed.end()) + 1;
+  const std::int64_t num_pages = std::accumulate(pages_needed.begin(), pages_needed.end(), std::int64_t{0}) + 2;
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(num_pages));
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::vector<std::int32_t> table(static_cast<std::size_t>(num_seqs * max_pages), static_cast<std::int32_t>(num_pages));
+  std::size_t next_id = 0;
+  for (std::int64_t s = 0; s < num_seqs; ++s)
+    for (std::int64_t p = 0; p < pages_needed[static_cast<std::size_t>(s)]; ++p)
+      table[static_cast<std::size_t>(s * max_pages + p)] = ids[next_id++];
+  const auto pool = static_cast<std::size_t>(num_pages * page_size * kv_row);
+  std::vector<KV> k_pages(pool, stored_as(std::nanf(""), KV{})), v_pages(pool, stored_as(std::nanf(""), KV{}));
+  for (std::int64_t s = 0; s < num_seqs; ++s)
+    for (std::int64_t j = 0; j < kv_lens[static_cast<std::size_t>(s)]; ++j) {
+      const std::int64_t slot =
+          std::int64_t{table[static_cast<std::size_t>(s * max_pages + j / page_size)]} * page_size + j % page_size;
+      const auto from = static_cast<std::ptrdiff_t>((kv_offsets[static_cast<std::size_t>(s)] + j) * kv_row);
+      std::copy(k.begin() + from, k.begin() + from + kv_row, k_pages.begin() + slot * kv_row);
+      std::copy(v.begin() + from, v.begin() + from + kv_row, v_pages.begin() + slot * kv_row);
+    }
+  alibi::PagedKV<KV> cache;
+  cache.k_pages = k_pages.data();
+  cache.v_pages = v_pages.data();
+  cache.num_pages = num_pages;
+  cache.page_size = page_size;
+  cache.block_table = table.data();
+  cache.max_pages_per_seq = max_pages;
+  // Key norms per slot, page by page (the unused slots' NaN keys give NaN bounds nobody reads).
+  std::vector<float> norms(static_cast<std::size_t>(num_pages * page_size * kv_heads));
+  for (std::int64_t p = 0; p < num_pages; ++p)
+    alibi::key_norms(k_pages.data() + p * page_size * kv_row,
+                     alibi::AttentionShape{1, 1, page_size, heads, kv_heads, head_dim},
+                     norms.data() + p * page_size * kv_heads);
+
+  alibi::AttentionOptions options;
+  options.num_threads = 2;
+  auto fresh = [&] {
+    return Served{std::vector<float>(static_cast<std::size_t>(total_q * q_row), -7.0f),
+                  std::vector<float>(static_cast<std::size_t>(total_q * heads), -7.0f)};
+  };
+  auto same = [](const Served& a, const Served& b) {
+    return first_difference(a.out, b.out) == a.out.size() && first_difference(a.lse, b.lse) == a.lse.size();
+  };
+  const std::string context = std::string(kv_name(KV{})) + " K/V, isa::" + isa;
+
+  Served varlen = fresh(), varlen_expected = fresh();
+  alibi::AttentionOptions o = options;
+  o.lse = varlen.lse.data();
+  alibi::dispatch::attention_varlen(q.data(), k.data(), v.data(), varlen.out.data(), batch, o);
+  o.lse = varlen_expected.lse.data();
+  varlen_reference_for<KV>(isa)(q.data(), k.data(), v.data(), varlen_expected.out.data(), batch, o);
+  if (!same(varlen, varlen_expected))
+    fail("dispatch::attention_varlen differs from alibi::attention_varlen built with its flags, " + context);
+
+  Served paged = fresh(), paged_expected = fresh(), paged_plain = fresh();
+  o = options;
+  o.key_norms = norms.data();
+  o.lse = paged.lse.data();
+  alibi::dispatch::attention_paged(q.data(), cache, paged.out.data(), batch, o);
+  o.lse = paged_expected.lse.data();
+  paged_reference_for<KV>(isa)(q.data(), cache, paged_expected.out.data(), batch, o);
+  if (!same(paged, paged_expected))
+    fail("dispatch::attention_paged differs from alibi::attention_paged built with its flags, " + context);
+  o = options;
+  o.lse = paged_plain.lse.data();
+  alibi::dispatch::attention_paged(q.data(), cache, paged_plain.out.data(), batch, o);
+  if (!same(paged_plain, varlen)) fail("dispatch::attention_paged differs from dispatch::attention_varlen, " + context);
+
+  Served dense = fresh();
+  for (std::int64_t s = 0; s < num_seqs; ++s) {
+    const std::int64_t q0 = q_offsets[static_cast<std::size_t>(s)], kv0 = kv_offsets[static_cast<std::size_t>(s)];
+    const alibi::AttentionShape shape{
+        1,       q_offsets[static_cast<std::size_t>(s) + 1] - q0, kv_lens[static_cast<std::size_t>(s)], heads, kv_heads,
+        head_dim};
+    o = options;
+    o.lse = dense.lse.data() + q0 * heads;
+    alibi::dispatch::attention(q.data() + q0 * q_row, k.data() + kv0 * kv_row, v.data() + kv0 * kv_row,
+                               dense.out.data() + q0 * q_row, shape, o);
+  }
+  if (!same(dense, varlen))
+    fail("dispatch::attention per sequence differs from dispatch::attention_varlen, " + context);
 }
 
 alibi_dispatch_test::MergeFn merge_reference_for(const std::string& isa) {
@@ -303,6 +450,9 @@ void check_cases(const std::string& isa) {
       check_partial_case(isa, c, q, k16, v16, "bfloat16");
     }
   }
+  check_serving_layouts<float>(isa);
+  check_serving_layouts<alibi::bfloat16>(isa);
+  check_serving_layouts<alibi::float16>(isa);
   check_merge(isa);
   check_backward(isa);
 }

@@ -1,7 +1,8 @@
-// alibi::attention<isa::native> and alibi::merge_partials<isa::native> in a TU compiled with one ISA's flags;
+// The kernels of reference_kernels.hpp for isa::native in a TU compiled with one ISA's flags;
 // ALIBI_DISPATCH_TEST_ISA names it.
 #include "alibi/attention.hpp"
 #include "alibi/backward.hpp"
+#include "alibi/serving.hpp"
 #include "reference_kernels.hpp"
 
 #define ALIBI_DISPATCH_TEST_CAT_(a, b) a##b
@@ -36,4 +37,19 @@ void ALIBI_DISPATCH_TEST_CAT(attention_backward_, ALIBI_DISPATCH_TEST_ISA)(
   alibi::attention_backward<alibi::isa::ALIBI_DISPATCH_TEST_ISA>(q, k, v, out, lse, dout, grads, shape, options);
 }
 
+#define ALIBI_DISPATCH_TEST_DEFINE_SERVING(KV)                                                                       \
+  void ALIBI_DISPATCH_TEST_CAT(attention_varlen_, ALIBI_DISPATCH_TEST_ISA)(const float* q, const KV* k, const KV* v, \
+                                                                           float* out, const alibi::SeqBatch& batch, \
+                                                                           const alibi::AttentionOptions& options) { \
+    alibi::attention_varlen<alibi::isa::ALIBI_DISPATCH_TEST_ISA>(q, k, v, out, batch, options);                      \
+  }                                                                                                                  \
+  void ALIBI_DISPATCH_TEST_CAT(attention_paged_, ALIBI_DISPATCH_TEST_ISA)(                                           \
+      const float* q, const alibi::PagedKV<KV>& cache, float* out, const alibi::SeqBatch& batch,                     \
+      const alibi::AttentionOptions& options) {                                                                      \
+    alibi::attention_paged<alibi::isa::ALIBI_DISPATCH_TEST_ISA>(q, cache, out, batch, options);                      \
+  }
+ALIBI_DISPATCH_TEST_DEFINE_SERVING(float)
+ALIBI_DISPATCH_TEST_DEFINE_SERVING(alibi::bfloat16)
+ALIBI_DISPATCH_TEST_DEFINE_SERVING(alibi::float16)
+#undef ALIBI_DISPATCH_TEST_DEFINE_SERVING
 }  // namespace alibi_dispatch_test

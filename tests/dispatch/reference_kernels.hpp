@@ -1,7 +1,7 @@
 #pragma once
-// alibi::attention<isa::X> and alibi::merge_partials<isa::X> compiled with X's own flags
-// (reference_kernel.cpp, built once per ISA), the baselines alibi::dispatch::attention and
-// alibi::dispatch::merge_partials must reproduce bit for bit: one attention overload per K/V element type.
+// alibi::attention<isa::X>, attention_varlen<isa::X>, attention_paged<isa::X>, merge_partials<isa::X> and
+// attention_backward<isa::X> compiled with X's own flags (reference_kernel.cpp, built once per ISA), the
+// baselines their alibi::dispatch counterparts must reproduce bit for bit: one overload per K/V element type.
 #include <cstdint>
 
 #include "alibi/types.hpp"
@@ -55,4 +55,24 @@ void attention_backward_avx512(const float* q, const float* k, const float* v, c
                                const float* dout, const alibi::AttentionGrads& grads,
                                const alibi::AttentionShape& shape, const alibi::AttentionOptions& options);
 
+template <class KV>
+using VarlenFn = void (*)(const float* q, const KV* k, const KV* v, float* out, const alibi::SeqBatch& batch,
+                          const alibi::AttentionOptions& options);
+template <class KV>
+using PagedFn = void (*)(const float* q, const alibi::PagedKV<KV>& cache, float* out, const alibi::SeqBatch& batch,
+                         const alibi::AttentionOptions& options);
+#define ALIBI_DISPATCH_TEST_DECLARE_SERVING(isa, KV)                                                              \
+  void attention_varlen_##isa(const float* q, const KV* k, const KV* v, float* out, const alibi::SeqBatch& batch, \
+                              const alibi::AttentionOptions& options);                                            \
+  void attention_paged_##isa(const float* q, const alibi::PagedKV<KV>& cache, float* out,                         \
+                             const alibi::SeqBatch& batch, const alibi::AttentionOptions& options);
+#define ALIBI_DISPATCH_TEST_DECLARE_SERVING_ALL(isa)        \
+  ALIBI_DISPATCH_TEST_DECLARE_SERVING(isa, float)           \
+  ALIBI_DISPATCH_TEST_DECLARE_SERVING(isa, alibi::bfloat16) \
+  ALIBI_DISPATCH_TEST_DECLARE_SERVING(isa, alibi::float16)
+ALIBI_DISPATCH_TEST_DECLARE_SERVING_ALL(scalar)
+ALIBI_DISPATCH_TEST_DECLARE_SERVING_ALL(avx2)
+ALIBI_DISPATCH_TEST_DECLARE_SERVING_ALL(avx512)
+#undef ALIBI_DISPATCH_TEST_DECLARE_SERVING_ALL
+#undef ALIBI_DISPATCH_TEST_DECLARE_SERVING
 }  // namespace alibi_dispatch_test
