@@ -616,6 +616,18 @@ ALIBI_ISA_TEST(NonFiniteKeyOrValueReachesOnlyRowsThatSeeIt) {
         c.fill(rng);
         ASSERT_NO_FATAL_FAILURE(expect_non_finite_reaches_only_its_rows<Isa>(c, 450, 5));
       }
+      // Decodes on the streaming path where it allows (AVX-512: both; AVX2: the first): 3 query rows of
+      // a group of 2 (6 rows per kv head, computed as 8) and 5 of a group of 3 (15, computed as 16). With
+      // the window some of the rows see the bad key and some do not.
+      for (const int group : {2, 3}) {
+        Case c = make_case(1, group == 2 ? 3 : 5, 300, 2 * group, 2, 24);
+        c.options.mask = s.mask;
+        c.options.window = s.window;
+        c.options.num_threads = 1;
+        c.options.skip_tolerance = tolerance;
+        c.fill(rng);
+        ASSERT_NO_FATAL_FAILURE(expect_non_finite_reaches_only_its_rows<Isa>(c, 290, 7));
+      }
     }
   }
 }
