@@ -44,11 +44,17 @@ bool cpu_has(const std::string& isa) {
   return isa == "scalar";
 }
 
+// The reference kernel of `isa` among its three builds (Fn picks the overload of each name).
+template <class Fn>
+Fn for_isa(const std::string& isa, Fn scalar, Fn avx2, Fn avx512) {
+  return isa == "avx512" ? avx512 : isa == "avx2" ? avx2 : scalar;
+}
+
 template <class KV>
 alibi_dispatch_test::AttentionFn<KV> reference_for(const std::string& isa) {
-  if (isa == "avx512") return alibi_dispatch_test::attention_avx512;
-  if (isa == "avx2") return alibi_dispatch_test::attention_avx2;
-  return alibi_dispatch_test::attention_scalar;
+  return for_isa<alibi_dispatch_test::AttentionFn<KV>>(isa, alibi_dispatch_test::attention_scalar,
+                                                       alibi_dispatch_test::attention_avx2,
+                                                       alibi_dispatch_test::attention_avx512);
 }
 
 // K/V stored as a 16-bit type (rounded by the library; convert_test.cpp checks that).
@@ -184,16 +190,16 @@ void check_16bit_case(const std::string& isa, const Case& c, const std::vector<f
 
 template <class KV>
 alibi_dispatch_test::VarlenFn<KV> varlen_reference_for(const std::string& isa) {
-  if (isa == "avx512") return alibi_dispatch_test::attention_varlen_avx512;
-  if (isa == "avx2") return alibi_dispatch_test::attention_varlen_avx2;
-  return alibi_dispatch_test::attention_varlen_scalar;
+  return for_isa<alibi_dispatch_test::VarlenFn<KV>>(isa, alibi_dispatch_test::attention_varlen_scalar,
+                                                    alibi_dispatch_test::attention_varlen_avx2,
+                                                    alibi_dispatch_test::attention_varlen_avx512);
 }
 
 template <class KV>
 alibi_dispatch_test::PagedFn<KV> paged_reference_for(const std::string& isa) {
-  if (isa == "avx512") return alibi_dispatch_test::attention_paged_avx512;
-  if (isa == "avx2") return alibi_dispatch_test::attention_paged_avx2;
-  return alibi_dispatch_test::attention_paged_scalar;
+  return for_isa<alibi_dispatch_test::PagedFn<KV>>(isa, alibi_dispatch_test::attention_paged_scalar,
+                                                   alibi_dispatch_test::attention_paged_avx2,
+                                                   alibi_dispatch_test::attention_paged_avx512);
 }
 
 struct Served {
@@ -320,9 +326,9 @@ void check_serving_layouts(const std::string& isa) {
 }
 
 alibi_dispatch_test::MergeFn merge_reference_for(const std::string& isa) {
-  if (isa == "avx512") return alibi_dispatch_test::merge_partials_avx512;
-  if (isa == "avx2") return alibi_dispatch_test::merge_partials_avx2;
-  return alibi_dispatch_test::merge_partials_scalar;
+  return for_isa<alibi_dispatch_test::MergeFn>(isa, alibi_dispatch_test::merge_partials_scalar,
+                                               alibi_dispatch_test::merge_partials_avx2,
+                                               alibi_dispatch_test::merge_partials_avx512);
 }
 
 // Issue 12: the case's keys moved to kv_pos0 > 0, the queries given an explicit position in their middle,
@@ -381,9 +387,9 @@ void check_merge(const std::string& isa) {
 // Issue 14: dispatch::attention_backward against alibi::attention_backward<isa::X> built with X's flags, bit for
 // bit (every gradient), on a grouped-query shard with custom slopes and a window.
 void check_backward(const std::string& isa) {
-  const alibi_dispatch_test::BackwardFn reference = isa == "avx512" ? alibi_dispatch_test::attention_backward_avx512
-                                                    : isa == "avx2" ? alibi_dispatch_test::attention_backward_avx2
-                                                                    : alibi_dispatch_test::attention_backward_scalar;
+  const alibi_dispatch_test::BackwardFn reference = for_isa<alibi_dispatch_test::BackwardFn>(
+      isa, alibi_dispatch_test::attention_backward_scalar, alibi_dispatch_test::attention_backward_avx2,
+      alibi_dispatch_test::attention_backward_avx512);
   std::mt19937 rng(14);
   const alibi::AttentionShape s{2, 37, 70, 6, 2, 19};
   const auto q_size = static_cast<std::size_t>(s.batch * s.q_len * s.num_heads * s.head_dim);
