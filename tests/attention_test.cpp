@@ -597,37 +597,30 @@ ALIBI_ISA_TEST(NonFiniteKeyOrValueReachesOnlyRowsThatSeeIt) {
   for (const Situation& s : situations) {
     // Default skipping, none, and permissive skipping (whose dropped mass shows in the output bits).
     for (float tolerance : {alibi::AttentionOptions{}.skip_tolerance, 0.0f, 1e-2f}) {
-      {  // the case: one key block
-        Case c = make_case(2, 37, 53, 4, 2, 24);
+      // c with this situation's mask, the given window, one thread and this tolerance, filled from rng.
+      auto filled = [&](Case c, std::int64_t window) {
         c.options.mask = s.mask;
-        c.options.window = s.window;
+        c.options.window = window;
         c.options.num_threads = 1;
         c.options.skip_tolerance = tolerance;
         c.fill(rng);
-        ASSERT_NO_FATAL_FAILURE(expect_non_finite_reaches_only_its_rows<Isa>(c, 39, 3));
-      }
+        return c;
+      };
+      // The case: one key block.
+      ASSERT_NO_FATAL_FAILURE(
+          expect_non_finite_reaches_only_its_rows<Isa>(filled(make_case(2, 37, 53, 4, 2, 24), s.window), 39, 3));
       {  // long enough that rows skip blocks, so the skipping bounds meet the bad key
         Case c = make_case(1, 500, 700, 4, 2, 24);
-        c.options.mask = s.mask;
-        c.options.window = s.window == 0 ? 0 : 200;
-        c.options.num_threads = 1;
-        c.options.skip_tolerance = tolerance;
         c.custom_slopes = {0.5f, 0.25f, 0.5f, 0.125f};
-        c.fill(rng);
-        ASSERT_NO_FATAL_FAILURE(expect_non_finite_reaches_only_its_rows<Isa>(c, 450, 5));
+        ASSERT_NO_FATAL_FAILURE(
+            expect_non_finite_reaches_only_its_rows<Isa>(filled(c, s.window == 0 ? 0 : 200), 450, 5));
       }
       // Decodes on the streaming path where it allows (AVX-512: both; AVX2: the first): 3 query rows of
       // a group of 2 (6 rows per kv head, computed as 8) and 5 of a group of 3 (15, computed as 16). With
       // the window some of the rows see the bad key and some do not.
-      for (const int group : {2, 3}) {
-        Case c = make_case(1, group == 2 ? 3 : 5, 300, 2 * group, 2, 24);
-        c.options.mask = s.mask;
-        c.options.window = s.window;
-        c.options.num_threads = 1;
-        c.options.skip_tolerance = tolerance;
-        c.fill(rng);
-        ASSERT_NO_FATAL_FAILURE(expect_non_finite_reaches_only_its_rows<Isa>(c, 290, 7));
-      }
+      for (const int group : {2, 3})
+        ASSERT_NO_FATAL_FAILURE(expect_non_finite_reaches_only_its_rows<Isa>(
+            filled(make_case(1, group == 2 ? 3 : 5, 300, 2 * group, 2, 24), s.window), 290, 7));
     }
   }
 }
