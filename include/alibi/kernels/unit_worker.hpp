@@ -25,7 +25,8 @@
 // widened as they are loaded). Q.K goes key-major across the unit's heads
 // (a key of all of them is one contiguous run, so the reads sweep memory in order), W keys of a head at a
 // time transposed in registers so that S comes out with keys in lanes (Note [keys in lanes]) and the bias,
-// the mask and exp run over vectors of real keys. The softmax and P.V then go head
+// the mask and exp run over vectors of real keys (a head with a vector's worth of rows keeps them in lanes
+// instead: Note [rows in lanes for the stream]). The softmax and P.V then go head
 // by head, P.V with a chunk of the rows' output in registers over all the block's keys
 // (Plan::stream_pv_rows rows at a time). With Plan::stream_prefetch each group of keys requests the next group's K/V a
 // little at a time as Q.K runs, so the core computes on one group while the next one streams in. P.V runs rows that see
@@ -110,6 +111,11 @@ class UnitWorker {
     o_.assign_for_overwrite(rows * static_cast<std::size_t>(dim_pad_));
     if (plan.stream) {
       qs_.assign_for_overwrite(rows * static_cast<std::size_t>(pr.head_dim));
+      // Rows in lanes (Note [rows in lanes for the stream]): Qs^T per head, and one head's key tile.
+      qst_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
+      const std::size_t dim_chunks = (static_cast<std::size_t>(pr.head_dim) + W - 1) / W;
+      stream_key_tile_.assign(dim_chunks * W * W, 0.0f);
+      stream_head_fold_.assign(2 * static_cast<std::size_t>(plan.layout.heads) * W, 0.0f);
       // A row's S covers the block's keys in whole vectors (Note [keys in lanes]).
       stream_row_stride_ = (static_cast<std::int64_t>(block_keys_) + W - 1) / W * W;
       stream_st_stride_ = Tuning::kStreamMaxRows * stream_row_stride_;
@@ -312,7 +318,10 @@ class UnitWorker {
           if (qt_lane != nullptr)
             for (std::int64_t d = 0; d < D; ++d) qt_lane[d * qt_step] = 0.0f;
           else if (l < stream_rows_computed(rows_per_head))  // padding rows the streaming Q.K computes
-            for (std::int64_t d = 0; d < D; ++d) qs_.data()[static_cast<std::int64_t>(r) * D + d] = 0.0f;
+            for (std::int64_t d = 0; d < D; ++d) {
+              qs_.data()[static_cast<std::int64_t>(r) * D + d] = 0.0f;
+              qst_.data()[(static_cast<std::int64_t>(hh) * D + d) * W + l] = 0.0f;
+            }
           continue;
         }
         const std::int64_t i = u.i0 + l / group_;
@@ -343,6 +352,10 @@ class UnitWorker {
           std::int64_t d = 0;
           for (; d + W <= D; d += W) O::store(qs + d, O::mul(O::load(q + d), scale_lanes));
           for (; d < D; ++d) qs[d] = q[d] * scale;
+          if (stream_rows_computed(rows_per_head) == W) {
+            float* qst = qst_.data() + static_cast<std::int64_t>(hh) * D * W + l;
+            for (d = 0; d < D; ++d) qst[d * W] = qs[d];
+          }
         }
         row.skip.q_norm = 0.0;
         if (skipping_.on()) {  // only the skipping bound needs it
@@ -498,10 +511,19 @@ class UnitWorker {
     if constexpr (Plan<Isa>::can_stream) {
       with_stream_rows(rows, [&](auto n) {
         constexpr int R = decltype(n)::value;
-        if (!stream_scores<R>(j0, heads, ahead0, plan_.stream_prefetch ? ahead_keys : 0)) return;
-        for (int hh = 0; hh < heads; ++hh) {
-          stream_softmax<R>(hh);
-          stream_pv_head<R>(hh, rows);
+        if (!stream_block_keys<R>(j0, heads)) return;
+        if constexpr (R == W) {  // Note [rows in lanes for the stream]
+          stream_scores_rows_in_lanes(heads, ahead0, plan_.stream_prefetch ? ahead_keys : 0);
+          for (int hh = 0; hh < heads; ++hh) {
+            stream_softmax_rows_in_lanes(hh);
+            stream_pv_head<R>(hh, rows, W, 1);
+          }
+        } else {
+          stream_scores<R>(heads, ahead0, plan_.stream_prefetch ? ahead_keys : 0);
+          for (int hh = 0; hh < heads; ++hh) {
+            stream_softmax<R>(hh);
+            stream_pv_head<R>(hh, rows, 1, stream_row_stride_);
+          }
         }
       });
     }
@@ -523,8 +545,8 @@ class UnitWorker {
       f(std::integral_constant<int, 16>{});
   }
 
-  // Note [keys in lanes]: a streaming head keeps S of each of its rows separately, a row's keys in the
-  // lanes of its vectors: Q.K reads W keys of K, transposes them in registers (Ops::transpose; 16-bit keys
+  // Note [keys in lanes]: a streaming head with fewer rows than lanes keeps S of each of its rows separately, a row's
+  // keys in the lanes of its vectors: Q.K reads W keys of K, transposes them in registers (Ops::transpose; 16-bit keys
   // are widened and transposed in one step, Ops::load_transposed_bf16/f16, which on 16-lane vectors puts two
   // keys in each register and needs fewer shuffles) and multiplies each dimension's vector of W keys by the
   // row's broadcast query element. So every (row, key) dot product is one FMA chain over d in order from 0,
@@ -550,6 +572,7 @@ class UnitWorker {
   // they fill (per row).
   struct StreamBlock {
     int ja, jb, vectors;
+    int active_heads;  // heads some row of which sees a key of the block
   };
   // Per head of the block: the keys its rows see (empty: the head skips the block) and whether every row
   // sees exactly the block's [ja, jb).
@@ -568,14 +591,9 @@ class UnitWorker {
   // S, then P, of head hh: row r's keys at r * stream_row_stride_.
   float* stream_head_scores(int hh) { return stream_st_.data() + static_cast<std::int64_t>(hh) * stream_st_stride_; }
 
-  // S = Qs K^T + bias, masked, of every head of the unit over the block at j0, with its maximum and
-  // overflow flags per lane. Key-major: each few keys of all heads before the next ones, so the reads sweep
-  // memory in order (a key of all heads is contiguous; with fp32 and 8 kv heads of 128, exactly a 4 KiB
-  // page, which head by head would be walked once per head). False if no row sees a key of the block.
-  // With Plan::stream_prefetch, each group of W keys requests the next group's K and V as it goes (the last
-  // group: the first keys of the next block, [ahead0, ahead0 + ahead_keys)).
+  // The block's keys (stream_block_) and heads (stream_heads_): false if no row sees a key of the block.
   template <int R>
-  bool stream_scores(std::int64_t j0, int heads, std::int64_t ahead0, int ahead_keys) {
+  bool stream_block_keys(std::int64_t j0, int heads) {
     int ja = std::numeric_limits<int>::max(), jb = 0;
     for (int hh = 0; hh < heads; ++hh) {
       const int r0 = hh * head_rows_;
@@ -602,6 +620,37 @@ class UnitWorker {
       stream_key_rows_.data()[j] = kv_.bound_key(0, j0 + (j < jb ? j : ja));
       if (j < jb) stream_value_rows_.data()[j] = kv_.bound_value(0, j0 + j);
     }
+    stream_block_ = StreamBlock{ja, jb, vectors, active_heads};
+    return true;
+  }
+
+  // The keys of the next group whose K and V a Q.K pass requests (Plan::stream_prefetch): the keys from
+  // [first, first + W) (the block's, then the first ahead_keys of the next block at ahead0).
+  void set_ahead_keys(int first, std::int64_t ahead0, int ahead_keys) {
+    const int jb = stream_block_.jb;
+    for (int l = 0; l < W; ++l) {
+      const int j = first + l;
+      const bool in_block = j < jb, in_next = !in_block && j - jb < ahead_keys;
+      stream_ahead_key_rows_.data()[l] = in_block  ? stream_key_rows_.data()[j]
+                                         : in_next ? kv_.bound_key(0, ahead0 + (j - jb))
+                                                   : nullptr;
+      stream_ahead_value_rows_.data()[l] = in_block  ? stream_value_rows_.data()[j]
+                                           : in_next ? kv_.bound_value(0, ahead0 + (j - jb))
+                                                     : nullptr;
+    }
+  }
+
+  // S = Qs K^T + bias, masked, of every head of the unit over the block at j0, with its maximum and
+  // overflow flags per lane. Key-major: each few keys of all heads before the next ones, so the reads sweep
+  // memory in order (a key of all heads is contiguous; with fp32 and 8 kv heads of 128, exactly a 4 KiB
+  // page, which head by head would be walked once per head).
+  // With Plan::stream_prefetch, each group of W keys requests the next group's K and V as it goes (the last
+  // group: the first keys of the next block, [ahead0, ahead0 + ahead_keys)).
+  // Keys in lanes (Note [keys in lanes]): fewer rows than lanes.
+  template <int R>
+  void stream_scores(int heads, std::int64_t ahead0, int ahead_keys) {
+    const int ja = stream_block_.ja, jb = stream_block_.jb, vectors = stream_block_.vectors;
+    const int active_heads = stream_block_.active_heads;
     const float minus_inf = -std::numeric_limits<float>::infinity();
     for (int hh = 0; hh < heads; ++hh) {
       if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
@@ -619,8 +668,6 @@ class UnitWorker {
     // Vector v of S (keys [ja + v W, ja + (v + 1) W)) of head hh. One head and W keys at a time: the R
     // FMA chains wait on their latency, but wider tiles (two heads, or 2 W keys) spill and run slower
     // (bench/RESULTS.md, 2026-12-01 fifth session).
-    const KV** ahead_keys_rows = stream_ahead_key_rows_.data();
-    const KV** ahead_value_rows = stream_ahead_value_rows_.data();
     const KV** group_keys = stream_group_keys_.data();
     for (int v = 0; v < vectors;) {
       // A pass computes vector v + pass of S from keys first_key + pass + l * passes (Note [page pairs]).
@@ -630,18 +677,10 @@ class UnitWorker {
         for (int l = 0; l < W; ++l) group_keys[l] = stream_key_rows_.data()[first_key + pass + l * passes];
         const vec key_lanes =
             O::fma(lane_offsets, O::set1(static_cast<float>(passes)), O::set1(static_cast<float>(first_key + pass)));
-        if (plan_.stream_prefetch)
-          for (int l = 0; l < W; ++l) {
-            const int j = first_key + (passes + pass) * W + l;
-            const bool in_block = j < jb, in_next = !in_block && j - jb < ahead_keys;
-            ahead_keys_rows[l] = in_block  ? stream_key_rows_.data()[j]
-                                 : in_next ? kv_.bound_key(0, ahead0 + (j - jb))
-                                           : nullptr;
-            ahead_value_rows[l] = in_block  ? stream_value_rows_.data()[j]
-                                  : in_next ? kv_.bound_value(0, ahead0 + (j - jb))
-                                            : nullptr;
-          }
-        if (plan_.stream_prefetch) start_ahead_requests(heads, active_heads);
+        if (plan_.stream_prefetch) {
+          set_ahead_keys(first_key + (passes + pass) * W, ahead0, ahead_keys);
+          start_ahead_requests(heads, active_heads);
+        }
         for (int hh = 0; hh < heads; ++hh) {
           if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
           vec acc[R];
@@ -675,8 +714,132 @@ class UnitWorker {
       }
       v += passes;
     }
-    stream_block_ = StreamBlock{ja, jb, vectors};
-    return true;
+  }
+
+  // Note [rows in lanes for the stream]: a streaming head with a vector's worth of rows (16 on 16-lane
+  // vectors, 8 on 8-lane ones) keeps them in the lanes, as the packed tiles do (Note [rows in lanes]): per
+  // key, one FMA per dimension of the broadcast key element times the vector of the rows' queries (Qs^T,
+  // qst_), with no transpose of the keys and one vector of S per key (S^T, key-major). With keys in lanes
+  // the same Q.K needed a transpose per W keys and a broadcast query element per row and dimension, about
+  // twice the time per key (bench/RESULTS.md, 2026-12-04 twenty-first session). The bias, the mask, the
+  // softmax and the block sums are the packed tiles' (BiasEpilogue, softmax_lanes), so each (row, key) gets
+  // the same operations in the same order as on every other path (Note [batch invariance]).
+  //
+  // Each head's W keys are first copied (16-bit ones widened) into a small tile, dimension chunk by chunk
+  // (W dimensions of each of the W keys contiguous: stream_key_tile_), so that the Q.K reads each key
+  // element at a fixed offset from one pointer whatever head_dim and the layout of the cache.
+  void stream_scores_rows_in_lanes(int heads, std::int64_t ahead0, int ahead_keys) {
+    const int ja = stream_block_.ja, jb = stream_block_.jb, vectors = stream_block_.vectors;
+    const int dim = pr_.head_dim;
+    for (int hh = 0; hh < heads; ++hh) {
+      const StreamHead& head = stream_heads_.data()[hh];
+      if (head.ja >= head.jb) continue;
+      float* fold = stream_head_fold_.data() + 2 * hh * W;  // the head's block max, then overflow flags
+      O::store(fold, O::set1(-std::numeric_limits<float>::infinity()));
+      O::store(fold + W, O::zero());
+      // Some lane (padding lanes included) sees only part of the block's keys.
+      bool partial = false;
+      for (int r = hh * head_rows_; r < (hh + 1) * head_rows_; ++r)
+        partial = partial || lo_.data()[r] > ja || hi_.data()[r] < jb;
+      stream_mask_.data()[hh * Tuning::kStreamMaxRows] = partial;
+    }
+    const KV** group_keys = stream_group_keys_.data();
+    for (int v = 0; v < vectors;) {
+      // A pass computes keys first_key + pass + l * passes (Note [page pairs]).
+      const int first_key = ja + v * W;
+      const int passes = plan_.stream_key_pairs && v + 1 < vectors ? 2 : 1;
+      for (int pass = 0; pass < passes; ++pass) {
+        for (int l = 0; l < W; ++l) group_keys[l] = stream_key_rows_.data()[first_key + pass + l * passes];
+        if (plan_.stream_prefetch) {
+          set_ahead_keys(first_key + (passes + pass) * W, ahead0, ahead_keys);
+          start_ahead_requests(heads, stream_block_.active_heads);
+        }
+        for (int hh = 0; hh < heads; ++hh) {
+          if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
+          const int r0 = hh * head_rows_;
+          load_key_tile(group_keys, static_cast<std::int64_t>(hh) * dim);
+          vec acc[W];
+          stream_dots_rows_in_lanes(qst_.data() + static_cast<std::int64_t>(hh) * dim * W, acc);
+          BiasEpilogue<true> bias;
+          bias.neg_slope = neg_slope_.data() + r0;
+          bias.dist0 = dist_.data() + r0;
+          bias.lo = lo_f_.data() + r0;
+          bias.hi = hi_f_.data() + r0;
+          bias.needs_mask[0] = first_key + passes * W > jb || stream_mask_.data()[hh * Tuning::kStreamMaxRows] != 0;
+          float* fold = stream_head_fold_.data() + 2 * hh * W;
+          vec block_max = O::load(fold), overflow = O::load(fold + W);
+          float* st = stream_head_scores(hh);
+#pragma GCC unroll 16
+          for (int l = 0; l < W; ++l) {
+            const int key = first_key + pass + l * passes;
+            const vec x = bias.apply(acc[l], O::set1(static_cast<float>(key)), 0, overflow);
+            O::store(st + (key - ja) * W, x);
+            block_max = O::max(block_max, x);
+          }
+          O::store(fold, block_max);
+          O::store(fold + W, overflow);
+        }
+      }
+      v += passes;
+    }
+  }
+
+  // The W keys' elements [offset, offset + head_dim) into stream_key_tile_: chunk c of W dimensions of key
+  // l at (c W + l) W, widened to fp32; the last chunk's dimensions past head_dim are zeros.
+  ALIBI_ALWAYS_INLINE void load_key_tile(const KV* const* key, std::int64_t offset) {
+    using E = Elements<Isa, KV>;
+    const int dim = pr_.head_dim;
+    float* tile = stream_key_tile_.data();
+    int c = 0;
+    for (; (c + 1) * W <= dim; ++c)
+#pragma GCC unroll 16
+      for (int l = 0; l < W; ++l) O::store(tile + (c * W + l) * W, E::load(key[l] + offset + c * W));
+    if (c * W < dim)
+      for (int l = 0; l < W; ++l)
+        O::store(tile + (c * W + l) * W, E::load_partial(key[l] + offset + c * W, dim - c * W));
+  }
+
+  // acc[l] lane r = Qs[r] . key_l over the key tile (load_key_tile) for the W rows of qst ([head_dim][W]):
+  // for each dimension d in order one FMA of the broadcast key element by the rows' query elements. With
+  // Plan::stream_prefetch each chunk of W dimensions requests its share of the next group, as stream_dots
+  // does per step (Note [request order]).
+  ALIBI_ALWAYS_INLINE void stream_dots_rows_in_lanes(const float* qst, vec (&acc)[W]) {
+    const int dim = pr_.head_dim;
+    const float* tile = stream_key_tile_.data();
+#pragma GCC unroll 16
+    for (int l = 0; l < W; ++l) acc[l] = O::zero();
+    int c = 0;
+    for (; (c + 1) * W <= dim; ++c) {
+      if (plan_.stream_prefetch) request_ahead_step();
+      const float* k = tile + c * W * W;
+      const float* q = qst + c * W * W;
+#pragma GCC unroll 16
+      for (int i = 0; i < W; ++i) {
+        const vec qd = O::load(q + i * W);
+#pragma GCC unroll 16
+        for (int l = 0; l < W; ++l) acc[l] = O::fma(O::set1(k[l * W + i]), qd, acc[l]);
+      }
+    }
+    if (c * W < dim) {
+      const float* k = tile + c * W * W;
+      const float* q = qst + c * W * W;
+      for (int i = 0; i < dim - c * W; ++i) {
+        const vec qd = O::load(q + i * W);
+#pragma GCC unroll 16
+        for (int l = 0; l < W; ++l) acc[l] = O::fma(O::set1(k[l * W + i]), qd, acc[l]);
+      }
+    }
+  }
+
+  // The online softmax of head hh's rows over the block with rows in lanes (stream_scores_rows_in_lanes left
+  // S^T in place), S^T turned into P^T: the packed tiles' softmax_lanes over the keys some row of the head
+  // sees (a row adds exact zeros for the keys it does not see).
+  void stream_softmax_rows_in_lanes(int hh) {
+    const StreamHead& head = stream_heads_.data()[hh];
+    if (head.ja >= head.jb) return;
+    const float* fold = stream_head_fold_.data() + 2 * hh * W;
+    softmax_lanes(hh * head_rows_, stream_head_scores(hh), head.ja - stream_block_.ja, head.jb - stream_block_.ja,
+                  O::load(fold), O::load(fold + W));
   }
 
   // The online softmax of head hh's rows over the block (stream_scores left S in place), S turned into P.
@@ -738,8 +901,9 @@ class UnitWorker {
   // O += P V for head hh over the block at j0 (stream_softmax left P in place). Rows that see different keys
   // of the block go one by one, each over its own keys only, so no row multiplies a value it does not see
   // (no 0 * inf, and no non-finite check of the values).
+  // P of row r and key j (relative to the block's first) at r * p_row_stride + j * p_key_stride.
   template <int R>
-  void stream_pv_head(int hh, int rows) {
+  void stream_pv_head(int hh, int rows, std::int64_t p_key_stride, std::int64_t p_row_stride) {
     const StreamHead& head = stream_heads_.data()[hh];
     if (head.ja >= head.jb) return;
     const int r0 = hh * head_rows_;
@@ -754,14 +918,15 @@ class UnitWorker {
       constexpr int kGroup = std::min(R, Plan<Isa>::stream_pv_rows);
       for (int r = 0; r < rows; r += kGroup)
         with_count<kGroup>(std::min(kGroup, rows - r), [&](auto n) {
-          stream_pv<decltype(n)::value>(o + r * dim_pad_, p + r * stream_row_stride_ + (head.ja - ja),
-                                        head.jb - head.ja, values + head.ja, head_offset);
+          stream_pv<decltype(n)::value>(o + r * dim_pad_, p + r * p_row_stride + (head.ja - ja) * p_key_stride,
+                                        p_key_stride, p_row_stride, head.jb - head.ja, values + head.ja, head_offset);
         });
     } else {
       for (int r = 0; r < rows; ++r) {
         const int lo = lo_.data()[r0 + r], hi = hi_.data()[r0 + r];
         if (lo < hi)
-          stream_pv<1>(o + r * dim_pad_, p + r * stream_row_stride_ + (lo - ja), hi - lo, values + lo, head_offset);
+          stream_pv<1>(o + r * dim_pad_, p + r * p_row_stride + (lo - ja) * p_key_stride, p_key_stride, p_row_stride,
+                       hi - lo, values + lo, head_offset);
       }
     }
   }
@@ -844,15 +1009,15 @@ class UnitWorker {
     }
   }
 
-  // o[r] += sum_j p[r * stream_row_stride_ + j] * value_j over `keys` keys (value_j = value[j] + offset) for
-  // NR rows (output rows dim_pad_ floats apart): the output in registers a chunk of dimensions at a time,
+  // o[r] += sum_j p[r * row_stride + j * key_stride] * value_j over `keys` keys (value_j = value[j] + offset)
+  // for NR rows (output rows dim_pad_ floats apart): the output in registers a chunk of dimensions at a time,
   // over all the keys.
   template <int NR>
-  void stream_pv(float* o, const float* p, int keys, const KV* const* value, std::int64_t offset) {
+  void stream_pv(float* o, const float* p, std::int64_t key_stride, std::int64_t row_stride, int keys,
+                 const KV* const* value, std::int64_t offset) {
     using E = Elements<Isa, KV>;
     // Accumulators, the chunk's value vectors and a broadcast probability in registers.
     constexpr int kChunk = std::min(4, (O::registers - 1) / (NR + 1));
-    const std::int64_t row_stride = stream_row_stride_;
     const int dim = pr_.head_dim, whole = dim / W;
     for (int dv0 = 0, chunk = 0; dv0 < whole; dv0 += chunk) {
       // Never leave a lone narrow chunk: its few FMA chains would wait on their own latency.
@@ -860,7 +1025,7 @@ class UnitWorker {
       chunk = remaining == kChunk + 1 && kChunk > 2 ? (remaining + 1) / 2 : std::min(kChunk, remaining);
       with_count<kChunk>(chunk, [&](auto m) {
         pv_tile_rows<Isa, NR, decltype(m)::value, KV>(
-            p, 1, row_stride, [value, offset](int j) { return value[j] + offset; }, 0, keys, o, dim_pad_, dv0);
+            p, key_stride, row_stride, [value, offset](int j) { return value[j] + offset; }, 0, keys, o, dim_pad_, dv0);
       });
     }
     if (whole * W < dim) {  // o rows are padded to whole vectors; the value rows are not
@@ -871,7 +1036,7 @@ class UnitWorker {
       for (int j = 0; j < keys; ++j) {
         const vec x = E::load_partial(value[j] + offset + d, dim - d);
 #pragma GCC unroll 4
-        for (int r = 0; r < NR; ++r) acc[r] = O::fma(O::set1(p[r * row_stride + j]), x, acc[r]);
+        for (int r = 0; r < NR; ++r) acc[r] = O::fma(O::set1(p[r * row_stride + j * key_stride]), x, acc[r]);
       }
 #pragma GCC unroll 4
       for (int r = 0; r < NR; ++r) O::store(o + r * dim_pad_ + d, acc[r]);
@@ -1103,6 +1268,9 @@ class UnitWorker {
   // current block per head and row, keys in lanes (Note [keys in lanes]); per (head, row) lanes
   // (stream_row_lanes); per row scratch of the softmax.
   detail::Buffer<float> qs_, stream_st_, stream_lanes_, stream_fold_;
+  // Rows in lanes (Note [rows in lanes for the stream]): Qs^T per head ([head_dim][W]), the key tile of one
+  // head's W keys, per head its block max and overflow flags.
+  detail::Buffer<float> qst_, stream_key_tile_, stream_head_fold_;
   detail::Buffer<const KV*> stream_key_rows_, stream_value_rows_;              // the block's keys, first bound head
   detail::Buffer<const KV*> stream_group_keys_;                                // the keys of a Q.K pass, one per lane
   detail::Buffer<const KV*> stream_ahead_key_rows_, stream_ahead_value_rows_;  // the next group's, or null
@@ -1112,7 +1280,7 @@ class UnitWorker {
   AheadRequests ahead_requests_;             // the current Q.K pass's requests of the next group
   detail::Buffer<StreamHead> stream_heads_;  // per kv head of the unit, the current block
   detail::Buffer<char> stream_mask_;         // per (head, row): the row sees only part of the block's keys
-  StreamBlock stream_block_{0, 0, 0};
+  StreamBlock stream_block_{0, 0, 0, 0};
   // Per row (lane): running max and sum, -slope, and for the current block: distance from its first key
   // and the visible keys [lo, hi) relative to it (also as floats, for vector compares).
   detail::Buffer<float> max_, sum_, neg_slope_, dist_, lo_f_, hi_f_;
