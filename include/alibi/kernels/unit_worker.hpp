@@ -649,8 +649,7 @@ class UnitWorker {
   // Keys in lanes (Note [keys in lanes]): fewer rows than lanes.
   template <int R>
   void stream_scores(int heads, std::int64_t ahead0, int ahead_keys) {
-    const int ja = stream_block_.ja, jb = stream_block_.jb, vectors = stream_block_.vectors;
-    const int active_heads = stream_block_.active_heads;
+    const int ja = stream_block_.ja, jb = stream_block_.jb;
     const float minus_inf = -std::numeric_limits<float>::infinity();
     for (int hh = 0; hh < heads; ++hh) {
       if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
@@ -668,49 +667,60 @@ class UnitWorker {
     // Vector v of S (keys [ja + v W, ja + (v + 1) W)) of head hh. One head and W keys at a time: the R
     // FMA chains wait on their latency, but wider tiles (two heads, or 2 W keys) spill and run slower
     // (bench/RESULTS.md, 2026-12-01 fifth session).
+    const KV* const* group_keys = stream_group_keys_.data();
+    // A pass computes vector v + pass of S.
+    for_each_stream_pass(heads, ahead0, ahead_keys, [&](int v, int first_key, int pass, int passes) {
+      const vec key_lanes =
+          O::fma(lane_offsets, O::set1(static_cast<float>(passes)), O::set1(static_cast<float>(first_key + pass)));
+      for (int hh = 0; hh < heads; ++hh) {
+        if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
+        vec acc[R];
+        stream_dots<R>(qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim, group_keys, hh * dim, acc);
+        float* s = stream_head_scores(hh);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+          float* lanes = stream_row_lanes(hh, r);
+          BiasEpilogue<true> bias;
+          bias.neg_slope = lanes;
+          bias.dist0 = lanes + W;
+          bias.lo = lanes + 2 * W;
+          bias.hi = lanes + 3 * W;
+          bias.needs_mask[0] = first_key + passes * W > jb || stream_mask_.data()[hh * Tuning::kStreamMaxRows + r] != 0;
+          vec overflow = O::load(lanes + 5 * W);
+          const vec x = bias.apply(acc[r], key_lanes, 0, overflow);
+          float* s_row = s + r * stream_row_stride_ + v * W;
+          if (pass == 0) {
+            O::store(s_row, x);  // with page pairs, the even keys wait here for the odd ones
+          } else {
+            vec in_order_lo, in_order_hi;
+            O::interleave(O::load(s_row), x, in_order_lo, in_order_hi);
+            O::store(s_row, in_order_lo);
+            O::store(s_row + W, in_order_hi);
+          }
+          O::store(lanes + 4 * W, O::max(O::load(lanes + 4 * W), x));
+          O::store(lanes + 5 * W, overflow);
+        }
+      }
+    });
+  }
+
+  // Calls f(v, first_key, pass, passes) for each Q.K pass over the block's keys, in order: a pass takes the W
+  // keys first_key + pass + l * passes (passes 2: Note [page pairs]) from vector v of the block on, with
+  // stream_group_keys_ set to them and, with Plan::stream_prefetch, the next group's requests started.
+  template <class F>
+  ALIBI_ALWAYS_INLINE void for_each_stream_pass(int heads, std::int64_t ahead0, int ahead_keys, F&& f) {
+    const int ja = stream_block_.ja, vectors = stream_block_.vectors;
     const KV** group_keys = stream_group_keys_.data();
     for (int v = 0; v < vectors;) {
-      // A pass computes vector v + pass of S from keys first_key + pass + l * passes (Note [page pairs]).
       const int first_key = ja + v * W;
       const int passes = plan_.stream_key_pairs && v + 1 < vectors ? 2 : 1;
       for (int pass = 0; pass < passes; ++pass) {
         for (int l = 0; l < W; ++l) group_keys[l] = stream_key_rows_.data()[first_key + pass + l * passes];
-        const vec key_lanes =
-            O::fma(lane_offsets, O::set1(static_cast<float>(passes)), O::set1(static_cast<float>(first_key + pass)));
         if (plan_.stream_prefetch) {
           set_ahead_keys(first_key + (passes + pass) * W, ahead0, ahead_keys);
-          start_ahead_requests(heads, active_heads);
+          start_ahead_requests(heads, stream_block_.active_heads);
         }
-        for (int hh = 0; hh < heads; ++hh) {
-          if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
-          vec acc[R];
-          stream_dots<R>(qs_.data() + static_cast<std::int64_t>(hh) * head_rows_ * dim, group_keys, hh * dim, acc);
-          float* s = stream_head_scores(hh);
-#pragma GCC unroll 16
-          for (int r = 0; r < R; ++r) {
-            float* lanes = stream_row_lanes(hh, r);
-            BiasEpilogue<true> bias;
-            bias.neg_slope = lanes;
-            bias.dist0 = lanes + W;
-            bias.lo = lanes + 2 * W;
-            bias.hi = lanes + 3 * W;
-            bias.needs_mask[0] =
-                first_key + passes * W > jb || stream_mask_.data()[hh * Tuning::kStreamMaxRows + r] != 0;
-            vec overflow = O::load(lanes + 5 * W);
-            const vec x = bias.apply(acc[r], key_lanes, 0, overflow);
-            float* s_row = s + r * stream_row_stride_ + v * W;
-            if (pass == 0) {
-              O::store(s_row, x);  // with page pairs, the even keys wait here for the odd ones
-            } else {
-              vec in_order_lo, in_order_hi;
-              O::interleave(O::load(s_row), x, in_order_lo, in_order_hi);
-              O::store(s_row, in_order_lo);
-              O::store(s_row + W, in_order_hi);
-            }
-            O::store(lanes + 4 * W, O::max(O::load(lanes + 4 * W), x));
-            O::store(lanes + 5 * W, overflow);
-          }
-        }
+        f(v, first_key, pass, passes);
       }
       v += passes;
     }
@@ -729,7 +739,7 @@ class UnitWorker {
   // (W dimensions of each of the W keys contiguous: stream_key_tile_), so that the Q.K reads each key
   // element at a fixed offset from one pointer whatever head_dim and the layout of the cache.
   void stream_scores_rows_in_lanes(int heads, std::int64_t ahead0, int ahead_keys) {
-    const int ja = stream_block_.ja, jb = stream_block_.jb, vectors = stream_block_.vectors;
+    const int ja = stream_block_.ja, jb = stream_block_.jb;
     const int dim = pr_.head_dim;
     for (int hh = 0; hh < heads; ++hh) {
       const StreamHead& head = stream_heads_.data()[hh];
@@ -743,45 +753,34 @@ class UnitWorker {
         partial = partial || lo_.data()[r] > ja || hi_.data()[r] < jb;
       stream_mask_.data()[hh * Tuning::kStreamMaxRows] = partial;
     }
-    const KV** group_keys = stream_group_keys_.data();
-    for (int v = 0; v < vectors;) {
-      // A pass computes keys first_key + pass + l * passes (Note [page pairs]).
-      const int first_key = ja + v * W;
-      const int passes = plan_.stream_key_pairs && v + 1 < vectors ? 2 : 1;
-      for (int pass = 0; pass < passes; ++pass) {
-        for (int l = 0; l < W; ++l) group_keys[l] = stream_key_rows_.data()[first_key + pass + l * passes];
-        if (plan_.stream_prefetch) {
-          set_ahead_keys(first_key + (passes + pass) * W, ahead0, ahead_keys);
-          start_ahead_requests(heads, stream_block_.active_heads);
-        }
-        for (int hh = 0; hh < heads; ++hh) {
-          if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
-          const int r0 = hh * head_rows_;
-          load_key_tile(group_keys, static_cast<std::int64_t>(hh) * dim);
-          vec acc[W];
-          stream_dots_rows_in_lanes(qst_.data() + static_cast<std::int64_t>(hh) * dim * W, acc);
-          BiasEpilogue<true> bias;
-          bias.neg_slope = neg_slope_.data() + r0;
-          bias.dist0 = dist_.data() + r0;
-          bias.lo = lo_f_.data() + r0;
-          bias.hi = hi_f_.data() + r0;
-          bias.needs_mask[0] = first_key + passes * W > jb || stream_mask_.data()[hh * Tuning::kStreamMaxRows] != 0;
-          float* fold = stream_head_fold_.data() + 2 * hh * W;
-          vec block_max = O::load(fold), overflow = O::load(fold + W);
-          float* st = stream_head_scores(hh);
+    const KV* const* group_keys = stream_group_keys_.data();
+    for_each_stream_pass(heads, ahead0, ahead_keys, [&](int, int first_key, int pass, int passes) {
+      for (int hh = 0; hh < heads; ++hh) {
+        if (stream_heads_.data()[hh].ja >= stream_heads_.data()[hh].jb) continue;
+        const int r0 = hh * head_rows_;
+        load_key_tile(group_keys, static_cast<std::int64_t>(hh) * dim);
+        vec acc[W];
+        stream_dots_rows_in_lanes(qst_.data() + static_cast<std::int64_t>(hh) * dim * W, acc);
+        BiasEpilogue<true> bias;
+        bias.neg_slope = neg_slope_.data() + r0;
+        bias.dist0 = dist_.data() + r0;
+        bias.lo = lo_f_.data() + r0;
+        bias.hi = hi_f_.data() + r0;
+        bias.needs_mask[0] = first_key + passes * W > jb || stream_mask_.data()[hh * Tuning::kStreamMaxRows] != 0;
+        float* fold = stream_head_fold_.data() + 2 * hh * W;
+        vec block_max = O::load(fold), overflow = O::load(fold + W);
+        float* st = stream_head_scores(hh);
 #pragma GCC unroll 16
-          for (int l = 0; l < W; ++l) {
-            const int key = first_key + pass + l * passes;
-            const vec x = bias.apply(acc[l], O::set1(static_cast<float>(key)), 0, overflow);
-            O::store(st + (key - ja) * W, x);
-            block_max = O::max(block_max, x);
-          }
-          O::store(fold, block_max);
-          O::store(fold + W, overflow);
+        for (int l = 0; l < W; ++l) {
+          const int key = first_key + pass + l * passes;
+          const vec x = bias.apply(acc[l], O::set1(static_cast<float>(key)), 0, overflow);
+          O::store(st + (key - ja) * W, x);
+          block_max = O::max(block_max, x);
         }
+        O::store(fold, block_max);
+        O::store(fold + W, overflow);
       }
-      v += passes;
-    }
+    });
   }
 
   // The W keys' elements [offset, offset + head_dim) into stream_key_tile_: chunk c of W dimensions of key
