@@ -111,11 +111,16 @@ class UnitWorker {
     o_.assign_for_overwrite(rows * static_cast<std::size_t>(dim_pad_));
     if (plan.stream) {
       qs_.assign_for_overwrite(rows * static_cast<std::size_t>(pr.head_dim));
-      // Rows in lanes (Note [rows in lanes for the stream]): Qs^T per head, and one head's key tile.
-      qst_.assign(rows * static_cast<std::size_t>(pr.head_dim), 0.0f);
-      const std::size_t dim_chunks = (static_cast<std::size_t>(pr.head_dim) + W - 1) / W;
-      stream_key_tile_.assign(dim_chunks * W * W, 0.0f);
-      stream_head_fold_.assign(2 * static_cast<std::size_t>(plan.layout.heads) * W, 0.0f);
+      // Rows in lanes (Note [rows in lanes for the stream]), only where a unit's rows can fill a vector (no
+      // unit has more rows than the plan's): Qs^T per head, one head's key tile, per head its fold. Each is
+      // written before it is read (setup_rows, load_key_tile, stream_scores_rows_in_lanes), and a decode's
+      // start-up should not fill them.
+      if (stream_rows_computed(plan.rows_per_head) == W) {
+        qst_.assign_for_overwrite(rows * static_cast<std::size_t>(pr.head_dim));
+        const std::size_t dim_chunks = (static_cast<std::size_t>(pr.head_dim) + W - 1) / W;
+        stream_key_tile_.assign_for_overwrite(dim_chunks * W * W);
+        stream_head_fold_.assign_for_overwrite(2 * static_cast<std::size_t>(plan.layout.heads) * W);
+      }
       // A row's S covers the block's keys in whole vectors (Note [keys in lanes]).
       stream_row_stride_ = (static_cast<std::int64_t>(block_keys_) + W - 1) / W * W;
       stream_st_stride_ = Tuning::kStreamMaxRows * stream_row_stride_;
@@ -320,7 +325,8 @@ class UnitWorker {
           else if (l < stream_rows_computed(rows_per_head))  // padding rows the streaming Q.K computes
             for (std::int64_t d = 0; d < D; ++d) {
               qs_.data()[static_cast<std::int64_t>(r) * D + d] = 0.0f;
-              qst_.data()[(static_cast<std::int64_t>(hh) * D + d) * W + l] = 0.0f;
+              if (stream_rows_computed(rows_per_head) == W)
+                qst_.data()[(static_cast<std::int64_t>(hh) * D + d) * W + l] = 0.0f;
             }
           continue;
         }
@@ -579,6 +585,7 @@ class UnitWorker {
   struct StreamHead {
     int ja, jb;
     bool same_keys;
+    bool partial_lanes;  // rows in lanes: some lane (padding lanes too) sees only part of the block's keys
   };
 
   // Per (head, row): the row's -slope, distance and visible keys broadcast (4 vectors), then its block
@@ -742,16 +749,14 @@ class UnitWorker {
     const int ja = stream_block_.ja, jb = stream_block_.jb;
     const int dim = pr_.head_dim;
     for (int hh = 0; hh < heads; ++hh) {
-      const StreamHead& head = stream_heads_.data()[hh];
+      StreamHead& head = stream_heads_.data()[hh];
       if (head.ja >= head.jb) continue;
       float* fold = stream_head_fold_.data() + 2 * hh * W;  // the head's block max, then overflow flags
       O::store(fold, O::set1(-std::numeric_limits<float>::infinity()));
       O::store(fold + W, O::zero());
-      // Some lane (padding lanes included) sees only part of the block's keys.
-      bool partial = false;
+      head.partial_lanes = false;
       for (int r = hh * head_rows_; r < (hh + 1) * head_rows_; ++r)
-        partial = partial || lo_.data()[r] > ja || hi_.data()[r] < jb;
-      stream_mask_.data()[hh * Tuning::kStreamMaxRows] = partial;
+        head.partial_lanes = head.partial_lanes || lo_.data()[r] > ja || hi_.data()[r] < jb;
     }
     const KV* const* group_keys = stream_group_keys_.data();
     for_each_stream_pass(heads, ahead0, ahead_keys, [&](int, int first_key, int pass, int passes) {
@@ -766,7 +771,7 @@ class UnitWorker {
         bias.dist0 = dist_.data() + r0;
         bias.lo = lo_f_.data() + r0;
         bias.hi = hi_f_.data() + r0;
-        bias.needs_mask[0] = first_key + passes * W > jb || stream_mask_.data()[hh * Tuning::kStreamMaxRows] != 0;
+        bias.needs_mask[0] = first_key + passes * W > jb || stream_heads_.data()[hh].partial_lanes;
         float* fold = stream_head_fold_.data() + 2 * hh * W;
         vec block_max = O::load(fold), overflow = O::load(fold + W);
         float* st = stream_head_scores(hh);
