@@ -284,40 +284,60 @@ void register_threads() {
 
 constexpr KvType kKvTypes[] = {KvType::f32, KvType::bf16, KvType::f16};
 
+// A decode row: bw_frac is K/V bytes per second against the read bandwidth measured in this binary. A 16-bit
+// row runs the fp32 decode of the same shape after each of its calls: time_vs_f32 is the ratio of the two
+// (issue 11: <= 0.6), measured side by side rather than against another row.
+void add_decode(const std::string& name, const Variant& variant, KvType kv_type, const Shape& shape, int threads) {
+  add(name, [=](benchmark::State& state) {
+    double seconds = 0.0;
+    if (kv_type == KvType::f32) {
+      seconds = run_variant(state, variant, shape, threads, kNoSkipping, nullptr, false, kv_type);
+    } else {
+      std::vector<float> f32_out(tensors_for(shape).out.size());
+      const AttentionCall f32_call =
+          variant_call(variant, shape, threads, kNoSkipping, nullptr, false, KvType::f32, f32_out.data());
+      double f32_seconds = 0.0;
+      seconds = run_call_paired(
+          state, variant, variant_call(variant, shape, threads, kNoSkipping, nullptr, false, kv_type),
+          [&] { variant.run(f32_call); }, f32_seconds);
+      if (seconds > 0.0) state.counters["time_vs_f32"] = seconds / f32_seconds;
+    }
+    if (seconds <= 0.0) return;
+    const double gbps = kv_bytes(shape, kv_type) / seconds * 1e-9;
+    state.counters["GBps"] = gbps;
+    state.counters["bw_frac"] = gbps / read_bandwidth_gbs(threads);
+    state.counters["GFLOPs"] = attention_flops(shape) / seconds * 1e-9;
+  });
+}
+
 // ---- decode: a few query rows against a long KV cache, GQA 32/8, no skipping (every byte is read) ------
-// Per K/V element type; bw_frac is K/V bytes per second against the read bandwidth measured in this binary.
-// A 16-bit row runs the fp32 decode of the same shape after each of its calls: time_vs_f32 is the ratio of
-// the two (issue 11: <= 0.6), measured side by side rather than against another row.
 void register_decode() {
   for (const Variant& variant : kernel_variants(true)) {
     for (KvType kv_type : kKvTypes) {
       for (std::int64_t q_len : {1, 2, 4}) {  // 4, 8 and 16 rows per kv head
         for (std::int64_t kv_len : {4096, 16384, 65536}) {
           for (int threads : thread_counts()) {
-            const Shape shape{1, q_len, kv_len, 32, 8, 128};
-            add("decode/" + variant.name + "/type:" + kv_type_name(kv_type) + "/q:" + std::to_string(q_len) +
-                    "/kv:" + std::to_string(kv_len) + "/heads:32/kv_heads:8/dim:128/threads:" + std::to_string(threads),
-                [=](benchmark::State& state) {
-                  double seconds = 0.0;
-                  if (kv_type == KvType::f32) {
-                    seconds = run_variant(state, variant, shape, threads, kNoSkipping, nullptr, false, kv_type);
-                  } else {
-                    std::vector<float> f32_out(tensors_for(shape).out.size());
-                    const AttentionCall f32_call =
-                        variant_call(variant, shape, threads, kNoSkipping, nullptr, false, KvType::f32, f32_out.data());
-                    double f32_seconds = 0.0;
-                    seconds = run_call_paired(
-                        state, variant, variant_call(variant, shape, threads, kNoSkipping, nullptr, false, kv_type),
-                        [&] { variant.run(f32_call); }, f32_seconds);
-                    if (seconds > 0.0) state.counters["time_vs_f32"] = seconds / f32_seconds;
-                  }
-                  if (seconds <= 0.0) return;
-                  const double gbps = kv_bytes(shape, kv_type) / seconds * 1e-9;
-                  state.counters["GBps"] = gbps;
-                  state.counters["bw_frac"] = gbps / read_bandwidth_gbs(threads);
-                  state.counters["GFLOPs"] = attention_flops(shape) / seconds * 1e-9;
-                });
+            add_decode("decode/" + variant.name + "/type:" + kv_type_name(kv_type) + "/q:" + std::to_string(q_len) +
+                           "/kv:" + std::to_string(kv_len) +
+                           "/heads:32/kv_heads:8/dim:128/threads:" + std::to_string(threads),
+                       variant, kv_type, Shape{1, q_len, kv_len, 32, 8, 128}, threads);
           }
+        }
+      }
+    }
+  }
+}
+
+// ---- decode_mha: the same with multi-head attention (one kv head per query head: BLOOM, MPT, Falcon-RW,
+// Baichuan), 32 heads of 128, one row per kv head; 16384 keys are as many K/V bytes as the GQA decode's 65536.
+void register_decode_mha() {
+  for (const Variant& variant : kernel_variants(true)) {
+    for (KvType kv_type : kKvTypes) {
+      for (std::int64_t kv_len : {4096, 16384}) {
+        for (int threads : thread_counts()) {
+          add_decode("decode_mha/" + variant.name + "/type:" + kv_type_name(kv_type) + "/q:1/kv:" +
+                         std::to_string(kv_len) + "/heads:32/kv_heads:32/dim:128/threads:" + std::to_string(threads),
+                     variant, kv_type, Shape{1, 1, kv_len, 32, 32, 128}, threads);
         }
       }
     }
@@ -783,6 +803,7 @@ int main(int argc, char** argv) {
   alibi_bench::register_prefill();
   alibi_bench::register_threads();
   alibi_bench::register_decode();
+  alibi_bench::register_decode_mha();
   alibi_bench::register_decode_short();
   alibi_bench::register_prefill_kv();
   alibi_bench::register_skip();

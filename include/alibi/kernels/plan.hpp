@@ -75,8 +75,16 @@ struct Tuning {
   // AVX-512 fp32, pages of 16, 82.7 to 67.9 ms; requesting into L1 there, or for contiguous K/V, was slower).
   static constexpr int kStreamMaxRows = 16;
   static constexpr int kStreamPvRows = 8;
+  // At most this many output vectors per row in a streaming P.V pass (the widths with_count instantiates).
+  static constexpr int kStreamPvMaxVecs = 8;
   static constexpr std::int64_t kStreamPrefetchBelow = 4096;
   static constexpr std::int64_t kStreamPrefetchBelowNarrow = 8192;  // vectors of at most 8 floats; 16-bit K/V on AMD
+  // 16-bit K/V on vectors of at most 8 floats pay for requests with longer keys too: multi-head attention
+  // (one kv head per query head, as BLOOM, MPT, Falcon-RW and Baichuan have) puts every head in one unit
+  // (Zen 5, 2026-12-05 twenty-third session, AVX2, bfloat16, q_len 1, heads of 128: 32 heads (8 KiB keys)
+  // 0.83-0.88 of the time without, two threads 0.90; 40 heads 0.83; 64 heads (16 KiB) 0.84-0.93; 112 heads
+  // (28 KiB) 0.92-1.09. fp32 with 8-16 KiB keys: 0.93-1.08. AVX-512 with 8 KiB bfloat16 keys: 1.22-1.30).
+  static constexpr std::int64_t kStreamPrefetchBelowNarrow16Bit = 24 * 1024;
   static constexpr std::int64_t kStreamPrefetchL1Bytes = 32 * 1024;
   // Page pairs (Note [page pairs] in kernels/unit_worker.hpp): when a key of the unit's heads is half of a
   // kPageBytes page, vectors of at least kStreamPairMinLanes lanes take a group's even keys, then its odd
@@ -177,8 +185,10 @@ struct Plan {
     p.block_keys = Tuning::kKeyBlock;
     const std::int64_t bytes_per_key = key_bytes(pr, L, kv_element_bytes);
     const bool amd = on_amd_core();
-    const std::int64_t prefetch_below =
-        W <= 8 || (amd && kv_element_bytes < 4) ? Tuning::kStreamPrefetchBelowNarrow : Tuning::kStreamPrefetchBelow;
+    const bool narrow_16_bit = W <= 8 && kv_element_bytes < 4;
+    const std::int64_t prefetch_below = narrow_16_bit ? Tuning::kStreamPrefetchBelowNarrow16Bit
+                                        : W <= 8 || (amd && kv_element_bytes < 4) ? Tuning::kStreamPrefetchBelowNarrow
+                                                                                  : Tuning::kStreamPrefetchBelow;
     p.stream_prefetch = p.stream && (bytes_per_key < prefetch_below || short_pages(pr));
     p.stream_prefetch_to_l2 = p.stream_prefetch && W * bytes_per_key > Tuning::kStreamPrefetchL1Bytes;
     const bool pairs_wanted = !test_hooks::no_key_pairs && (!amd || test_hooks::key_pairs_always);

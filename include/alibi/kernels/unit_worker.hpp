@@ -1015,22 +1015,25 @@ class UnitWorker {
 
   // o[r] += sum_j p[r * row_stride + j * key_stride] * value_j over `keys` keys (value_j = value[j] + offset)
   // for NR rows (output rows dim_pad_ floats apart): the output in registers a chunk of dimensions at a time,
-  // over all the keys.
+  // over all the keys. As few passes over the values as the registers allow, of equal widths (a lone narrow
+  // chunk's few FMA chains would wait on their own latency): each pass reads a slice of every value row, and
+  // from memory one pass over whole rows streams better than two over halves (bench/RESULTS.md, Zen 5,
+  // 2026-12-05 twenty-third session: one or two rows, heads of 128, AVX-512, 8-12 % less time).
   template <int NR>
   void stream_pv(float* o, const float* p, std::int64_t key_stride, std::int64_t row_stride, int keys,
                  const KV* const* value, std::int64_t offset) {
     using E = Elements<Isa, KV>;
     // Accumulators, the chunk's value vectors and a broadcast probability in registers.
-    constexpr int kChunk = std::min(4, (O::registers - 1) / (NR + 1));
+    constexpr int kChunk = std::min(Tuning::kStreamPvMaxVecs, (O::registers - 1) / (NR + 1));
     const int dim = pr_.head_dim, whole = dim / W;
-    for (int dv0 = 0, chunk = 0; dv0 < whole; dv0 += chunk) {
-      // Never leave a lone narrow chunk: its few FMA chains would wait on their own latency.
-      const int remaining = whole - dv0;
-      chunk = remaining == kChunk + 1 && kChunk > 2 ? (remaining + 1) / 2 : std::min(kChunk, remaining);
+    const int passes = (whole + kChunk - 1) / kChunk;
+    for (int pass = 0, dv0 = 0; pass < passes; ++pass) {
+      const int chunk = (whole - dv0 + passes - pass - 1) / (passes - pass);
       with_count<kChunk>(chunk, [&](auto m) {
         pv_tile_rows<Isa, NR, decltype(m)::value, KV>(
             p, key_stride, row_stride, [value, offset](int j) { return value[j] + offset; }, 0, keys, o, dim_pad_, dv0);
       });
+      dv0 += chunk;
     }
     if (whole * W < dim) {  // o rows are padded to whole vectors; the value rows are not
       const int d = whole * W;
