@@ -591,6 +591,22 @@ ALIBI_ISA_TEST(NonFiniteKeyOrValueReachesOnlyRowsThatSeeIt) {
         ASSERT_NO_FATAL_FAILURE((expect_non_finite_16bit_reaches_only_its_rows<Isa, KV>(
             stored_case<KV>(c), 350, 5, {F::signaling_nan, F::negative_inf})));
       }
+      // Decodes, which read K/V in place (Note [streaming decode]) with keys in lanes or, where a kv head's
+      // rows fill a vector, rows in lanes: 1, 2, 4, 8 and 16 rows per kv head; with the window some of a kv
+      // head's positions see the bad key and some do not.
+      if (at.mask == alibi::Mask::causal) {
+        for (std::int64_t q_len : {1, 2, 4}) {
+          for (int kv_heads : {8, 2}) {  // 1 or 4 query heads per kv head
+            Case c = make_case(1, q_len, 150, 8, kv_heads, q_len == 2 ? 17 : 24);
+            c.options.window = at.window;
+            c.options.num_threads = 1;
+            c.options.skip_tolerance = 0.0f;
+            c.fill(rng);
+            ASSERT_NO_FATAL_FAILURE((expect_non_finite_16bit_reaches_only_its_rows<Isa, KV>(
+                stored_case<KV>(c), 150 - 11, 2, {F::nan, F::inf})));
+          }
+        }
+      }
     });
   }
 }
