@@ -185,10 +185,12 @@ struct Plan {
     p.block_keys = Tuning::kKeyBlock;
     const std::int64_t bytes_per_key = key_bytes(pr, L, kv_element_bytes);
     const bool amd = on_amd_core();
-    const bool narrow_16_bit = W <= 8 && kv_element_bytes < 4;
-    const std::int64_t prefetch_below = narrow_16_bit ? Tuning::kStreamPrefetchBelowNarrow16Bit
-                                        : W <= 8 || (amd && kv_element_bytes < 4) ? Tuning::kStreamPrefetchBelowNarrow
-                                                                                  : Tuning::kStreamPrefetchBelow;
+    const bool sixteen_bit = kv_element_bytes < 4;
+    std::int64_t prefetch_below = Tuning::kStreamPrefetchBelow;
+    if (W <= 8)
+      prefetch_below = sixteen_bit ? Tuning::kStreamPrefetchBelowNarrow16Bit : Tuning::kStreamPrefetchBelowNarrow;
+    else if (amd && sixteen_bit)
+      prefetch_below = Tuning::kStreamPrefetchBelowNarrow;
     p.stream_prefetch = p.stream && (bytes_per_key < prefetch_below || short_pages(pr));
     p.stream_prefetch_to_l2 = p.stream_prefetch && W * bytes_per_key > Tuning::kStreamPrefetchL1Bytes;
     const bool pairs_wanted = !test_hooks::no_key_pairs && (!amd || test_hooks::key_pairs_always);

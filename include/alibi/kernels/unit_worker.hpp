@@ -115,7 +115,7 @@ class UnitWorker {
       // unit has more rows than the plan's): Qs^T per head, one head's key tile, per head its fold. Each is
       // written before it is read (setup_rows, load_key_tile, stream_scores_rows_in_lanes), and a decode's
       // start-up should not fill them.
-      if (stream_rows_computed(plan.rows_per_head) == W) {
+      if (stream_rows_fill_vector(plan.rows_per_head)) {
         qst_.assign_for_overwrite(rows * static_cast<std::size_t>(pr.head_dim));
         const std::size_t dim_chunks = (static_cast<std::size_t>(pr.head_dim) + W - 1) / W;
         stream_key_tile_.assign_for_overwrite(dim_chunks * W * W);
@@ -325,7 +325,7 @@ class UnitWorker {
           else if (l < stream_rows_computed(rows_per_head))  // padding rows the streaming Q.K computes
             for (std::int64_t d = 0; d < D; ++d) {
               qs_.data()[static_cast<std::int64_t>(r) * D + d] = 0.0f;
-              if (stream_rows_computed(rows_per_head) == W)
+              if (stream_rows_fill_vector(rows_per_head))
                 qst_.data()[(static_cast<std::int64_t>(hh) * D + d) * W + l] = 0.0f;
             }
           continue;
@@ -358,7 +358,7 @@ class UnitWorker {
           std::int64_t d = 0;
           for (; d + W <= D; d += W) O::store(qs + d, O::mul(O::load(q + d), scale_lanes));
           for (; d < D; ++d) qs[d] = q[d] * scale;
-          if (stream_rows_computed(rows_per_head) == W) {
+          if (stream_rows_fill_vector(rows_per_head)) {
             float* qst = qst_.data() + static_cast<std::int64_t>(hh) * D * W + l;
             for (d = 0; d < D; ++d) qst[d * W] = qs[d];
           }
@@ -540,6 +540,8 @@ class UnitWorker {
   // lanes (zero queries, no visible key) whose S is masked and which join no P.V.
   static constexpr int stream_rows_computed(int rows) { return rows <= 4 ? rows : rows <= 8 ? 8 : 16; }
   static_assert(Tuning::kStreamMaxRows == 16, "stream_rows_computed covers up to 16 rows");
+  // A kv head's streaming rows are computed in the lanes of one vector (Note [rows in lanes for the stream]).
+  static constexpr bool stream_rows_fill_vector(int rows) { return stream_rows_computed(rows) == W; }
   // Calls f(std::integral_constant<int, stream_rows_computed(rows)>).
   template <class F>
   static ALIBI_ALWAYS_INLINE void with_stream_rows(int rows, F&& f) {
