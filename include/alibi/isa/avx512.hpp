@@ -97,16 +97,71 @@ struct Ops<isa::avx512> {
     return widen_f16(load_u16_partial(p, n));
   }
   // 16 rows of 16 values each (rows(l): row l's first value), loaded transposed and widened: x[i] lane l <-
-  // value i of row l. Each register takes 8 values of two rows, one per 256-bit half (one 16-byte load per
-  // row and half), and two 16 x 8 transposes of those need fewer shuffles than 16 full rows widened and then
-  // transposed as floats (bench/RESULTS.md, 2026-12-04 nineteenth session).
+  // value i of row l. Register i holds values of row kLowRow[i] in its low 256-bit half and of row
+  // kLowRow[i] + 4 in its high half, so that the last step's 128-bit block selections put the rows in order.
+  // bfloat16 is the high half of its float, so its rows are transposed as pairs of values (32-bit words:
+  // one 32-byte load per row, 8 joins and 24 shuffles) and each pair then split into its two floats by a
+  // shift and a mask; float16 rows are widened first, 8 values of two rows per register, and transposed as
+  // two 16 x 8 halves (16 joins, 16 widenings and 48 shuffles; bench/RESULTS.md, 2026-12-04 nineteenth
+  // session and 2026-12-05 twenty-fourth session).
+  static constexpr int kLowRow[8] = {0, 1, 2, 3, 8, 9, 10, 11};
   template <class Rows>
   static ALIBI_ALWAYS_INLINE void load_transposed_bf16(const Rows& rows, vec (&x)[16]) {
-    load_transposed_u16<true>(rows, x);
+    __m512i z[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows(kLowRow[i])));
+      const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows(kLowRow[i] + 4)));
+      z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+    }
+    // quads[4 g + c], block k: word c (blocks 0, 2) or 4 + c (blocks 1, 3) of the four rows held by
+    // z[4 g .. 4 g + 3] in that half (transpose_within_blocks on words).
+    __m512i quads[8];
+#pragma GCC unroll 2
+    for (int g = 0; g < 8; g += 4) {
+      const __m512i lo01 = _mm512_unpacklo_epi32(z[g], z[g + 1]), hi01 = _mm512_unpackhi_epi32(z[g], z[g + 1]);
+      const __m512i lo23 = _mm512_unpacklo_epi32(z[g + 2], z[g + 3]), hi23 = _mm512_unpackhi_epi32(z[g + 2], z[g + 3]);
+      quads[g] = _mm512_unpacklo_epi64(lo01, lo23);
+      quads[g + 1] = _mm512_unpackhi_epi64(lo01, lo23);
+      quads[g + 2] = _mm512_unpacklo_epi64(hi01, hi23);
+      quads[g + 3] = _mm512_unpackhi_epi64(hi01, hi23);
+    }
+    const __m512i high_half = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      // Word c (then 4 + c) of rows 0-3, 4-7, 8-11, 12-15: values 2 c and 2 c + 1 (then 8 + 2 c, 9 + 2 c).
+      const __m512i words[2] = {_mm512_shuffle_i32x4(quads[c], quads[4 + c], 0x88),
+                                _mm512_shuffle_i32x4(quads[c], quads[4 + c], 0xDD)};
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        x[8 * h + 2 * c] = _mm512_castsi512_ps(_mm512_slli_epi32(words[h], 16));
+        x[8 * h + 2 * c + 1] = _mm512_castsi512_ps(_mm512_and_si512(words[h], high_half));
+      }
+    }
   }
   template <class Rows>
   static ALIBI_ALWAYS_INLINE void load_transposed_f16(const Rows& rows, vec (&x)[16]) {
-    load_transposed_u16<false>(rows, x);
+#pragma GCC unroll 2
+    for (int half = 0; half < 2; ++half) {
+      __m512 z[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) {
+        const __m128i low = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows(kLowRow[i]) + 8 * half));
+        const __m128i high = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows(kLowRow[i] + 4) + 8 * half));
+        z[i] = widen_f16(_mm256_inserti128_si256(_mm256_castsi128_si256(low), high, 1));
+      }
+      // quads[4 g + c], block k: value c (blocks 0, 2) or 4 + c (blocks 1, 3) of the four rows held by
+      // z[4 g .. 4 g + 3] in that half.
+      __m512 quads[8];
+      transpose_within_blocks(z, quads);
+      // Blocks 0, 2 of quads[c] and of quads[4 + c]: value c of rows 0-3, 4-7, 8-11, 12-15; blocks 1, 3:
+      // value 4 + c.
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c) {
+        x[8 * half + c] = _mm512_shuffle_f32x4(quads[c], quads[4 + c], 0x88);
+        x[8 * half + 4 + c] = _mm512_shuffle_f32x4(quads[c], quads[4 + c], 0xDD);
+      }
+    }
   }
   static ALIBI_ALWAYS_INLINE void store_bf16(std::uint16_t* p, vec x) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), narrow_bf16(x));
@@ -179,35 +234,6 @@ struct Ops<isa::avx512> {
     const __m512i high_lanes = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     lo = _mm512_permutex2var_ps(a, low_lanes, b);
     hi = _mm512_permutex2var_ps(a, high_lanes, b);
-  }
-
-  template <bool kBfloat16, class Rows>
-  static ALIBI_ALWAYS_INLINE void load_transposed_u16(const Rows& rows, vec (&x)[16]) {
-    // Register i holds row kLowRow[i] in its low half and row kLowRow[i] + 4 in its high half, so that the
-    // last step's 128-bit block selections put the rows in order.
-    constexpr int kLowRow[8] = {0, 1, 2, 3, 8, 9, 10, 11};
-#pragma GCC unroll 2
-    for (int half = 0; half < 2; ++half) {
-      __m512 z[8];
-#pragma GCC unroll 8
-      for (int i = 0; i < 8; ++i) {
-        const __m128i low = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows(kLowRow[i]) + 8 * half));
-        const __m128i high = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows(kLowRow[i] + 4) + 8 * half));
-        const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(low), high, 1);
-        z[i] = kBfloat16 ? widen_bf16(both) : widen_f16(both);
-      }
-      // quads[4 g + c], block k: value c (blocks 0, 2) or 4 + c (blocks 1, 3) of the four rows held by
-      // z[4 g .. 4 g + 3] in that half.
-      __m512 quads[8];
-      transpose_within_blocks(z, quads);
-      // Blocks 0, 2 of quads[c] and of quads[4 + c]: value c of rows 0-3, 4-7, 8-11, 12-15; blocks 1, 3:
-      // value 4 + c.
-#pragma GCC unroll 4
-      for (int c = 0; c < 4; ++c) {
-        x[8 * half + c] = _mm512_shuffle_f32x4(quads[c], quads[4 + c], 0x88);
-        x[8 * half + 4 + c] = _mm512_shuffle_f32x4(quads[c], quads[4 + c], 0xDD);
-      }
-    }
   }
 
   // ---- in-register transpose
