@@ -329,11 +329,12 @@ void register_decode() {
 }
 
 // ---- decode_mha: the same with multi-head attention (one kv head per query head: BLOOM, MPT, Falcon-RW,
-// Baichuan), 32 heads of 128, one row per kv head; 16384 keys are as many K/V bytes as the GQA decode's 65536.
+// Baichuan), 32 heads of 128, one row per kv head; 16384 keys are as many K/V bytes as the GQA decode's 65536,
+// 512 keys a short conversation whose cache stays in L2/L3 (where the arithmetic, not the stream, sets the time).
 void register_decode_mha() {
   for (const Variant& variant : kernel_variants(true)) {
     for (KvType kv_type : kKvTypes) {
-      for (std::int64_t kv_len : {4096, 16384}) {
+      for (std::int64_t kv_len : {512, 4096, 16384}) {
         for (int threads : thread_counts()) {
           add_decode("decode_mha/" + variant.name + "/type:" + kv_type_name(kv_type) + "/q:1/kv:" +
                          std::to_string(kv_len) + "/heads:32/kv_heads:32/dim:128/threads:" + std::to_string(threads),

@@ -448,6 +448,37 @@ ALIBI_ISA_TEST(NonPositiveSlopesNeverSkip) {
   }
 }
 
+// Note [decode across threads] in kernels/plan.hpp: a decode with fewer pieces of work than threads spreads
+// its kv heads over more units, down to one head per unit. Its rows must keep their bits for every thread
+// count and match the reference: multi-head and GQA decodes, below and past 2 x 2048 keys (split-K),
+// windows, with and without skipping.
+ALIBI_ISA_TEST(DecodesSpreadOverThreadsKeepTheirBits) {
+  const AllCallsUseThreads threads_even_for_small_calls;
+  struct Shape {
+    std::int64_t q_len, kv_len;
+    int heads, kv_heads, head_dim;
+    std::int64_t window;
+  };
+  const Shape shapes[] = {{1, 600, 12, 12, 17, 0},
+                          {2, 1100, 12, 4, 16, 0},
+                          {1, 300, 5, 5, 80, 50},
+                          {4, 4500, 10, 5, 8, 0},
+                          {1, 65, 3, 3, 1, 0}};
+  std::mt19937 rng(2412);
+  for (const Shape& s : shapes) {
+    for (float tolerance : {0.0f, alibi::AttentionOptions{}.skip_tolerance}) {
+      Case c = make_case(1, s.q_len, s.kv_len, s.heads, s.kv_heads, s.head_dim);
+      c.options.window = s.window;
+      c.options.skip_tolerance = tolerance;
+      c.fill(rng);
+      c.options.num_threads = s.kv_heads;  // a unit per kv head
+      const Comparison result = check<Isa>(c);
+      EXPECT_MATCHES_REFERENCE(result, c);
+      ASSERT_NO_FATAL_FAILURE(expect_bitwise_equal_across_threads(c, {2, 3, s.kv_heads, 16}, run<Isa>));
+    }
+  }
+}
+
 ALIBI_ISA_TEST(ThreadCountDoesNotChangeABit) {
   const AllCallsUseThreads threads_even_for_small_calls;
   std::mt19937 rng(19);
@@ -1213,6 +1244,7 @@ ALIBI_ISA_TEST(ErrorMessagesShowTheOffendingValues) {
   X(SkippedMassStaysWithinTolerance)                      \
   X(LargeNormsStayExactWithSkipping)                      \
   X(NonPositiveSlopesNeverSkip)                           \
+  X(DecodesSpreadOverThreadsKeepTheirBits)                \
   X(ThreadCountDoesNotChangeABit)                         \
   X(NarrowerVectorsGiveTheSameBits)                       \
   X(NonFiniteKeyOrValueReachesOnlyRowsThatSeeIt)          \

@@ -44,6 +44,7 @@ struct PreparedProblem {
   std::unique_ptr<KeyNormBounds<Isa>> bounds;
   detail::Buffer<float> partial;  // split-K: the chunks' states of every unit
   double cost = 0.0;              // estimated FLOPs, for ordering the work of several problems
+  std::int64_t sequences = 1;     // of the call the problem is one of (Plan::team_threads)
 
   std::int64_t pieces() const { return trivial ? 0 : plan.pieces(); }
   std::int64_t merge_units() const { return trivial || !plan.split ? 0 : plan.base_units; }
@@ -67,7 +68,7 @@ void prepare_problem(PreparedProblem<Isa>& prep) {
   for (int h = 0; h < pr.num_heads; ++h) some_slope_decays = some_slope_decays || pr.slopes[h] > 0.0f;
   if (pr.skip_tolerance > 0.0f && some_slope_decays)
     prep.bounds = std::make_unique<KeyNormBounds<Isa>>(pr, static_cast<const KV*>(pr.k));
-  prep.plan = Plan<Isa>::make(pr, static_cast<int>(sizeof(KV)));
+  prep.plan = Plan<Isa>::make(pr, static_cast<int>(sizeof(KV)), prep.sequences);
   const Plan<Isa>& plan = prep.plan;
   prep.cost = plan.flops;
   if (plan.split) prep.partial.assign(static_cast<std::size_t>(plan.pieces() * plan.partial_floats_per_piece()), 0.0f);

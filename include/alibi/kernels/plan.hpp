@@ -6,9 +6,10 @@
 // of all of them is one contiguous run of memory, so a block then reads whole pages instead of one head's
 // slice of each (a slice per 4 KiB page would miss the TLB on every key). Keys are reduced in chunks at
 // multiples of kKvChunk merged in key order (kernels/partials.hpp); split-K makes each chunk of a unit its
-// own piece of work. Every decision
+// own piece of work. Every decision that shapes a row's arithmetic (blocks, chunks, the order of merges)
 // depends on the shape alone, never on num_threads or on skipping, so the arithmetic is the same for every
-// thread count and skipping never changes a row it may not skip.
+// thread count and skipping never changes a row it may not skip; the thread count only chooses which kv
+// heads share a unit (Note [decode across threads]).
 #include "alibi/detail/config.hpp"
 // Per-target header: no #pragma once (Note [per-target headers] in detail/config.hpp).
 #if (ALIBI_PASS == 0 && !defined(ALIBI_KERNELS_PLAN_HPP_0)) || \
@@ -157,12 +158,12 @@ struct Plan {
   // same bits on either width (bench/RESULTS.md, 2026-12-02 tenth session: AVX-512, 1 key 11.5 -> 9.2 us,
   // 8 keys 13.0 -> 11.0 us, the widths break even near 11 keys; eleventh session: fp32, 8 kv heads of 128,
   // pages of 16, 65536 keys).
-  // kv_element_bytes: sizeof the K/V element type.
-  static bool prefers_narrower(const detail::Problem& pr, int kv_element_bytes) {
+  // kv_element_bytes: sizeof the K/V element type; sequences: of the call pr is one of (team_threads).
+  static bool prefers_narrower(const detail::Problem& pr, int kv_element_bytes, std::int64_t sequences = 1) {
     using Narrower = typename simd::Ops<Isa>::narrower;
     constexpr int narrower_width = simd::Ops<Narrower>::width;
     if (std::is_same<Narrower, Isa>::value || test_hooks::full_width_only) return false;
-    const UnitLayout layout = make_layout(pr);
+    const UnitLayout layout = make_layout(pr, team_threads(pr, sequences));
     if (!streams(layout) || !Plan<Narrower>::streams(layout)) return false;
     if (2 * pr.kv_len <= W) return true;
     const std::int64_t bytes_per_key = key_bytes(pr, layout, kv_element_bytes);
@@ -175,10 +176,10 @@ struct Plan {
   // Floats of partial state per chunk of a unit: per row, max and sum then the padded output row.
   std::int64_t partial_floats_per_piece() const { return rows_per_unit * (2 + dim_pad); }
 
-  // kv_element_bytes: sizeof the K/V element type.
-  static Plan make(const detail::Problem& pr, int kv_element_bytes) {
+  // kv_element_bytes: sizeof the K/V element type; sequences: of the call pr is one of (team_threads).
+  static Plan make(const detail::Problem& pr, int kv_element_bytes, std::int64_t sequences = 1) {
     Plan p;
-    p.layout = make_layout(pr);
+    p.layout = make_layout(pr, team_threads(pr, sequences));
     const UnitLayout& L = p.layout;
     p.rows_per_head = static_cast<int>(L.positions * L.group);
     p.stream = streams(L);
@@ -200,19 +201,23 @@ struct Plan {
     p.dim_vecs = static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W);
     p.dim_pad = static_cast<std::int64_t>(p.dim_vecs) * W;
     p.pack_stride = packed_row_stride(pr.head_dim);
-    p.base_units = pr.batch * L.head_groups * L.q_blocks;
+    p.base_units = base_units_of(pr, L);
     p.rows_per_unit = L.positions * L.group * L.heads;
     p.kv_chunk = pr.kv_len > Tuning::kKvChunk ? Tuning::kKvChunk : 0;
-    p.chunks = p.kv_chunk > 0 ? (pr.kv_len + p.kv_chunk - 1) / p.kv_chunk : 1;
-    p.split = p.base_units < Tuning::kSplitBelowUnits && p.rows_per_unit <= Tuning::kMaxSplitRows &&
-              pr.kv_len >= 2 * Tuning::kKvChunk;
+    p.chunks = chunks_of(pr);
+    p.split = splits(pr, L);
     // The output does not depend on the thread count, so tiny calls (one decode token over a short cache)
     // run on the calling thread.
-    const double kv = static_cast<double>(pr.kv_len);
-    const double visible = pr.window > 0 ? std::min(2.0 * static_cast<double>(pr.window), kv) : kv;
-    p.flops = 4.0 * static_cast<double>(pr.batch * pr.q_len * pr.num_heads) * visible * pr.head_dim;
+    p.flops = estimated_flops(pr);
     p.threads = threads_for(p.flops, pr.num_threads);
     return p;
+  }
+
+  // The threads that may share the pieces of pr: those of the call (threads_for), or one when pr is one of
+  // `sequences` sequences of a ragged batch with at least a sequence per thread.
+  static int team_threads(const detail::Problem& pr, std::int64_t sequences) {
+    const int threads = threads_for(estimated_flops(pr), pr.num_threads);
+    return sequences >= threads ? 1 : threads;
   }
 
   UnitCoords coords(const detail::Problem& pr, std::int64_t unit) const {
@@ -258,7 +263,29 @@ struct Plan {
   template <class>
   friend struct Plan;
 
-  static UnitLayout make_layout(const detail::Problem& pr) {
+  // FLOPs of the visible keys.
+  static double estimated_flops(const detail::Problem& pr) {
+    const double kv = static_cast<double>(pr.kv_len);
+    const double visible = pr.window > 0 ? std::min(2.0 * static_cast<double>(pr.window), kv) : kv;
+    return 4.0 * static_cast<double>(pr.batch * pr.q_len * pr.num_heads) * visible * pr.head_dim;
+  }
+  static std::int64_t chunks_of(const detail::Problem& pr) {
+    return pr.kv_len > Tuning::kKvChunk ? (pr.kv_len + Tuning::kKvChunk - 1) / Tuning::kKvChunk : 1;
+  }
+  static std::int64_t base_units_of(const detail::Problem& pr, const UnitLayout& L) {
+    return pr.batch * L.head_groups * L.q_blocks;
+  }
+  // Split-K (Tuning::kSplitBelowUnits).
+  static bool splits(const detail::Problem& pr, const UnitLayout& L) {
+    return base_units_of(pr, L) < Tuning::kSplitBelowUnits &&
+           L.positions * L.group * L.heads <= Tuning::kMaxSplitRows && pr.kv_len >= 2 * Tuning::kKvChunk;
+  }
+  static std::int64_t pieces_of(const detail::Problem& pr, const UnitLayout& L) {
+    return splits(pr, L) ? base_units_of(pr, L) * chunks_of(pr) : base_units_of(pr, L);
+  }
+
+  // team_threads: the threads that may share the problem's pieces.
+  static UnitLayout make_layout(const detail::Problem& pr, int team_threads) {
     constexpr int kTargetRows = Tuning::kTargetRows;
     UnitLayout L;
     L.group = pr.num_heads / pr.num_kv_heads;
@@ -268,6 +295,18 @@ struct Plan {
         static_cast<int>(std::min<std::int64_t>(pr.num_kv_heads, (kTargetRows + rows_per_head - 1) / rows_per_head));
     L.q_blocks = (pr.q_len + L.positions - 1) / L.positions;
     L.head_groups = (pr.num_kv_heads + L.heads - 1) / L.heads;
+    // Note [decode across threads]: a decode-like call puts every kv head in one unit, so below 2 kKvChunk
+    // keys (no split-K) a single sequence is one piece of work, which one thread runs however many the call
+    // has. With fewer pieces than threads the kv heads go to more units, as few as give each thread a
+    // piece (a unit's heads read each key's K/V as one run; fewer heads per unit read shorter runs, slower from
+    // memory: bench/RESULTS.md, 2026-12-05 twenty-fourth session). Which heads share a unit never changes a
+    // row's arithmetic, so every thread count still gives the same bits.
+    if (team_threads > 1 && streams(L)) {
+      for (int groups = L.head_groups + 1; pieces_of(pr, L) < team_threads && L.heads > 1; ++groups) {
+        L.heads = (pr.num_kv_heads + groups - 1) / groups;
+        L.head_groups = (pr.num_kv_heads + L.heads - 1) / L.heads;
+      }
+    }
     return L;
   }
 

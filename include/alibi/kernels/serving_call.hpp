@@ -42,6 +42,7 @@ void run_sequences(const detail::Problem* problems, const std::int64_t* which, s
   for (std::int64_t s = 0; s < count; ++s) {
     PreparedProblem<Isa>& prep = prepared[static_cast<std::size_t>(s)];
     prep.pr = problems[which[s]];
+    prep.sequences = count;
     prepare_problem<Isa, KV>(prep);
     total_cost += prep.cost;
     order[static_cast<std::size_t>(s)] = s;
@@ -81,7 +82,7 @@ void attention_seq_batch(const char* fn, const float* q, const KV* k, const KV* 
   detail::Buffer<std::int64_t> narrower(static_cast<std::size_t>(count)), full_width(static_cast<std::size_t>(count));
   std::int64_t narrower_count = 0, full_width_count = 0;
   for (std::int64_t s = 0; s < count; ++s) {
-    if (Plan<Isa>::prefers_narrower(problems[static_cast<std::size_t>(s)], static_cast<int>(sizeof(KV))))
+    if (Plan<Isa>::prefers_narrower(problems[static_cast<std::size_t>(s)], static_cast<int>(sizeof(KV)), count))
       narrower[static_cast<std::size_t>(narrower_count++)] = s;
     else
       full_width[static_cast<std::size_t>(full_width_count++)] = s;
