@@ -107,31 +107,23 @@ struct Ops<isa::avx512> {
   static constexpr int kLowRow[8] = {0, 1, 2, 3, 8, 9, 10, 11};
   template <class Rows>
   static ALIBI_ALWAYS_INLINE void load_transposed_bf16(const Rows& rows, vec (&x)[16]) {
-    __m512i z[8];
+    __m512 z[8];
 #pragma GCC unroll 8
     for (int i = 0; i < 8; ++i) {
       const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows(kLowRow[i])));
       const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows(kLowRow[i] + 4)));
-      z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+      z[i] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1));
     }
     // quads[4 g + c], block k: word c (blocks 0, 2) or 4 + c (blocks 1, 3) of the four rows held by
-    // z[4 g .. 4 g + 3] in that half (transpose_within_blocks on words).
-    __m512i quads[8];
-#pragma GCC unroll 2
-    for (int g = 0; g < 8; g += 4) {
-      const __m512i lo01 = _mm512_unpacklo_epi32(z[g], z[g + 1]), hi01 = _mm512_unpackhi_epi32(z[g], z[g + 1]);
-      const __m512i lo23 = _mm512_unpacklo_epi32(z[g + 2], z[g + 3]), hi23 = _mm512_unpackhi_epi32(z[g + 2], z[g + 3]);
-      quads[g] = _mm512_unpacklo_epi64(lo01, lo23);
-      quads[g + 1] = _mm512_unpackhi_epi64(lo01, lo23);
-      quads[g + 2] = _mm512_unpacklo_epi64(hi01, hi23);
-      quads[g + 3] = _mm512_unpackhi_epi64(hi01, hi23);
-    }
+    // z[4 g .. 4 g + 3] (the float unpacks move the words' bits unchanged).
+    __m512 quads[8];
+    transpose_within_blocks(z, quads);
     const __m512i high_half = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
 #pragma GCC unroll 4
     for (int c = 0; c < 4; ++c) {
       // Word c (then 4 + c) of rows 0-3, 4-7, 8-11, 12-15: values 2 c and 2 c + 1 (then 8 + 2 c, 9 + 2 c).
-      const __m512i words[2] = {_mm512_shuffle_i32x4(quads[c], quads[4 + c], 0x88),
-                                _mm512_shuffle_i32x4(quads[c], quads[4 + c], 0xDD)};
+      const __m512i words[2] = {_mm512_castps_si512(_mm512_shuffle_f32x4(quads[c], quads[4 + c], 0x88)),
+                                _mm512_castps_si512(_mm512_shuffle_f32x4(quads[c], quads[4 + c], 0xDD))};
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) {
         x[8 * h + 2 * c] = _mm512_castsi512_ps(_mm512_slli_epi32(words[h], 16));
