@@ -125,22 +125,23 @@ struct Plan {
       simd::Ops<Isa>::registers >= 32 ? Tuning::kStreamPvRows : Tuning::kStreamPvRows / 2;
 
   UnitLayout layout;
-  bool stream;                 // streaming decode: K/V read in place, no packing
-  bool stream_prefetch;        // streaming decode: request the next group of keys while computing one
-  bool stream_prefetch_to_l2;  // ... with K into L2 rather than L1 (V always goes to L2)
-  bool stream_key_pairs;       // ... Q.K over a group's even keys, then its odd keys, and only V requested
-  int rows_per_head;           // real rows per kv head of a full unit
-  int block_keys;              // keys per block
-  int head_rows;               // rows per kv head, padded to whole vectors (Note [rows in lanes])
-  int dim_vecs;                // vectors per head_dim row
-  std::int64_t dim_pad;        // head_dim padded to whole vectors
-  std::int64_t pack_stride;    // floats between packed K/V rows
-  std::int64_t base_units;     // units before any split of the keys
-  std::int64_t kv_chunk;       // keys per chunk; 0: one chunk (kv_len <= Tuning::kKvChunk)
-  std::int64_t chunks;         // chunks of the keys
-  bool split;                  // split-K: a piece of work per (unit, chunk), merged afterwards
-  std::int64_t rows_per_unit;  // real rows of a full unit, without lane padding
-  double flops;                // estimated, of the visible keys
+  bool stream;                    // streaming decode: K/V read in place, no packing
+  bool stream_prefetch;           // streaming decode: request the next group of keys while computing one
+  bool stream_prefetch_to_l2;     // ... with K into L2 rather than L1 (V always goes to L2)
+  bool stream_prefetch_at_jumps;  // ... only groups whose keys do not follow the last one's in memory
+  bool stream_key_pairs;          // ... Q.K over a group's even keys, then its odd keys, and only V requested
+  int rows_per_head;              // real rows per kv head of a full unit
+  int block_keys;                 // keys per block
+  int head_rows;                  // rows per kv head, padded to whole vectors (Note [rows in lanes])
+  int dim_vecs;                   // vectors per head_dim row
+  std::int64_t dim_pad;           // head_dim padded to whole vectors
+  std::int64_t pack_stride;       // floats between packed K/V rows
+  std::int64_t base_units;        // units before any split of the keys
+  std::int64_t kv_chunk;          // keys per chunk; 0: one chunk (kv_len <= Tuning::kKvChunk)
+  std::int64_t chunks;            // chunks of the keys
+  bool split;                     // split-K: a piece of work per (unit, chunk), merged afterwards
+  std::int64_t rows_per_unit;     // real rows of a full unit, without lane padding
+  double flops;                   // estimated, of the visible keys
   int threads;
 
   // Note [narrower vectors]: some calls run faster on the ISA's half-width vectors (Ops::narrower), when
@@ -192,7 +193,12 @@ struct Plan {
       prefetch_below = sixteen_bit ? Tuning::kStreamPrefetchBelowNarrow16Bit : Tuning::kStreamPrefetchBelowNarrow;
     else if (amd && sixteen_bit)
       prefetch_below = Tuning::kStreamPrefetchBelowNarrow;
-    p.stream_prefetch = p.stream && (bytes_per_key < prefetch_below || short_pages(pr));
+    // Short pages turn requests on where the contiguous cache runs without them; a group of keys that
+    // continues the last one in memory (pages allocated in order) then reads as the contiguous cache does
+    // (Note [requests at page jumps] in kernels/unit_worker.hpp).
+    const bool contiguous_requests = bytes_per_key < prefetch_below;
+    p.stream_prefetch = p.stream && (contiguous_requests || short_pages(pr));
+    p.stream_prefetch_at_jumps = p.stream_prefetch && !contiguous_requests;
     p.stream_prefetch_to_l2 = p.stream_prefetch && W * bytes_per_key > Tuning::kStreamPrefetchL1Bytes;
     const bool pairs_wanted = !test_hooks::no_key_pairs && (!amd || test_hooks::key_pairs_always);
     p.stream_key_pairs =
