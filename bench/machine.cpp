@@ -81,6 +81,13 @@ const IsaVariant* find_isa_variant(const std::string& name) {
   return nullptr;
 }
 
+const IsaVariant* widest_cpu_isa() {
+  const IsaVariant* widest = nullptr;
+  for (const IsaVariant& isa : isa_variants())
+    if (isa.cpu_supported) widest = &isa;
+  return widest;
+}
+
 double fma_peak_gflops(const IsaVariant& isa) {
   static std::map<std::string, double> measured;
   auto found = measured.find(isa.name);
@@ -117,10 +124,7 @@ double read_bandwidth_gbs(int threads) {
   auto found = measured.find(threads);
   if (found != measured.end()) return found->second;
 
-  // Widest loads the CPU runs; any width saturates DRAM, but narrow loads could limit a single core.
-  const IsaVariant* reader = nullptr;
-  for (const IsaVariant& isa : isa_variants())
-    if (isa.cpu_supported) reader = &isa;
+  const IsaVariant* reader = widest_cpu_isa();
   if (reader == nullptr) return 0.0;
 
   const std::size_t count = (std::size_t{512} << 20) / sizeof(float);  // 512 MiB: far beyond any cache

@@ -28,6 +28,10 @@ struct IsaVariant {
 const std::vector<IsaVariant>& isa_variants();
 const IsaVariant* find_isa_variant(const std::string& name);
 
+/// The widest ISA build the CPU runs (any width saturates DRAM, but narrow loads could limit a single
+/// core), or null.
+const IsaVariant* widest_cpu_isa();
+
 /// Best of a few ~40 ms runs of the register-only FMA loop, in GFLOP/s, one thread. Measured once.
 double fma_peak_gflops(const IsaVariant& isa);
 

@@ -499,9 +499,7 @@ double page_order_read_ratio(const PagedTensors& paged) {
   static std::map<std::string, double> measured;
   auto found = measured.find(paged.key);
   if (found != measured.end()) return found->second;
-  const IsaVariant* reader = nullptr;
-  for (const IsaVariant& isa : isa_variants())
-    if (isa.cpu_supported) reader = &isa;
+  const IsaVariant* reader = widest_cpu_isa();
   if (reader == nullptr || paged.num_pages == 0) return 0.0;
   const std::size_t page_bytes = paged.k.size() / static_cast<std::size_t>(paged.num_pages);
   const auto read = [&](bool table_order) {

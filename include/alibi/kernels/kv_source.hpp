@@ -77,6 +77,10 @@ class KvSource {
   }
   static ALIBI_ALWAYS_INLINE void prefetch_value_line(const char* line) { ALIBI_PREFETCH_L2(line); }
 
+  // Whether key `key` of the bound batch entry lies where a contiguous cache would put it relative to key
+  // `from`: always without a block table; with one, when the pages between them follow each other in the pool.
+  bool follows(std::int64_t from, std::int64_t key) const { return slot(b_, key) - slot(b_, from) == key - from; }
+
   // Selects the kv heads [kv_head0, kv_head0 + heads) of batch entry b for the calls below.
   void bind(std::int64_t b, int kv_head0) {
     b_ = b;

@@ -648,10 +648,8 @@ class UnitWorker {
     // prefetchers then stream the keys alone, as they do for the contiguous cache, whose decode on AMD
     // cores runs without requests (Zen 5, 2026-12-05 twenty-fifth session: fp32, 8 kv heads of 128, pages
     // of 16 in pool order, 1.12-1.14 of the contiguous time with every group requested).
-    const int last = std::min(first, jb) - 1;  // the current group's last real key (first > ja)
-    const KV* previous_row = stream_key_rows_.data()[last];
-    const std::int64_t previous_key = stream_block_j0_ + last;
-    const std::int64_t key_elements = static_cast<std::int64_t>(pr_.num_kv_heads) * pr_.head_dim;
+    // The current group's last real key (first > ja).
+    const std::int64_t previous_key = stream_block_j0_ + std::min(first, jb) - 1;
     bool jumps = !plan_.stream_prefetch_at_jumps;
     bool any = false;
     for (int l = 0; l < W; ++l) {
@@ -665,11 +663,7 @@ class UnitWorker {
                                                      : nullptr;
       if (row == nullptr) continue;
       any = true;
-      // As integers: where a contiguous cache would put the key may lie outside the pool.
-      const std::intptr_t expected =
-          reinterpret_cast<std::intptr_t>(previous_row) +
-          static_cast<std::intptr_t>((key - previous_key) * key_elements * static_cast<std::int64_t>(sizeof(KV)));
-      jumps = jumps || reinterpret_cast<std::intptr_t>(row) != expected;
+      jumps = jumps || !kv_.follows(previous_key, key);
     }
     return any && jumps;
   }
