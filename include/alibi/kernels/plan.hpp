@@ -182,7 +182,7 @@ struct Plan {
     Plan p;
     p.layout = make_layout(pr, team_threads(pr, sequences));
     const UnitLayout& L = p.layout;
-    p.rows_per_head = static_cast<int>(L.positions * L.group);
+    p.rows_per_head = static_cast<int>(rows_per_head_of(L));
     p.stream = streams(L);
     p.block_keys = Tuning::kKeyBlock;
     const std::int64_t bytes_per_key = key_bytes(pr, L, kv_element_bytes);
@@ -203,14 +203,14 @@ struct Plan {
     const bool pairs_wanted = !test_hooks::no_key_pairs && (!amd || test_hooks::key_pairs_always);
     p.stream_key_pairs =
         p.stream && W >= Tuning::kStreamPairMinLanes && 2 * bytes_per_key == Tuning::kPageBytes && pairs_wanted;
-    p.head_rows = static_cast<int>((L.positions * L.group + W - 1) / W * W);
+    p.head_rows = static_cast<int>((rows_per_head_of(L) + W - 1) / W * W);
     p.dim_vecs = static_cast<int>((static_cast<std::int64_t>(pr.head_dim) + W - 1) / W);
     p.dim_pad = static_cast<std::int64_t>(p.dim_vecs) * W;
     p.pack_stride = packed_row_stride(pr.head_dim);
     p.base_units = base_units_of(pr, L);
-    p.rows_per_unit = L.positions * L.group * L.heads;
-    p.kv_chunk = pr.kv_len > Tuning::kKvChunk ? Tuning::kKvChunk : 0;
+    p.rows_per_unit = rows_per_unit_of(L);
     p.chunks = chunks_of(pr);
+    p.kv_chunk = p.chunks > 1 ? Tuning::kKvChunk : 0;
     p.split = splits(pr, L);
     // The output does not depend on the thread count, so tiny calls (one decode token over a short cache)
     // run on the calling thread.
@@ -252,9 +252,12 @@ struct Plan {
   static bool on_amd_core() { return simd::running_cpu_vendor() == simd::CpuVendor::amd; }
   // Units stream (Note [streaming decode]) with at most kStreamMaxRows rows per kv head.
   static bool streams(const UnitLayout& L) {
-    const std::int64_t rows_per_head = L.positions * L.group;
+    const std::int64_t rows_per_head = rows_per_head_of(L);
     return can_stream && rows_per_head <= Tuning::kStreamMaxRows && rows_per_head <= W;
   }
+  // Real rows (query position x query head) per kv head, and per full unit.
+  static std::int64_t rows_per_head_of(const UnitLayout& L) { return L.positions * L.group; }
+  static std::int64_t rows_per_unit_of(const UnitLayout& L) { return rows_per_head_of(L) * L.heads; }
   // Bytes of K of one key of a unit's kv heads.
   static std::int64_t key_bytes(const detail::Problem& pr, const UnitLayout& L, int kv_element_bytes) {
     return static_cast<std::int64_t>(L.heads) * pr.head_dim * kv_element_bytes;
@@ -283,8 +286,8 @@ struct Plan {
   }
   // Split-K (Tuning::kSplitBelowUnits).
   static bool splits(const detail::Problem& pr, const UnitLayout& L) {
-    return base_units_of(pr, L) < Tuning::kSplitBelowUnits &&
-           L.positions * L.group * L.heads <= Tuning::kMaxSplitRows && pr.kv_len >= 2 * Tuning::kKvChunk;
+    return base_units_of(pr, L) < Tuning::kSplitBelowUnits && rows_per_unit_of(L) <= Tuning::kMaxSplitRows &&
+           pr.kv_len >= 2 * Tuning::kKvChunk;
   }
   static std::int64_t pieces_of(const detail::Problem& pr, const UnitLayout& L) {
     return splits(pr, L) ? base_units_of(pr, L) * chunks_of(pr) : base_units_of(pr, L);
@@ -296,7 +299,7 @@ struct Plan {
     UnitLayout L;
     L.group = pr.num_heads / pr.num_kv_heads;
     L.positions = std::max<std::int64_t>(1, std::min<std::int64_t>(pr.q_len, std::max(1, kTargetRows / L.group)));
-    const std::int64_t rows_per_head = L.positions * L.group;
+    const std::int64_t rows_per_head = rows_per_head_of(L);
     L.heads =
         static_cast<int>(std::min<std::int64_t>(pr.num_kv_heads, (kTargetRows + rows_per_head - 1) / rows_per_head));
     L.q_blocks = (pr.q_len + L.positions - 1) / L.positions;

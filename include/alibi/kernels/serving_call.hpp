@@ -79,6 +79,8 @@ void attention_seq_batch(const char* fn, const float* q, const KV* k, const KV* 
   if (count == 0) return;
   // Sequences that run faster on half-width vectors (Note [narrower vectors] in kernels/plan.hpp) go on a
   // team of their own, first; the others after them. Each sequence's bits are its own plan's either way.
+  // The choice is made before the teams exist, so it sees the batch's sequence count where each team then
+  // plans with its own (which kv heads share a unit, Note [decode across threads]: speed only).
   detail::Buffer<std::int64_t> narrower(static_cast<std::size_t>(count)), full_width(static_cast<std::size_t>(count));
   std::int64_t narrower_count = 0, full_width_count = 0;
   for (std::int64_t s = 0; s < count; ++s) {
